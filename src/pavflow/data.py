@@ -1,0 +1,132 @@
+"""Tables between stages: one schema per table, declared once, checked on read; atomic writes.
+
+Keys are explicit columns. `h` always counts the steps of a response already taken:
+state `s_h` is the prompt plus steps 1..h, so `h = 0` is the bare problem and `h = H` the finished
+response.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+
+Schema = dict[str, pl.DataType]
+
+PROBLEMS: Schema = {
+    "problem_id": pl.String, "split": pl.String, "question": pl.String,
+    "answer": pl.String, "solution": pl.String,
+}
+# n_seed sampled responses per problem from one policy.
+SAMPLES: Schema = {
+    "problem_id": pl.String, "split": pl.String, "policy": pl.String, "sample_id": pl.Int32,
+    "response": pl.String, "n_steps": pl.Int32, "correct": pl.Int8,
+    "prompt_tokens": pl.Int32, "gen_tokens": pl.Int32,
+}
+# Monte-Carlo pool: from the prefix of seed (problem_id, sample_id) with h steps, rollout policy rho
+# sampled n continuations and c of them ended correct. Terminal states (h = H) are graded, not sampled:
+# n = 1, c = correct, gen_tokens = 0.
+MC: Schema = {
+    "problem_id": pl.String, "split": pl.String, "sample_id": pl.Int32, "rollout_policy": pl.String,
+    "h": pl.Int32, "n": pl.Int32, "c": pl.Int32, "gen_tokens": pl.Int64,
+}
+# Labels under prover mu = BoK(rho), per state s_h of each seed:
+#   q_pi = V^pi(s_h) (= Q^pi(s_{h-1}, a_h) for h >= 1), from the base policy's pool;
+#   v_mu = V^mu(s_h); a_mu = A^mu(s_{h-1}, a_h) = v_mu(s_h) - v_mu(s_{h-1}), null at h = 0.
+LABELS: Schema = {
+    "problem_id": pl.String, "split": pl.String, "sample_id": pl.Int32, "h": pl.Int32,
+    "prover": pl.String, "rollout_policy": pl.String, "k": pl.Int32,
+    "q_pi": pl.Float64, "v_mu": pl.Float64, "a_mu": pl.Float64,
+}
+# Training log of any trained model (policy SFT, verifier): one row per logged step.
+TRAIN_LOG: Schema = {
+    "model": pl.String, "step": pl.Int64, "tokens_seen": pl.Int64, "loss": pl.Float64,
+    "val_metric": pl.String, "val_value": pl.Float64,
+}
+# Long-format evaluation metrics: (subject, metric) -> value, with a 95% CI where one exists.
+METRICS: Schema = {
+    "subject": pl.String, "metric": pl.String, "value": pl.Float64,
+    "ci_low": pl.Float64, "ci_high": pl.Float64, "n": pl.Int64,
+}
+# Per-problem search results: one row per (problem, method, scorer, budget).
+SEARCH: Schema = {
+    "problem_id": pl.String, "split": pl.String, "method": pl.String, "verifier": pl.String,
+    "prover": pl.String, "k": pl.Int32, "alpha": pl.Float64, "budget": pl.Int32,
+    "correct": pl.Int8, "gen_tokens": pl.Int64, "prompt_tokens": pl.Int64,
+    "verifier_tokens": pl.Int64,
+}
+# RL learning curve: one row per evaluation point.
+RL_CURVE: Schema = {
+    "arm": pl.String, "prover": pl.String, "alpha": pl.Float64, "seed": pl.Int32,
+    "update": pl.Int32, "samples_seen": pl.Int64, "train_reward": pl.Float64,
+    "test_acc_greedy": pl.Float64, "test_acc_sampled": pl.Float64,
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "problems": PROBLEMS, "samples": SAMPLES, "mc": MC, "labels": LABELS, "train_log": TRAIN_LOG,
+    "metrics": METRICS, "search": SEARCH, "rl_curve": RL_CURVE,
+}
+
+
+class TableError(ValueError):
+    """A table on disk is missing, unreadable or does not match its schema."""
+
+
+def conform(df: pl.DataFrame, schema: Schema, name: str = "table") -> pl.DataFrame:
+    """Select and cast `df` to `schema` (column order included); raise naming any missing column."""
+    missing = [c for c in schema if c not in df.columns]
+    if missing:
+        raise TableError(f"{name}: missing columns {missing}; has {df.columns}")
+    return df.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
+
+
+def write_table(df: pl.DataFrame, path: str | os.PathLike, schema: Schema) -> Path:
+    """Write `df` as Parquet atomically (temp file in the same directory, then rename)."""
+    path = Path(path)
+    df = conform(df, schema, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.write_parquet(tmp, statistics=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_table(path: str | os.PathLike, schema: Schema) -> pl.DataFrame:
+    """Read a Parquet table and check it against `schema`; errors name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise TableError(f"{path}: table does not exist")
+    try:
+        df = pl.read_parquet(path)
+    except Exception as e:  # polars raises several types for corrupt files
+        raise TableError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from e
+    for col, dtype in schema.items():
+        if col not in df.columns:
+            raise TableError(f"{path}: missing column {col!r}; has {df.columns}")
+        if df.schema[col] != dtype:
+            raise TableError(f"{path}: column {col!r} has type {df.schema[col]}, expected {dtype}")
+    return df.select(list(schema))
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a temp directory beside `path`; on success it replaces `path` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

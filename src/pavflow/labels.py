@@ -1,0 +1,54 @@
+"""Process labels from Monte-Carlo pools: the one home of the Best-of-K value estimator.
+
+A prover mu = BoK(rho) succeeds from a state if any of K independent rho-continuations does, so
+V^mu(s) = 1 - (1 - V^rho(s))^K. From a pool of n rho-rollouts with c correct, the unbiased estimate
+(the pass@k estimator) is 1 - C(n-c, K) / C(n, K) for K <= n; for K > n we fall back to plug-in.
+One rollout pool therefore serves every K: a K sweep never resamples.
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from pavflow.data import LABELS
+
+
+def bok_value(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
+    """Estimate V^{BoK(rho)} from n rollouts with c correct (elementwise)."""
+    if k < 1:
+        raise ValueError(f"prover K must be >= 1, got {k}")
+    n, c = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
+    if (n < 1).any() or (c < 0).any() or (c > n).any():
+        raise ValueError("MC counts need n >= 1 and 0 <= c <= n")
+    plug_in = 1.0 - (1.0 - c / n) ** k
+    # C(n-c, K) / C(n, K) = prod_{i<K} (n-c-i) / (n-i); zero as soon as n-c-i hits 0
+    all_fail = np.ones(n.shape, dtype=np.float64)
+    for i in range(min(k, int(n.max(initial=0)))):
+        all_fail *= np.clip(n - c - i, 0, None) / np.maximum(n - i, 1)
+    return np.where(k <= n, 1.0 - all_fail, plug_in)
+
+
+def prover_name(policy: str, k: int) -> str:
+    return f"{policy}_k{k}"
+
+
+def make_labels(pi_pool: pl.DataFrame, rho_pool: pl.DataFrame, *, rollout_policy: str,
+                k: int) -> pl.DataFrame:
+    """LABELS rows for prover BoK(rho) on every state of every seed.
+
+    `pi_pool` and `rho_pool` are MC tables on the same seeds' prefixes, from the base policy pi and the
+    prover's rollout policy rho (the same table when rho = pi).
+    """
+    key = ["problem_id", "split", "sample_id", "h"]
+    pi = pi_pool.select(*key, q_pi=pl.col("c") / pl.col("n"))
+    rho = rho_pool.select(*key, "n", "c")
+    df = pi.join(rho, on=key, how="full", coalesce=True)
+    if df["q_pi"].null_count() or df["n"].null_count():
+        raise ValueError(f"MC pools of pi and {rollout_policy} cover different states; "
+                         "both must be collected on the same seeds' prefixes")
+    df = df.with_columns(v_mu=pl.Series(bok_value(df["n"].to_numpy(), df["c"].to_numpy(), k)))
+    df = df.sort(key).with_columns(
+        a_mu=pl.when(pl.col("h") > 0).then(
+            pl.col("v_mu") - pl.col("v_mu").shift(1).over(["problem_id", "sample_id"])))
+    return df.with_columns(prover=pl.lit(prover_name(rollout_policy, k)),
+                           rollout_policy=pl.lit(rollout_policy), k=pl.lit(k)).select(list(LABELS))

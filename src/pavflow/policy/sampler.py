@@ -1,0 +1,155 @@
+"""The one generation engine of pavflow: batched KV-cache sampling with per-row stopping, prefix fan-out
+and exact token accounting. Every stage that samples goes through `Sampler.sample`.
+
+A call takes P prompts and n continuations per prompt. Prompts are sorted by length and packed into
+batches of at most `batch_size` rows; each batch encodes its distinct prompts once (left padding,
+position ids from the attention mask) and fans the cache out to the n rows that continue them.
+Rows stop on EOS, on the task's step separator (if asked) or at `max_new_tokens`; finished rows are
+dropped from the cache so they stop costing compute.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+
+
+@dataclass
+class Completion:
+    tokens: list[int]  # generated ids, including the stop token (EOS or the separator token)
+    text: str  # decoded generated text, EOS excluded
+    finish: str  # "eos" | "step" | "length"
+
+    @property
+    def gen_tokens(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass
+class Samples:
+    completions: list[list[Completion]]  # [prompt][copy]
+    prompt_tokens: list[int] = field(default_factory=list)  # tokens encoded per prompt (all batches)
+
+    @property
+    def gen_tokens(self) -> int:
+        return sum(c.gen_tokens for cs in self.completions for c in cs)
+
+
+class Sampler:
+    def __init__(self, model, tokenizer, *, batch_size: int = 256, step_sep: str = "\n",
+                 compact_fraction: float = 0.25):
+        self.model, self.tok, self.batch_size = model, tokenizer, batch_size
+        self.device = next(model.parameters()).device
+        self.compact_fraction = compact_fraction
+        eos = {tokenizer.eos_token_id}
+        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        eos |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}
+        self.eos_ids = torch.tensor(sorted(i for i in eos if i is not None), device=self.device)
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        is_step = [step_sep in tokenizer.convert_tokens_to_string([t]) for t in vocab]
+        self.step_mask = torch.tensor(is_step, device=self.device)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0].item()
+
+    def encode(self, prompts: list[str]) -> list[list[int]]:
+        return [self.tok(p).input_ids for p in prompts]
+
+    @torch.no_grad()
+    def sample(self, prompts: list[str], n: int = 1, *, seed: int, temperature: float = 1.0,
+               top_p: float = 1.0, max_new_tokens: int = 64, stop_at_step: bool = False) -> Samples:
+        """n continuations of each prompt. temperature 0 is greedy. Deterministic given all arguments."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        ids = self.encode(prompts)
+        out: list[list[Completion | None]] = [[None] * n for _ in prompts]
+        prompt_tokens = [0] * len(prompts)
+        # work items (prompt, first copy, copies), longest prompts first, packed into row batches
+        items = []
+        for i in sorted(range(len(prompts)), key=lambda i: (-len(ids[i]), i)):
+            for start in range(0, n, self.batch_size):
+                items.append((i, start, min(n - start, self.batch_size)))
+        batch, rows = [], 0
+        for item in items + [None]:
+            if item is None or rows + item[2] > self.batch_size:
+                if batch:
+                    for (i, start, m), comps in zip(batch, self._run(
+                            [ids[i] for i, _, _ in batch], [m for _, _, m in batch], gen,
+                            temperature, top_p, max_new_tokens, stop_at_step)):
+                        out[i][start:start + m] = comps
+                        prompt_tokens[i] += len(ids[i])
+                batch, rows = [], 0
+            if item is not None:
+                batch.append(item)
+                rows += item[2]
+        return Samples(out, prompt_tokens)
+
+    def _run(self, prompt_ids: list[list[int]], copies: list[int], gen: torch.Generator,
+             temperature: float, top_p: float, max_new_tokens: int, stop_at_step: bool):
+        dev, U = self.device, len(prompt_ids)
+        L = max(len(p) for p in prompt_ids)
+        input_ids = torch.full((U, L), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((U, L), dtype=torch.long)
+        for u, p in enumerate(prompt_ids):
+            input_ids[u, L - len(p):] = torch.tensor(p)
+            mask[u, L - len(p):] = 1
+        input_ids, mask = input_ids.to(dev), mask.to(dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos,
+                            past_key_values=cache, use_cache=True).logits[:, -1]  # (U, V)
+        # fan out: row r continues prompt fan[r]
+        fan = torch.repeat_interleave(torch.arange(U, device=dev), torch.tensor(copies, device=dev))
+        if len(fan) != U or (fan != torch.arange(U, device=dev)).any():
+            cache.batch_select_indices(fan)
+        logits, mask, next_pos = logits[fan], mask[fan], pos[fan, -1] + 1  # (R, V), (R, L), (R,)
+        R = len(fan)
+        row_ids = torch.arange(R, device=dev)  # original row of each live row
+        tokens = torch.zeros((R, max_new_tokens), dtype=torch.long, device=dev)
+        lengths = torch.zeros(R, dtype=torch.long, device=dev)
+        finish = [""] * R
+        live = torch.ones(R, dtype=torch.bool, device=dev)  # among current rows
+        for t in range(max_new_tokens):
+            nxt = self._pick(logits.float(), gen, temperature, top_p)  # (r,)
+            alive_rows = row_ids[live]
+            tokens[alive_rows, t] = nxt[live]
+            lengths[alive_rows] += 1
+            is_eos = torch.isin(nxt, self.eos_ids)
+            stop = is_eos | (self.step_mask[nxt] if stop_at_step else torch.zeros_like(is_eos))
+            stop &= live
+            for r in torch.nonzero(stop).flatten().tolist():
+                finish[row_ids[r]] = "eos" if is_eos[r] else "step"
+            live &= ~stop
+            if not live.any() or t == max_new_tokens - 1:
+                break
+            if (~live).float().mean() >= self.compact_fraction:
+                keep = torch.nonzero(live).flatten()
+                cache.batch_select_indices(keep)
+                row_ids, live, nxt, mask, next_pos = row_ids[keep], live[keep], nxt[keep], mask[keep], next_pos[keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            logits = self.model(input_ids=nxt[:, None], attention_mask=mask,
+                                position_ids=next_pos[:, None], past_key_values=cache,
+                                use_cache=True).logits[:, -1]
+            next_pos = next_pos + 1
+        tokens, lengths = tokens.tolist(), lengths.tolist()
+        eos = set(self.eos_ids.tolist())
+        comps, r = [], 0
+        for m in copies:
+            group = []
+            for _ in range(m):
+                toks = tokens[r][:lengths[r]]
+                text_ids = toks[:-1] if toks and toks[-1] in eos else toks
+                group.append(Completion(toks, self.tok.decode(text_ids), finish[r] or "length"))
+                r += 1
+            comps.append(group)
+        return comps
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, gen: torch.Generator, temperature: float, top_p: float):
+        if temperature == 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / temperature, dim=-1)  # (r, V)
+        if top_p < 1.0:
+            sorted_p, order = probs.sort(dim=-1, descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest set with mass >= top_p
+            sorted_p[drop] = 0
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        return torch.multinomial(probs, 1, generator=gen).squeeze(-1)

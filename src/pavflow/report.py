@@ -1,0 +1,613 @@
+"""Report: aggregate stage tables into curves, figures (PNG + SVG) and summary.md.
+
+Every function takes DataFrames (schemas in pavflow.data) and an output directory; none reads config.
+Accuracies are fractions in tables and percentages in figures and markdown. CIs are 95% percentile
+bootstraps over problems. A missing or empty table makes a figure function write nothing (returns [])
+and makes its summary section say "not run".
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib
+import numpy as np
+import polars as pl
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pavflow.data import Schema
+from pavflow.stats import bootstrap_ci, mean_ci, pass_at_k
+
+CURVE_KEYS = ["method", "verifier", "prover", "k", "alpha", "budget"]
+# One row per search configuration and budget, aggregated over problems.
+CURVES: Schema = {
+    "method": pl.String, "verifier": pl.String, "prover": pl.String, "k": pl.Int32,
+    "alpha": pl.Float64, "budget": pl.Int32, "acc": pl.Float64, "ci_low": pl.Float64,
+    "ci_high": pl.Float64, "gen_tokens": pl.Float64, "verifier_tokens": pl.Float64,
+    "n_problems": pl.Int64,
+}
+# Per-problem success rate of a policy's sampled responses.
+RATES: Schema = {
+    "policy": pl.String, "split": pl.String, "problem_id": pl.String,
+    "n_samples": pl.Int64, "n_correct": pl.Int64, "success_rate": pl.Float64,
+}
+# Histogram of per-problem success rates: 10 bins [0, .1), ..., [.9, 1.0], then exactly 0 and exactly 1.
+HISTOGRAM: Schema = {
+    "policy": pl.String, "split": pl.String, "bin": pl.String, "lo": pl.Float64, "hi": pl.Float64,
+    "count": pl.Int64,
+}
+N_BINS = 10
+_STYLE = {
+    "figure.figsize": (6.4, 4.2), "figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight",
+    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8,
+    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+    "lines.linewidth": 1.6, "lines.markersize": 4, "svg.hashsalt": "pavflow",
+}
+_LINESTYLE = {"pass": "--", "majority": ":"}  # oracle and voting baselines drawn apart from verifiers
+
+
+# ----------------------------------------------------------------------------- tables
+
+def _missing(df: pl.DataFrame | None) -> bool:
+    return df is None or df.height == 0
+
+
+def _eval_split(df: pl.DataFrame) -> pl.DataFrame:
+    """Keep the test split when the table has one; otherwise keep everything."""
+    return df.filter(pl.col("split") == "test") if (df["split"] == "test").any() else df
+
+
+def search_curves(search: pl.DataFrame | None, split: str | None = None, n_boot: int = 2000,
+                  seed: int = 0) -> pl.DataFrame:
+    """SEARCH table -> CURVES: accuracy with bootstrap CI, mean tokens per problem, per configuration.
+
+    `split` filters the table first; without it the table must hold a single split.
+    """
+    if _missing(search):
+        return pl.DataFrame(schema=CURVES)
+    if split is not None:
+        search = search.filter(pl.col("split") == split)
+    elif search["split"].n_unique() > 1:
+        raise ValueError(f"search table mixes splits {sorted(search['split'].unique())}; pass split=")
+    f64 = lambda c: pl.col(c).cast(pl.Float64).mean()  # noqa: E731
+    per_problem = (search.group_by(CURVE_KEYS + ["problem_id"])
+                   .agg(f64("correct"), f64("gen_tokens"), f64("verifier_tokens"))
+                   .sort("problem_id"))
+    curves = (per_problem.group_by(CURVE_KEYS, maintain_order=True)
+              .agg(pl.col("correct"), f64("gen_tokens"), f64("verifier_tokens"),
+                   pl.len().cast(pl.Int64).alias("n_problems")))
+    cis = [bootstrap_ci(np.asarray(c), n_boot=n_boot, seed=seed) for c in curves["correct"]]
+    return (curves.with_columns(acc=pl.col("correct").list.mean(),
+                                ci_low=pl.Series([c[0] for c in cis], dtype=pl.Float64),
+                                ci_high=pl.Series([c[1] for c in cis], dtype=pl.Float64))
+            .select([pl.col(c).cast(t) for c, t in CURVES.items()])
+            .sort(CURVE_KEYS))
+
+
+def curve_labels(curves: pl.DataFrame) -> pl.DataFrame:
+    """Add `label` = method/verifier/prover, plus k= or α= only where they vary within that triple."""
+    c = curves.with_columns(pl.col(["method", "verifier", "prover"]).fill_null(""))
+    trip = ["method", "verifier", "prover"]
+    vary = {tuple(r[:3]): (r[3] > 1, r[4] > 1) for r in
+            c.group_by(trip).agg(pl.col("k").n_unique(), pl.col("alpha").n_unique()).iter_rows()}
+    labels = []
+    for m, v, p, k, a in c.select(trip + ["k", "alpha"]).iter_rows():
+        s = "/".join(x for x in (m, v, p) if x)
+        vk, va = vary[(m, v, p)]
+        s += f" k={k}" if vk else ""
+        s += f" α={_num(a)}" if va else ""
+        labels.append(s)
+    return c.with_columns(label=pl.Series(labels, dtype=pl.String))
+
+
+def success_rates(pool: pl.DataFrame | None) -> pl.DataFrame:
+    """SAMPLES table -> RATES: per (policy, split, problem) number of samples, correct, success rate."""
+    if _missing(pool):
+        return pl.DataFrame(schema=RATES)
+    return (pool.group_by(["policy", "split", "problem_id"])
+            .agg(pl.len().cast(pl.Int64).alias("n_samples"),
+                 pl.col("correct").cast(pl.Int64).sum().alias("n_correct"))
+            .with_columns(success_rate=pl.col("n_correct") / pl.col("n_samples"))
+            .select(list(RATES)).sort(["policy", "split", "problem_id"]))
+
+
+def success_histogram(rates: pl.DataFrame) -> pl.DataFrame:
+    """RATES -> HISTOGRAM per (policy, split): counts in [i/10, (i+1)/10) (last bin closed), then
+    'never solved' (= 0) and 'always solved' (= 1), which are also inside the first / last bin."""
+    if _missing(rates):
+        return pl.DataFrame(schema=HISTOGRAM)
+    rows = []
+    for (policy, split), g in rates.group_by(["policy", "split"], maintain_order=True):
+        n, c = g["n_samples"].to_numpy(), g["n_correct"].to_numpy()
+        idx = np.minimum(N_BINS * c // n, N_BINS - 1)  # integer arithmetic: exact bin edges
+        counts = np.bincount(idx, minlength=N_BINS)
+        for i in range(N_BINS):
+            lo, hi = i / N_BINS, (i + 1) / N_BINS
+            name = f"[{lo:.1f}, {hi:.1f}" + ("]" if i == N_BINS - 1 else ")")
+            rows.append((policy, split, name, lo, hi, int(counts[i])))
+        rows.append((policy, split, "= 0 (never solved)", 0.0, 0.0, int((c == 0).sum())))
+        rows.append((policy, split, "= 1 (always solved)", 1.0, 1.0, int((c == n).sum())))
+    return pl.DataFrame(rows, schema=HISTOGRAM, orient="row")
+
+
+def rl_final(rl: pl.DataFrame | None) -> pl.DataFrame:
+    """RL_CURVE -> one row per (arm, seed): the last evaluation (largest update)."""
+    if _missing(rl):
+        return pl.DataFrame(schema={"arm": pl.String, "seed": pl.Int32})
+    return (rl.sort(["arm", "seed", "update"]).group_by(["arm", "seed"], maintain_order=True).last()
+            .sort(["arm", "seed"]))
+
+
+def parse_prover(prover: str) -> tuple[str, int | None]:
+    """'base_k4' -> ('base', 4): prover BoK(policy). Names without a _k<K> suffix -> (name, None)."""
+    m = re.fullmatch(r"(.*)_k(\d+)", prover)
+    return (m[1], int(m[2])) if m else (prover, None)
+
+
+# ----------------------------------------------------------------------------- figures
+
+def _figure(nrows: int = 1, ncols: int = 1) -> tuple[Figure, np.ndarray]:
+    w, h = _STYLE["figure.figsize"]
+    fig = Figure(figsize=(w * (1 + 0.75 * (ncols - 1)), h * (1 + 0.8 * (nrows - 1))),
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+
+
+def _save(fig: Figure, out_dir: str | os.PathLike, name: str) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
+    fig.savefig(paths[0])
+    fig.savefig(paths[1], metadata={"Date": None})  # reproducible SVG
+    return paths
+
+
+def _colors(labels: Iterable[str]) -> dict[str, tuple]:
+    labels = sorted(set(labels))
+    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {lab: cmap(i % cmap.N) for i, lab in enumerate(labels)}
+
+
+def _curve_plot(curves: pl.DataFrame | None, x: str, xlabel: str, title: str,
+                out_dir: str | os.PathLike, name: str) -> list[Path]:
+    if _missing(curves):
+        return []
+    c = curve_labels(curves)
+    lines = c.group_by("label").agg(pl.len()).filter(pl.col("len") > 1)["label"]
+    if lines.len():  # single-budget configurations (e.g. prover sweeps) are not curves
+        c = c.filter(pl.col("label").is_in(lines.implode()))
+    colors = _colors(c["label"])
+    with matplotlib.rc_context(_STYLE):
+        fig, (ax,) = _figure()
+        for label, color in colors.items():
+            g = c.filter(pl.col("label") == label).sort(x)
+            xs, method = g[x].to_numpy(), g["method"][0]
+            ax.plot(xs, 100 * g["acc"].to_numpy(), marker="o", color=color,
+                    ls=_LINESTYLE.get(method, "-"), label=label)
+            ax.fill_between(xs, 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy(),
+                            color=color, alpha=0.15, lw=0)
+        ax.set_xscale("log", base=2)
+        ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=title)
+        fig.legend(loc="outside right upper", title="method/verifier/prover\n(band: 95% CI)",
+                   title_fontsize=8)
+        return _save(fig, out_dir, name)
+
+
+def plot_accuracy_vs_tokens(curves: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
+    """Accuracy vs mean generated tokens per problem (log2), one line per configuration, CI band.
+    Configurations run at a single budget are left out when any has several."""
+    return _curve_plot(curves, "gen_tokens", "mean generated tokens per problem (log2 scale)",
+                       "Accuracy vs test-time compute", out_dir, "acc_vs_tokens")
+
+
+def plot_accuracy_vs_budget(curves: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
+    """Accuracy vs search budget N (log2), one line per configuration, CI band (as above)."""
+    return _curve_plot(curves, "budget", "budget N (responses or beams per problem, log2 scale)",
+                       "Accuracy vs search budget", out_dir, "acc_vs_budget")
+
+
+def _prover_rows(curves: pl.DataFrame, budget: int, method: str = "beam") -> pl.DataFrame:
+    """Search rows with a prover at `budget`, with parsed `policy` and `K` (k column, else from name)."""
+    c = curve_labels(curves).filter((pl.col("method") == method) & (pl.col("budget") == budget)
+                                    & (pl.col("prover") != ""))
+    parsed = [parse_prover(p) for p in c["prover"]]
+    c = c.with_columns(policy=pl.Series([p for p, _ in parsed], dtype=pl.String),
+                       K=pl.coalesce(pl.col("k").cast(pl.Int64),
+                                     pl.Series([k for _, k in parsed], dtype=pl.Int64)))
+    return c.filter(pl.col("K").is_not_null())
+
+
+def _base_policy(rows: pl.DataFrame) -> str:
+    """The policy with the most provers (ties: alphabetical)."""
+    counts = rows.group_by("policy").agg(pl.col("K").n_unique()).sort(["K", "policy"],
+                                                                        descending=[True, False])
+    return counts["policy"][0]
+
+
+def plot_prover_k(curves: pl.DataFrame | None, budget: int, out_dir: str | os.PathLike, *,
+                  base_policy: str | None = None, method: str = "beam") -> list[Path]:
+    """Beam-search accuracy vs prover K at a fixed budget, 95% CI error bars.
+
+    Provers BoK(base_policy) form one line per (verifier, alpha); provers over other policies are
+    separate markers. `base_policy` defaults to the policy with the most provers.
+    """
+    if _missing(curves):
+        return []
+    rows = _prover_rows(curves, budget, method)
+    if rows.height == 0:
+        return []
+    base_policy = base_policy or _base_policy(rows)
+    multi_alpha = rows.group_by("verifier", "prover").agg(pl.col("alpha").n_unique())["alpha"].max() > 1
+    series = [f"{v}, prover BoK({base_policy})" if pol == base_policy else f"{v}, prover {p}"
+              for v, p, pol in rows.select("verifier", "prover", "policy").iter_rows()]
+    if multi_alpha:
+        series = [f"{s} α={_num(a)}" for s, a in zip(series, rows["alpha"])]
+    rows = rows.with_columns(series=pl.Series(series, dtype=pl.String))
+    colors = _colors(rows["series"])
+    markers, offsets = iter("sD^vP*Xh" * 4), iter(range(1, 100))
+    with matplotlib.rc_context(_STYLE):
+        fig, (ax,) = _figure()
+        for series, color in colors.items():
+            g = rows.filter(pl.col("series") == series).sort("K")
+            acc = 100 * g["acc"].to_numpy()
+            yerr = np.vstack([acc - 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy() - acc])
+            is_base = g["policy"][0] == base_policy
+            shift = 1.0 if is_base else 2 ** (0.08 * next(offsets))  # keep markers off the line
+            ax.errorbar(g["K"].to_numpy() * shift, acc, yerr=yerr, color=color, capsize=3, label=series,
+                        marker="o" if is_base else next(markers), ms=5 if is_base else 8,
+                        ls="-" if is_base else "none")
+        ks = sorted(rows["K"].unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set(xlabel="prover K (prover = best-of-K of a policy, log2 scale)",
+               ylabel="test accuracy (%)", title=f"Beam search accuracy vs prover K at N={budget}")
+        ax.legend(loc="best", title="verifier, prover (bars: 95% CI)", title_fontsize=8)
+        return _save(fig, out_dir, f"prover_k_N{budget}")
+
+
+def plot_rl_curves(rl: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
+    """Test accuracy (sampled | greedy) vs training samples seen; line = mean over seeds, band = min..max."""
+    if _missing(rl):
+        return []
+    metrics = {"test_acc_sampled": "sampled (temperature > 0)", "test_acc_greedy": "greedy"}
+    agg = (rl.group_by(["arm", "update"])
+           .agg(pl.col("samples_seen").mean(), pl.col("seed").n_unique().alias("n_seeds"),
+                *[e for m in metrics for e in (pl.col(m).mean().alias(f"{m}_mean"),
+                                               pl.col(m).min().alias(f"{m}_min"),
+                                               pl.col(m).max().alias(f"{m}_max"))])
+           .sort(["arm", "update"]))
+    colors = _colors(agg["arm"])
+    with matplotlib.rc_context(_STYLE):
+        fig, axes = _figure(1, 2)
+        for ax, (m, desc) in zip(axes, metrics.items()):
+            for arm, color in colors.items():
+                g = agg.filter((pl.col("arm") == arm) & pl.col(f"{m}_mean").is_not_null())
+                if g.height == 0:
+                    continue
+                xs = g["samples_seen"].to_numpy()
+                ax.plot(xs, 100 * g[f"{m}_mean"].to_numpy(), color=color, marker="o",
+                        label=f"{arm} ({g['n_seeds'].max()} seeds)")
+                ax.fill_between(xs, 100 * g[f"{m}_min"].to_numpy(), 100 * g[f"{m}_max"].to_numpy(),
+                                color=color, alpha=0.15, lw=0)
+            ax.set(xlabel="training samples seen (responses)", ylabel="test accuracy (%)",
+                   title=f"Test accuracy, {desc}")
+            if ax.lines:
+                ax.legend(loc="best", title="arm (band: min..max over seeds)", title_fontsize=8)
+        fig.suptitle("Online RL: mean over seeds")
+        return _save(fig, out_dir, "rl_curves")
+
+
+def plot_success_histogram(pool: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
+    """Histogram of per-problem success rates of sampled responses (test split if present);
+    hatched overlays count problems never (= 0) and always (= 1) solved."""
+    if _missing(pool):
+        return []
+    pool = _eval_split(pool)
+    rates = success_rates(pool)
+    hist = success_histogram(rates)
+    groups = hist.select("policy", "split").unique(maintain_order=True).rows()
+    colors = _colors(p for p, _ in groups)
+    width = 0.1 / len(groups)
+    with matplotlib.rc_context(_STYLE):
+        fig, (ax,) = _figure()
+        for j, (policy, split) in enumerate(groups):
+            g = hist.filter((pl.col("policy") == policy) & (pl.col("split") == split))
+            bins, exact = g.head(N_BINS), g.tail(2)["count"].to_list()
+            x = bins["lo"].to_numpy() + width * (j + 0.5)
+            r = rates.filter((pl.col("policy") == policy) & (pl.col("split") == split))
+            spp = _range_str(r["n_samples"])
+            ax.bar(x, bins["count"].to_numpy(), width=width * 0.95, color=colors[policy],
+                   label=f"{policy} ({split}, {r.height} problems, {spp} samples each)")
+            ax.bar([x[0], x[-1]], exact, width=width * 0.95, fill=False, hatch="///",
+                   edgecolor="k", lw=0.6, label="exactly 0 / exactly 1" if j == 0 else None)
+            for xi, n in zip((x[0], x[-1]), exact):
+                ax.annotate(f"{n}", (xi, n), ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(np.linspace(0, 1, N_BINS + 1))
+        ax.set_xlim(-0.02, 1.02)
+        ax.set(xlabel="per-problem success rate (fraction of sampled responses correct)",
+               ylabel="problems (count)", title="Per-problem success rate of sampled responses")
+        ax.legend(loc="best")
+        return _save(fig, out_dir, "success_histogram")
+
+
+def plot_train_logs(train_log: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
+    """Training loss vs step, one panel per model; validation metric (if logged) on a right axis."""
+    if _missing(train_log):
+        return []
+    models = train_log["model"].unique(maintain_order=True).to_list()
+    ncols = min(3, len(models))
+    nrows = math.ceil(len(models) / ncols)
+    with matplotlib.rc_context(_STYLE):
+        fig, axes = _figure(nrows, ncols)
+        for ax, model in zip(axes, models):
+            g = train_log.filter(pl.col("model") == model).sort("step")
+            loss = g.filter(pl.col("loss").is_not_null())
+            ax.plot(loss["step"].to_numpy(), loss["loss"].to_numpy(), color="C0", label="train loss")
+            ax.set(xlabel="optimizer step", ylabel="training loss", title=model)
+            val = g.filter(pl.col("val_value").is_not_null())
+            handles = ax.get_lines()
+            if val.height:
+                metric = val["val_metric"][0] or "validation metric"
+                ax2 = ax.twinx()
+                handles += ax2.plot(val["step"].to_numpy(), val["val_value"].to_numpy(), color="C1",
+                                    marker="o", ls="--", label=f"val {metric}")
+                ax2.set_ylabel(f"validation {metric}")
+                ax2.spines["right"].set_visible(True)
+                ax2.grid(False)
+            ax.legend(handles=handles, loc="best")
+        for ax in axes[len(models):]:
+            ax.set_visible(False)
+        fig.suptitle("Training logs")
+        return _save(fig, out_dir, "train_logs")
+
+
+# ----------------------------------------------------------------------------- summary
+
+def _ok(x) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x))
+
+
+def _num(x, digits: int = 3) -> str:
+    return f"{x:.{digits}g}" if _ok(x) else "–"
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.1f}" if _ok(x) else "–"
+
+
+def _acc_ci(acc, lo, hi) -> str:
+    return f"{_pct(acc)} [{_pct(lo)}, {_pct(hi)}]" if _ok(acc) else "–"
+
+
+def _tok(x) -> str:
+    return f"{x:,.0f}" if _ok(x) else "–"
+
+
+def _range_str(s: pl.Series) -> str:
+    lo, hi = s.min(), s.max()
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return out + ["| " + " | ".join(str(x) for x in r) + " |" for r in rows] + [""]
+
+
+NOT_RUN = ["_not run_", ""]
+
+
+def _pool_sections(pool: pl.DataFrame | None, head: dict) -> list[str]:
+    md = ["## Base policy (sampled responses)", ""]
+    if _missing(pool):
+        return md + NOT_RUN + ["## Per-problem success rate", ""] + NOT_RUN
+    pool = _eval_split(pool)
+    rates = success_rates(pool)
+    n_max = int(rates.group_by("policy").agg(pl.col("n_samples").min())["n_samples"].max())
+    ns = sorted({2 ** i for i in range(1, n_max.bit_length())} | ({n_max} if n_max > 1 else set()))
+    rows = []
+    for (policy, split), r in rates.group_by(["policy", "split"], maintain_order=True):
+        n, c = r["n_samples"].to_numpy(), r["n_correct"].to_numpy()
+        acc, lo, hi = mean_ci(r["success_rate"].to_numpy())
+        key = f"pool/{policy}"
+        head |= {f"{key}/acc": acc, f"{key}/acc_ci_low": lo, f"{key}/acc_ci_high": hi,
+                 f"{key}/n_problems": r.height}
+        cells = []
+        for N in ns:
+            if N <= n.min():
+                p = float(pass_at_k(n, c, N).mean())
+                head[f"{key}/pass@{N}"] = p
+                cells.append(_pct(p))
+            else:
+                cells.append("–")
+        rows.append([policy, split, r.height, _range_str(r["n_samples"]), _acc_ci(acc, lo, hi), *cells])
+    md += _table(["policy", "split", "problems", "samples/problem", "accuracy % [95% CI]",
+                  *[f"pass@{N} %" for N in ns]], rows)
+    md += ["pass@N: unbiased estimator from the pool, mean over problems.", ""]
+
+    md += ["## Per-problem success rate", ""]
+    hist = success_histogram(rates)
+    groups = hist.select("policy", "split").unique(maintain_order=True).rows()
+    cols = {g: hist.filter((pl.col("policy") == g[0]) & (pl.col("split") == g[1])) for g in groups}
+    rows = []
+    for i, name in enumerate(hist["bin"][: N_BINS + 2]):
+        row = [name]
+        for g, h in cols.items():
+            cnt, tot = h["count"][i], h["count"][:N_BINS].sum()
+            row.append(f"{cnt} ({100 * cnt / tot:.1f}%)")
+        rows.append(row)
+    for (policy, _), h in cols.items():
+        head |= {f"pool/{policy}/never_solved": int(h["count"][N_BINS]),
+                 f"pool/{policy}/always_solved": int(h["count"][N_BINS + 1])}
+    md += _table(["success rate", *[f"{p} ({s}) problems" for p, s in groups]], rows)
+    md += ["Bins are [lo, hi); the last is closed. '= 0' and '= 1' are also counted in the first "
+           "and last bins.", ""]
+    return md
+
+
+def _headline_section(curves: pl.DataFrame | None, prover: str, head: dict) -> list[str]:
+    md = [f"## Best-of-N (ORM) vs beam search (PAV, prover={prover})", ""]
+    if _missing(curves):
+        return md + NOT_RUN
+    c = curve_labels(curves)
+    bon = c.filter((pl.col("method") == "bon") & (pl.col("verifier") == "orm"))
+    beam = c.filter((pl.col("method") == "beam") & (pl.col("prover") == prover))
+    if bon.height + beam.height == 0:
+        return md + NOT_RUN
+    sel = pl.concat([bon, beam])
+    labels = sel["label"].unique(maintain_order=True).to_list()
+    cell = {(r["label"], r["budget"]): r for r in sel.iter_rows(named=True)}
+    budgets = sorted(sel["budget"].unique())
+    rows = []
+    for N in budgets:
+        row = [N]
+        for lab in labels:
+            r = cell.get((lab, N))
+            row += [_acc_ci(r["acc"], r["ci_low"], r["ci_high"]), _tok(r["gen_tokens"])] if r else ["–", "–"]
+            if r:
+                head |= {f"search/{lab}/acc@{N}": r["acc"], f"search/{lab}/acc_ci_low@{N}": r["ci_low"],
+                         f"search/{lab}/acc_ci_high@{N}": r["ci_high"],
+                         f"search/{lab}/gen_tokens@{N}": r["gen_tokens"]}
+        rows.append(row)
+    md += _table(["N", *[h for lab in labels for h in (f"{lab} acc % [95% CI]", f"{lab} gen tokens")]],
+                 rows)
+    if sel["n_problems"].n_unique() > 1:
+        md += [f"**Warning:** cells cover different numbers of problems "
+               f"({_range_str(sel['n_problems'])}).", ""]
+    # Headline comparisons against best-of-N with the ORM at its largest budget.
+    for b_lab in bon["label"].unique(maintain_order=True):
+        b = bon.filter(pl.col("label") == b_lab).sort("budget")[-1].row(0, named=True)
+        for p_lab in beam["label"].unique(maintain_order=True):
+            p = beam.filter(pl.col("label") == p_lab)
+            same = p.filter(pl.col("budget") == b["budget"])
+            if same.height:
+                gain = same["acc"][0] - b["acc"]
+                head[f"search/{p_lab}/acc_gain_vs_{b_lab}@{b['budget']}"] = gain
+                md.append(f"- At N={b['budget']}: {p_lab} − {b_lab} = {100 * gain:+.1f} points.")
+            reach = p.filter(pl.col("acc") >= b["acc"]).sort("gen_tokens")
+            if reach.height:
+                ratio = b["gen_tokens"] / reach["gen_tokens"][0]
+                head[f"search/{p_lab}/compute_efficiency_vs_{b_lab}"] = ratio
+                md.append(f"- {p_lab} reaches {b_lab}'s N={b['budget']} accuracy ({_pct(b['acc'])}%) "
+                          f"with {_tok(reach['gen_tokens'][0])} mean generated tokens vs "
+                          f"{_tok(b['gen_tokens'])}: {ratio:.2f}× compute efficiency.")
+            else:
+                md.append(f"- {p_lab} does not reach {b_lab}'s N={b['budget']} accuracy "
+                          f"({_pct(b['acc'])}%) at any budget run.")
+    md += ["", "Tokens are mean generated (policy) tokens per problem; verifier tokens not included.", ""]
+    return md
+
+
+def _prover_k_section(curves: pl.DataFrame | None, budget: int, base_policy: str,
+                      head: dict) -> list[str]:
+    md = [f"## Beam search accuracy vs prover K (N={budget})", ""]
+    rows = None if _missing(curves) else _prover_rows(curves, budget)
+    if _missing(rows):
+        return md + NOT_RUN
+    rows = rows.sort([pl.col("policy") != base_policy, "policy", "K", "verifier", "alpha"])
+    out = []
+    for r in rows.iter_rows(named=True):
+        head[f"prover_k/{r['label']}/acc@{budget}"] = r["acc"]
+        out.append([r["prover"], r["policy"], r["K"], r["verifier"], _num(r["alpha"]),
+                    _acc_ci(r["acc"], r["ci_low"], r["ci_high"]), _tok(r["gen_tokens"]),
+                    r["n_problems"]])
+    return md + _table(["prover", "policy", "K", "verifier", "α", "accuracy % [95% CI]",
+                        "gen tokens", "problems"], out)
+
+
+def _rl_section(rl: pl.DataFrame | None, head: dict) -> list[str]:
+    md = ["## Online RL: final test accuracy", ""]
+    if _missing(rl):
+        return md + NOT_RUN
+    final = rl_final(rl)
+    rows = []
+    for (arm,), g in final.group_by("arm", maintain_order=True):
+        row = [arm, ", ".join(sorted({p or "–" for p in g["prover"]})),
+               ", ".join(sorted({_num(a) for a in g["alpha"]})), g.height, _range_str(g["samples_seen"])]
+        for m in ("test_acc_sampled", "test_acc_greedy"):
+            vals = g.select("seed", m).drop_nulls()
+            mean = vals[m].mean() if vals.height else None
+            head[f"rl/{arm}/final_{m.removeprefix('test_')}"] = mean
+            row += [_pct(mean), ", ".join(f"{s}: {_pct(v)}" for s, v in vals.iter_rows()) or "–"]
+        rows.append(row)
+    return md + _table(["arm", "prover", "α", "seeds", "samples seen", "sampled acc % (mean)",
+                        "per seed", "greedy acc % (mean)", "per seed"], rows)
+
+
+def _metrics_section(metrics: pl.DataFrame | None, head: dict) -> list[str]:
+    md = ["## Verifier quality", ""]
+    if _missing(metrics):
+        return md + NOT_RUN
+    subjects = metrics["subject"].unique(maintain_order=True).to_list()
+    names = metrics["metric"].unique(maintain_order=True).to_list()
+    cell = {}
+    for r in metrics.iter_rows(named=True):
+        cell.setdefault((r["subject"], r["metric"]), r)  # first row wins on duplicates
+    rows = []
+    for s in subjects:
+        row = [s]
+        for m in names:
+            r = cell.get((s, m))
+            if r is None or not _ok(r["value"]):
+                row.append("–")
+                continue
+            head[f"verifier/{s}/{m}"] = r["value"]
+            ci = f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if _ok(r["ci_low"]) and _ok(r["ci_high"]) else ""
+            row.append(f"{r['value']:.3f}{ci}")
+        rows.append(row)
+    return md + _table(["subject", *names], rows)
+
+
+def _figures_section(out_dir: Path, figures: Iterable[str | os.PathLike] | None) -> list[str]:
+    md = ["## Figures", ""]
+    paths = [Path(p) for p in figures] if figures is not None else sorted(out_dir.glob("*.png"))
+    stems = list(dict.fromkeys(p.with_suffix("") for p in paths))
+    if not stems:
+        return md + ["_none_", ""]
+    for s in stems:
+        rel = os.path.relpath(s, out_dir)
+        svg = f" ([svg]({rel}.svg))" if Path(f"{s}.svg").exists() else ""
+        md.append(f"- [{Path(rel).name}]({rel}.png){svg}")
+    return md + [""]
+
+
+def write_summary(out_dir: str | os.PathLike, *, experiment: str, pool: pl.DataFrame | None = None,
+                  curves: pl.DataFrame | None = None, rl: pl.DataFrame | None = None,
+                  verifier_metrics: pl.DataFrame | None = None, headline_prover: str = "",
+                  k_budget: int = 0, figures: Iterable[str | os.PathLike] | None = None) -> dict:
+    """Write out_dir/summary.md; return the headline numbers as a flat dict (keys like
+    'pool/base/acc', 'search/beam/pqv+pav/base_k4/acc@64', 'rl/<arm>/final_acc_sampled').
+
+    `figures` defaults to the PNGs already in out_dir. Absent or empty tables give "not run".
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head: dict = {"experiment": experiment}
+    base_policy = parse_prover(headline_prover)[0] if headline_prover else "base"
+    md = [f"# {experiment}", "",
+          "Accuracies are % of test problems; 95% CIs are percentile bootstraps over problems.", ""]
+    md += _pool_sections(pool, head)
+    md += _headline_section(curves, headline_prover, head)
+    md += _prover_k_section(curves, k_budget, base_policy, head)
+    md += _rl_section(rl, head)
+    md += _metrics_section(verifier_metrics, head)
+    md += _figures_section(out_dir, figures)
+    _write_text(out_dir / "summary.md", "\n".join(md))
+    return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in head.items()}
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

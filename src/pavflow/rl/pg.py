@@ -1,0 +1,259 @@
+"""Online RL of the policy: on-policy policy gradient with a leave-one-out baseline (RLOO).
+
+For each update, G responses are sampled for each of P train problems. Every token of step h of a
+response gets the advantage
+
+    outcome arm:  A_tok = r - mean(r of the other G-1 samples)              (estimates Q^pi - V^pi)
+    pav arm:      A_tok = r - mean(r of the others) + alpha * a_mu[h-1]     (effective reward)
+
+where a_mu[h-1] = v_mu[h] - v_mu[h-1] is the progress of step h under the prover, as predicted by a
+PAV (`step_score_fn`). The loss is -sum(A_tok * log pi(tok)) / (generated tokens of the batch).
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pavflow.policy.sampler import Sampler
+from pavflow.tasks.base import Problem, Task
+
+# score_fn(prompts, steps) -> (v_mu per state h = 0..H of each response, verifier tokens spent)
+StepScoreFn = Callable[[list[str], list[list[str]]], tuple[list[np.ndarray], list[int]]]
+
+
+# -----------------------------------------------------------------------------
+# advantages
+
+def loo_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """rewards (P, G) -> (P, G): each reward minus the mean of the other G-1 samples of its problem."""
+    if rewards.dim() != 2 or rewards.shape[1] < 2:
+        raise ValueError(f"loo_advantages: need rewards of shape (P, G) with G >= 2, got {tuple(rewards.shape)}")
+    G = rewards.shape[1]
+    others = (rewards.sum(dim=1, keepdim=True) - rewards) / (G - 1)  # (P, G)
+    return rewards - others
+
+
+def step_of_token(tokens: list[int], step_mask, n_steps: int | None = None) -> list[int]:
+    """1-based step index of each generated token. A step ends at (and includes) its separator token
+    (`step_mask[token]` True); tokens after the last separator form the last step. If `n_steps` (the
+    number of steps the task's splitter found in the decoded text) is given, indices are capped at it,
+    so e.g. an EOS right after a final separator belongs to the last step instead of a phantom one."""
+    out, h = [], 1
+    for t in tokens:
+        out.append(h)
+        h += bool(step_mask[t])
+    if n_steps is not None:
+        out = [min(s, max(n_steps, 1)) for s in out]
+    return out
+
+
+def token_advantages(outcome_adv: float, step_of_token: list[int], step_rewards: list[float] | None,
+                     alpha: float) -> list[float]:
+    """Advantage of each generated token: outcome_adv (+ alpha * step_rewards[h-1] for a token of step h)."""
+    if step_rewards is None:
+        return [float(outcome_adv)] * len(step_of_token)
+    H = len(step_rewards)
+    for h in step_of_token:
+        if not 1 <= h <= H:
+            raise ValueError(f"token_advantages: token of step {h}, but only {H} step rewards")
+    return [float(outcome_adv) + alpha * float(step_rewards[h - 1]) for h in step_of_token]
+
+
+# -----------------------------------------------------------------------------
+# log-probs and loss
+
+def sequence_logprobs(model, prompt_ids: list[list[int]], gen_ids: list[list[int]], pad_id: int) -> list[torch.Tensor]:
+    """log pi(token) of each generated token of each sequence (with grad): a list of (len(gen),) tensors.
+    One forward pass over prompt + generation, right padded, with attention mask and position ids."""
+    if len(prompt_ids) != len(gen_ids):
+        raise ValueError(f"sequence_logprobs: {len(prompt_ids)} prompts but {len(gen_ids)} generations")
+    if any(len(p) == 0 for p in prompt_ids):
+        raise ValueError("sequence_logprobs: empty prompt (nothing to condition the first token on)")
+    dev = next(model.parameters()).device
+    B = len(prompt_ids)
+    L = max(len(p) + len(g) for p, g in zip(prompt_ids, gen_ids))
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    mask = torch.zeros((B, L), dtype=torch.long)
+    for b, (p, g) in enumerate(zip(prompt_ids, gen_ids)):
+        ids[b, :len(p) + len(g)] = torch.tensor(p + g, dtype=torch.long)
+        mask[b, :len(p) + len(g)] = 1
+    ids, mask = ids.to(dev), mask.to(dev)
+    pos = torch.arange(L, device=dev).expand(B, L)  # right padding: real tokens sit at 0..n-1
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits  # (B, L, V)
+    out = []
+    for b, (p, g) in enumerate(zip(prompt_ids, gen_ids)):
+        lp = logits[b, len(p) - 1:len(p) + len(g) - 1].float().log_softmax(-1)  # (g, V): predicts gen
+        out.append(lp.gather(-1, ids[b, len(p):len(p) + len(g), None]).squeeze(-1))  # (g,)
+    return out
+
+
+def pg_loss(logprobs: list[torch.Tensor], advantages: list[list[float]]) -> torch.Tensor:
+    """-sum over all generated tokens of adv * log pi, divided by the number of generated tokens."""
+    n_tok = sum(len(a) for a in advantages)
+    return _pg_sum(logprobs, advantages) / max(n_tok, 1)
+
+
+def _pg_sum(logprobs: list[torch.Tensor], advantages: list[list[float]]) -> torch.Tensor:
+    total = None
+    for lp, adv in zip(logprobs, advantages, strict=True):
+        if lp.shape != (len(adv),):
+            raise ValueError(f"pg_loss: {tuple(lp.shape)} log-probs but {len(adv)} advantages")
+        term = -(torch.tensor(adv, dtype=lp.dtype, device=lp.device) * lp).sum()
+        total = term if total is None else total + term
+    return total if total is not None else torch.zeros(())
+
+
+def policy_step(model, opt, prompt_ids: list[list[int]], gen_ids: list[list[int]],
+                advantages: list[list[float]], pad_id: int, grad_clip: float, micro_batch: int) -> float:
+    """One optimiser step on pg_loss over the whole batch, accumulated over micro-batches of sequences
+    (the sum of the micro-batch losses equals pg_loss of the batch). Returns the loss."""
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    n_tok = max(sum(len(a) for a in advantages), 1)
+    loss_total = 0.0
+    for i in range(0, len(gen_ids), micro_batch):
+        sl = slice(i, i + micro_batch)
+        lps = sequence_logprobs(model, prompt_ids[sl], gen_ids[sl], pad_id)
+        loss = _pg_sum(lps, advantages[sl]) / n_tok
+        loss.backward()
+        loss_total += loss.item()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss_total
+
+
+# -----------------------------------------------------------------------------
+# training loop
+
+@dataclass
+class RLConfig:
+    updates: int = 100
+    problems_per_update: int = 16
+    samples_per_problem: int = 8  # G, >= 2 for the leave-one-out baseline
+    lr: float = 1e-4
+    alpha: float = 1.0  # weight of the PAV's progress in the effective reward (pav arm)
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    eval_every: int = 10
+    eval_samples: int = 4  # sampled (T=1) test responses per problem; 0 skips sampled accuracy
+    grad_clip: float = 1.0  # 0 disables clipping
+    seed: int = 0
+    micro_batch: int = 64  # sequences per forward/backward pass of the update (memory, not math)
+
+    def __post_init__(self):
+        bad = [f"{k}={v!r}" for k, v, ok in [
+            ("updates", self.updates, self.updates >= 0),
+            ("problems_per_update", self.problems_per_update, self.problems_per_update >= 1),
+            ("samples_per_problem", self.samples_per_problem, self.samples_per_problem >= 2),
+            ("lr", self.lr, self.lr > 0),
+            ("max_new_tokens", self.max_new_tokens, self.max_new_tokens >= 1),
+            ("temperature", self.temperature, self.temperature > 0),
+            ("eval_every", self.eval_every, self.eval_every >= 1),
+            ("eval_samples", self.eval_samples, self.eval_samples >= 0),
+            ("grad_clip", self.grad_clip, self.grad_clip >= 0),
+            ("micro_batch", self.micro_batch, self.micro_batch >= 1)] if not ok]
+        if bad:
+            raise ValueError(f"RLConfig: bad values {', '.join(bad)} (samples_per_problem >= 2, "
+                             f"temperature > 0, eval_every >= 1, ...)")
+
+
+def derive_seed(seed: int, kind: str, update: int) -> int:
+    """A sampler seed for (run seed, purpose, update index), stable across processes."""
+    return random.Random(f"pavflow-rl-{seed}-{kind}-{update}").getrandbits(62)
+
+
+def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfig) -> tuple[float, float]:
+    """(greedy accuracy, mean sampled accuracy at T=1 over eval_samples samples) on `problems`.
+    The same sampler seed at every evaluation point: common random numbers along the curve."""
+    sampler.model.eval()
+    prompts = [task.prompt(p.question) for p in problems]
+    greedy = sampler.sample(prompts, 1, seed=derive_seed(cfg.seed, "eval-greedy", 0), temperature=0.0,
+                            max_new_tokens=cfg.max_new_tokens)
+    acc_greedy = float(np.mean([task.grade(cs[0].text, p.answer)
+                                for cs, p in zip(greedy.completions, problems)]))
+    acc_sampled = math.nan
+    if cfg.eval_samples > 0:
+        samp = sampler.sample(prompts, cfg.eval_samples, seed=derive_seed(cfg.seed, "eval-sampled", 0),
+                              temperature=1.0, max_new_tokens=cfg.max_new_tokens)
+        acc_sampled = float(np.mean([task.grade(c.text, p.answer)
+                                     for cs, p in zip(samp.completions, problems) for c in cs]))
+    return acc_greedy, acc_sampled
+
+
+def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problems: list[Problem],
+             cfg: RLConfig, *, step_score_fn: StepScoreFn | None = None,
+             on_eval: Callable[[dict], None] | None = None) -> list[dict]:
+    """Policy gradient with LOO baseline; outcome arm, or pav arm (dense progress) if `step_score_fn`.
+    Returns one row per evaluation (update 0, every eval_every updates, and the last update):
+    update, samples_seen, train_reward, test_acc_greedy, test_acc_sampled (+ cumulative gen_tokens
+    and verifier_tokens spent by training)."""
+    if cfg.problems_per_update > len(train_problems):
+        raise ValueError(f"train_rl: problems_per_update={cfg.problems_per_update} > "
+                         f"{len(train_problems)} train problems")
+    if not test_problems:
+        raise ValueError("train_rl: no test problems to evaluate on")
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    sampler = Sampler(model, tok, step_sep=task.step_sep)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    P, G = cfg.problems_per_update, cfg.samples_per_problem
+    is_sep = sampler.step_mask.tolist()
+    rows: list[dict] = []
+    gen_tokens = verifier_tokens = 0
+
+    def log_eval(update: int, train_reward: float):
+        acc_greedy, acc_sampled = evaluate(sampler, task, test_problems, cfg)
+        row = {"update": update, "samples_seen": update * P * G, "train_reward": train_reward,
+               "test_acc_greedy": acc_greedy, "test_acc_sampled": acc_sampled,
+               "gen_tokens": gen_tokens, "verifier_tokens": verifier_tokens}
+        rows.append(row)
+        if on_eval is not None:
+            on_eval(row)
+
+    log_eval(0, math.nan)
+    for update in range(1, cfg.updates + 1):
+        # sample G responses for each of P problems with the current policy
+        problems = rng.sample(train_problems, P)
+        prompts = [task.prompt(p.question) for p in problems]
+        model.eval()
+        samples = sampler.sample(prompts, G, seed=derive_seed(cfg.seed, "train", update),
+                                 temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
+        comps = [c for cs in samples.completions for c in cs]  # P*G, problem-major
+        gen_tokens += samples.gen_tokens
+        rewards = torch.tensor([[task.grade(c.text, p.answer) for c in cs]
+                                for cs, p in zip(samples.completions, problems)], dtype=torch.float32)  # (P, G)
+        outcome_adv = loo_advantages(rewards).flatten().tolist()  # (P*G,)
+
+        # dense progress a_mu from the PAV: a_mu[h-1] = v_mu[h] - v_mu[h-1], h = 1..H
+        steps = [task.split_steps(c.text) for c in comps]
+        a_mu: list[list[float] | None] = [None] * len(comps)
+        if step_score_fn is not None:
+            v_mu, cost = step_score_fn([pr for pr in prompts for _ in range(G)], steps)
+            verifier_tokens += int(sum(cost))
+            for i, (v, st) in enumerate(zip(v_mu, steps, strict=True)):
+                v = np.asarray(v, dtype=np.float64)
+                if v.shape != (len(st) + 1,):
+                    raise ValueError(f"train_rl: step_score_fn returned {v.shape[0]} values for a "
+                                     f"response of {len(st)} steps; expected H + 1 = {len(st) + 1}")
+                a_mu[i] = np.diff(v).tolist() if st else None
+
+        advantages = [token_advantages(outcome_adv[i], step_of_token(c.tokens, is_sep, len(steps[i])),
+                                       a_mu[i], cfg.alpha) for i, c in enumerate(comps)]
+        prompt_ids = sampler.encode(prompts)
+        policy_step(model, opt, [prompt_ids[i // G] for i in range(len(comps))], [c.tokens for c in comps],
+                    advantages, sampler.pad_id, cfg.grad_clip, cfg.micro_batch)
+
+        if update % cfg.eval_every == 0 or update == cfg.updates:
+            log_eval(update, rewards.mean().item())
+    model.eval()
+    return rows
+
+
+__all__ = ["RLConfig", "StepScoreFn", "derive_seed", "evaluate", "loo_advantages", "pg_loss",
+           "policy_step", "sequence_logprobs", "step_of_token", "token_advantages", "train_rl"]

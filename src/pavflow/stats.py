@@ -1,0 +1,49 @@
+"""Uncertainty over problems: percentile bootstrap of a mean, and the unbiased pass@k estimator."""
+from __future__ import annotations
+
+import numpy as np
+
+_MAX_DRAWS = 1 << 22  # resampled values held in memory at once (~32 MB of int64 indices)
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of `values` (one value per problem).
+
+    Deterministic given `seed`. Empty input gives (nan, nan); a single value gives (v, v).
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    n = x.size
+    if n == 0:
+        return float("nan"), float("nan")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _MAX_DRAWS // n)
+    means = np.concatenate([
+        x[rng.integers(0, n, size=(min(chunk, n_boot - i), n))].mean(axis=1)
+        for i in range(0, n_boot, chunk)
+    ])
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def mean_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0,
+            level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, ci_low, ci_high) of `values`, CI from `bootstrap_ci`."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    mean = float(x.mean()) if x.size else float("nan")
+    return (mean, *bootstrap_ci(x, n_boot=n_boot, seed=seed, level=level))
+
+
+def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
+    """Unbiased per-problem pass@k = 1 - C(n-c, k) / C(n, k) from c correct out of n samples (k <= n)."""
+    n = np.asarray(n, dtype=np.int64)
+    c = np.asarray(c, dtype=np.int64)
+    if np.any(n < k):
+        raise ValueError(f"pass@{k} needs at least {k} samples per problem; min is {n.min()}")
+    # C(n-c, k) / C(n, k) = prod_{i=0}^{k-1} (n-c-i) / (n-i), clipped at 0 once n-c-i <= 0.
+    i = np.arange(k)
+    ratio = np.clip((n - c)[:, None] - i, 0, None) / (n[:, None] - i)
+    return 1.0 - ratio.prod(axis=1)

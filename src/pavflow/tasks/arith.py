@@ -1,0 +1,110 @@
+"""`arith`: operations applied left to right, every intermediate result mod `modulus`.
+
+    Q:72*5-3
+    72*5=60
+    60-3=57
+    A:57
+
+One step per operation, then the answer step. Problems are a pure function of (seed, split, index);
+splits are disjoint by construction (a question is assigned to the split its hash picks) so that SFT
+examples can be drawn freshly from `train` without ever meeting a val/test question.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+
+from pavflow.tasks.base import Problem, Task
+
+SPLITS = ("train", "val", "test")
+ANSWER_RE = re.compile(r"A:(\d+)")
+
+
+@dataclass(frozen=True)
+class ArithSpec:
+    min_operands: int = 3
+    max_operands: int = 6
+    modulus: int = 100
+    add_max: int = 9  # + and - operands are 1..add_max
+    mul_min: int = 2
+    mul_max: int = 5  # * operands are mul_min..mul_max
+    ops: str = "+-*"
+
+    def __post_init__(self):
+        if not 2 <= self.min_operands <= self.max_operands:
+            raise ValueError(f"arith: need 2 <= min_operands <= max_operands, got "
+                             f"{self.min_operands}, {self.max_operands}")
+        if self.modulus < 2 or self.add_max < 1 or not 1 <= self.mul_min <= self.mul_max:
+            raise ValueError(f"arith: bad operand ranges {self}")
+        if not self.ops or set(self.ops) - set("+-*"):
+            raise ValueError(f"arith: ops must be a non-empty subset of '+-*', got {self.ops!r}")
+
+
+def apply(a: int, op: str, b: int, modulus: int) -> int:
+    return (a + b if op == "+" else a - b if op == "-" else a * b) % modulus
+
+
+def solve(question: str, modulus: int) -> tuple[list[str], int]:
+    """Reference steps (without the answer step) and the answer of a question like '72*5-3'."""
+    tokens = re.findall(r"\d+|[+\-*]", question)
+    acc, steps = int(tokens[0]), []
+    for op, b in zip(tokens[1::2], tokens[2::2]):
+        nxt = apply(acc, op, int(b), modulus)
+        steps.append(f"{acc}{op}{b}={nxt}")
+        acc = nxt
+    return steps, acc
+
+
+def split_of(question: str) -> str:
+    """Hash-assigned split: 80% train, 10% val, 10% test, independent of any seed."""
+    r = int.from_bytes(hashlib.sha256(question.encode()).digest()[:4], "little") % 10
+    return "train" if r < 8 else "val" if r == 8 else "test"
+
+
+class Arith(Task):
+    def __init__(self, spec: ArithSpec, sizes: dict[str, int], seed: int):
+        self.spec, self.sizes, self.seed = spec, sizes, seed
+
+    def prompt(self, question: str) -> str:
+        return f"Q:{question}\n"
+
+    def random_question(self, rng: random.Random) -> str:
+        s = self.spec
+        n = rng.randint(s.min_operands, s.max_operands)
+        q = str(rng.randint(0, s.modulus - 1))
+        for _ in range(n - 1):
+            op = rng.choice(s.ops)
+            b = rng.randint(1, s.add_max) if op in "+-" else rng.randint(s.mul_min, s.mul_max)
+            q += f"{op}{b}"
+        return q
+
+    def solution(self, question: str) -> tuple[str, str]:
+        steps, answer = solve(question, self.spec.modulus)
+        return "".join(s + self.step_sep for s in steps) + f"A:{answer}", str(answer)
+
+    def sample_train(self, rng: random.Random) -> tuple[str, str]:
+        """A fresh (prompt, solution) pair from the train split, for SFT."""
+        while True:
+            q = self.random_question(rng)
+            if split_of(q) == "train":
+                return self.prompt(q), self.solution(q)[0]
+
+    def problems(self, split: str) -> list[Problem]:
+        if split not in SPLITS:
+            raise ValueError(f"arith: unknown split {split!r}; expected one of {SPLITS}")
+        rng = random.Random(f"arith-{self.seed}-{split}")
+        seen, out = set(), []
+        while len(out) < self.sizes[split]:
+            q = self.random_question(rng)
+            if q in seen or split_of(q) != split:
+                continue
+            seen.add(q)
+            sol, ans = self.solution(q)
+            out.append(Problem(f"{split}-{len(out):05d}", split, q, ans, sol))
+        return out
+
+    def grade(self, response: str, answer: str) -> int:
+        m = ANSWER_RE.fullmatch(response.split(self.step_sep)[-1])
+        return int(m is not None and m.group(1) == answer)

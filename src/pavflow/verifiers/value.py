@@ -1,0 +1,243 @@
+"""Value verifiers (orm, pqv, pav): one mechanism, different targets.
+
+A value model is the policy's transformer with a fresh scalar head on every token
+(`*ForTokenClassification`, num_labels=1). Its logit at the last token of state s_h is read as
+logit v(s_h), so one forward pass over prompt + a_1..a_H scores every state h = 0..H:
+
+    ids:        Q : 1 + 2 \\n 1 + 2 = 3 \\n A : 3
+    boundaries:           ^h=0         ^h=1     ^h=2
+
+Training is BCE-with-logits at the boundaries that carry a target (soft targets allowed):
+orm has one target (outcome, at h = H), pqv has Q^pi at every h, pav has V^mu at every h; the
+progress A^mu of a step is then the difference of consecutive values (metrics.advantages).
+"""
+from __future__ import annotations
+
+import math
+import os
+from bisect import bisect_right
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+from pavflow.policy.model import check_model_dir, resolve_device
+
+
+# -----------------------------------------------------------------------------
+# model: build from a policy, save, load
+
+def value_model_from_policy(policy_dir: str | os.PathLike, seed: int):
+    """Policy backbone + new scalar head (initialised from `seed`), no dropout, float32, train mode."""
+    path = check_model_dir(policy_dir)
+    try:
+        cfg = AutoConfig.from_pretrained(path, num_labels=1)
+        cfg.classifier_dropout, cfg.hidden_dropout, cfg.attention_dropout = 0.0, 0.0, 0.0
+        torch.manual_seed(seed)  # the only random part is the new head
+        model = AutoModelForTokenClassification.from_pretrained(path, config=cfg, dtype=torch.float32)
+    except Exception as e:
+        raise RuntimeError(f"{path}: could not build a value model from this policy "
+                           f"({type(e).__name__}: {e})") from e
+    return model.train()
+
+
+def save_value_model(model, tok, path: str | os.PathLike) -> None:
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+
+
+def load_value_model(path: str | os.PathLike, device: str = "cpu"):
+    """(model, tokenizer) from a directory written by `save_value_model`, in eval mode on `device`."""
+    path = check_model_dir(path)
+    cfg = AutoConfig.from_pretrained(path)
+    archs = getattr(cfg, "architectures", None) or []
+    if not any(a.endswith("ForTokenClassification") for a in archs) or cfg.num_labels != 1:
+        raise ValueError(f"{path} is not a saved value model: expected a *ForTokenClassification "
+                         f"with num_labels=1, found architectures={archs}, num_labels={cfg.num_labels}")
+    tok = AutoTokenizer.from_pretrained(path)
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(path, dtype=torch.float32)
+    except Exception as e:
+        raise RuntimeError(f"{path}: could not load the value model ({type(e).__name__}: {e})") from e
+    return model.to(resolve_device(device)).eval(), tok
+
+
+# -----------------------------------------------------------------------------
+# states -> tokens
+
+def encode_states(tok, prompt: str, steps: list[str]) -> tuple[list[int], list[int]]:
+    """Token ids of prompt + all steps, and for h = 0..H the index of the last token of s_h.
+
+    The text is tokenised once. If a state's end falls inside a token (BPE merging across a step
+    boundary), its boundary is the last token that ends at or before it (token 0 if none does).
+    """
+    ends, pos = [len(prompt)], len(prompt)
+    for a in steps:
+        pos += len(a)
+        ends.append(pos)
+    text = prompt + "".join(steps)
+    if tok.is_fast:
+        enc = tok(text, return_offsets_mapping=True)
+        ids = enc.input_ids
+        tok_ends = [e for _, e in enc.offset_mapping]
+        # special tokens (BOS) have offsets (0, 0); keep ends non-decreasing for the bisection
+        for i in range(1, len(tok_ends)):
+            tok_ends[i] = max(tok_ends[i], tok_ends[i - 1])
+        boundaries = [max(bisect_right(tok_ends, e) - 1, 0) for e in ends]
+    else:  # slow tokenizer: the boundary is the last token s_h's own tokenisation shares with the text
+        ids = tok(text).input_ids
+        boundaries = []
+        for e in ends:
+            p = tok(text[:e]).input_ids
+            n = next((i for i, (x, y) in enumerate(zip(p, ids)) if x != y), min(len(p), len(ids)))
+            boundaries.append(max(n - 1, 0))
+    if not ids:
+        raise ValueError(f"encode_states: empty token sequence for prompt {prompt!r}")
+    return ids, boundaries
+
+
+def _pad_right(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    L = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), L), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        mask[i, :len(s)] = 1
+    return ids.to(device), mask.to(device)  # (B, L), (B, L)
+
+
+def _pad_id(tok) -> int:
+    for i in (tok.pad_token_id, tok.eos_token_id):
+        if i is not None:
+            return i
+    return 0
+
+
+# -----------------------------------------------------------------------------
+# training
+
+@dataclass
+class StateExample:
+    prompt: str
+    steps: list[str]
+    targets: list[float | None]  # target for s_h, h = 0..H (len H+1); None = no target at s_h
+
+
+def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_size: int, lr: float,
+                seed: int, weight_decay: float = 0.0, warmup: int = 0, schedule: str = "cosine",
+                min_lr_frac: float = 0.1, grad_clip: float = 1.0, log_every: int = 50,
+                on_log=None) -> list[dict]:
+    """Fit the head (and backbone) by BCE at target-carrying boundaries; AdamW, linear warmup over
+    `warmup` steps then `schedule` (cosine|linear) decay to min_lr_frac * lr. Minibatches are drawn
+    from seeded epoch permutations, so the same seed gives identical weights. Returns the log rows
+    {"step", "loss", "tokens_seen"} (loss = mean over the steps since the previous row)."""
+    if schedule not in ("cosine", "linear"):
+        raise ValueError(f"train_value: schedule must be cosine or linear, got {schedule!r}")
+    if steps < 1 or batch_size < 1 or log_every < 1:
+        raise ValueError(f"train_value: need steps, batch_size, log_every >= 1, got "
+                         f"{steps}, {batch_size}, {log_every}")
+    device = next(model.parameters()).device
+    data = []  # (ids, target positions, target values) per example with at least one target
+    for i, ex in enumerate(examples):
+        if len(ex.targets) != len(ex.steps) + 1:
+            raise ValueError(f"train_value: example {i} has {len(ex.steps)} steps but "
+                             f"{len(ex.targets)} targets (need steps + 1)")
+        ids, bounds = encode_states(tok, ex.prompt, ex.steps)
+        pos = [b for b, t in zip(bounds, ex.targets) if t is not None]
+        tgt = [float(t) for t in ex.targets if t is not None]
+        if any(not 0.0 <= t <= 1.0 for t in tgt):
+            raise ValueError(f"train_value: example {i} has a target outside [0, 1]: {ex.targets}")
+        if pos:
+            data.append((ids, pos, tgt))
+    if not data:
+        raise ValueError("train_value: no example carries a target")
+
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+
+    def lr_at(t):  # t = 0..steps-1
+        if t < warmup:
+            return lr * (t + 1) / warmup
+        frac = (t - warmup) / max(steps - warmup - 1, 1)
+        shape = 0.5 * (1 + math.cos(math.pi * frac)) if schedule == "cosine" else 1 - frac
+        return lr * (min_lr_frac + (1 - min_lr_frac) * shape)
+
+    gen = torch.Generator().manual_seed(seed)
+    order, cursor = [], 0
+    pad, rows, tokens_seen, loss_sum, loss_n = _pad_id(tok), [], 0, 0.0, 0
+    model.train()
+    for t in range(steps):
+        batch = []
+        while len(batch) < min(batch_size, len(data)):
+            if cursor == len(order):
+                order, cursor = torch.randperm(len(data), generator=gen).tolist(), 0
+            batch.append(data[order[cursor]])
+            cursor += 1
+        ids, mask = _pad_right([b[0] for b in batch], pad, device)  # (B, L)
+        row = torch.tensor([i for i, b in enumerate(batch) for _ in b[1]], device=device)  # (T,)
+        col = torch.tensor([p for b in batch for p in b[1]], device=device)  # (T,)
+        target = torch.tensor([y for b in batch for y in b[2]], device=device)  # (T,)
+        logits = model(input_ids=ids, attention_mask=mask).logits[..., 0]  # (B, L)
+        loss = F.binary_cross_entropy_with_logits(logits[row, col].float(), target)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        tokens_seen += int(mask.sum())
+        loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+        if (t + 1) % log_every == 0 or t == steps - 1:
+            rows.append({"step": t + 1, "loss": loss_sum / loss_n, "tokens_seen": tokens_seen})
+            loss_sum, loss_n = 0.0, 0
+            if on_log is not None:
+                on_log(rows[-1])
+    model.eval()
+    return rows
+
+
+# -----------------------------------------------------------------------------
+# scoring
+
+@torch.no_grad()
+def score_states(model, tok, prompts: list[str], steps: list[list[str]],
+                 batch_size: int = 256) -> tuple[list[np.ndarray], list[int]]:
+    """v(s_h) for h = 0..H of each (prompt, steps), and the tokens each sequence cost the verifier.
+    Sequences are length-sorted into batches to limit padding; results come back in input order."""
+    if len(prompts) != len(steps):
+        raise ValueError(f"score_states: {len(prompts)} prompts but {len(steps)} step lists")
+    device = next(model.parameters()).device
+    enc = [encode_states(tok, p, a) for p, a in zip(prompts, steps)]
+    values: list[np.ndarray | None] = [None] * len(enc)
+    order = sorted(range(len(enc)), key=lambda i: (-len(enc[i][0]), i))
+    was_training, pad = model.training, _pad_id(tok)
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        ids, mask = _pad_right([enc[i][0] for i in idx], pad, device)  # (B, L)
+        v = torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[..., 0].float())  # (B, L)
+        v = v.cpu().numpy().astype(np.float64)
+        for r, i in enumerate(idx):
+            values[i] = v[r, enc[i][1]]  # (H+1,)
+    model.train(was_training)
+    return values, [len(e[0]) for e in enc]
+
+
+class ValueVerifier:
+    """A trained value model ready for search: `.score(prompts, steps) -> (values, tokens)`."""
+
+    def __init__(self, model, tok, batch_size: int = 256):
+        self.model, self.tok, self.batch_size = model, tok, batch_size
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu", batch_size: int = 256) -> "ValueVerifier":
+        model, tok = load_value_model(path, device)
+        return cls(model, tok, batch_size)
+
+    def score(self, prompts: list[str], steps: list[list[str]]) -> tuple[list[np.ndarray], list[int]]:
+        return score_states(self.model, self.tok, prompts, steps, self.batch_size)

@@ -1,0 +1,252 @@
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pavflow.data import METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, conform
+from pavflow.report import (
+    CURVES, parse_prover, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_prover_k,
+    plot_rl_curves, plot_success_histogram, plot_train_logs, rl_final, search_curves,
+    success_histogram, success_rates, write_summary,
+)
+
+PROBLEMS = ["p0", "p1", "p2", "p3"]
+
+
+def _search_rows(method, verifier, prover, k, alpha, budget, correct, tokens, split="test"):
+    return [dict(problem_id=p, split=split, method=method, verifier=verifier, prover=prover, k=k,
+                 alpha=alpha, budget=budget, correct=c, gen_tokens=t, prompt_tokens=50,
+                 verifier_tokens=2 * t) for p, c, t in zip(PROBLEMS, correct, tokens)]
+
+
+@pytest.fixture
+def search() -> pl.DataFrame:
+    rows = (
+        _search_rows("bon", "orm", "", None, None, 1, [1, 0, 0, 0], [100, 120, 80, 100])
+        + _search_rows("bon", "orm", "", None, None, 4, [1, 1, 0, 0], [400, 480, 320, 400])
+        + _search_rows("beam", "pqv+pav", "base_k4", 4, 0.5, 1, [1, 1, 0, 0], [150, 150, 150, 150])
+        + _search_rows("beam", "pqv+pav", "base_k4", 4, 0.5, 4, [1, 1, 1, 0], [200, 220, 180, 200])
+        + _search_rows("beam", "pqv+pav", "base_k1", 1, 0.5, 4, [1, 0, 1, 0], [210, 210, 210, 210])
+        + _search_rows("beam", "pqv+pav", "base_k16", 16, 0.5, 4, [1, 0, 0, 0], [190] * 4)
+        + _search_rows("beam", "pqv+pav", "big_k4", 4, 0.5, 4, [1, 1, 1, 1], [230] * 4)
+        + _search_rows("majority", "", "", None, None, 1, [1, 0, 0, 0], [100, 120, 80, 100])
+        + _search_rows("majority", "", "", None, None, 4, [1, 0, 1, 0], [400, 480, 320, 400])
+        + _search_rows("pass", "", "", None, None, 4, [1, 1, 1, 0], [400, 480, 320, 400])
+    )
+    return conform(pl.DataFrame(rows, infer_schema_length=None), SEARCH, "search")
+
+
+# Success counts out of 10 samples for 10 test problems, plus 2 val problems that must be ignored.
+POOL_CORRECT = [0, 0, 1, 3, 5, 5, 7, 9, 10, 10]
+
+
+@pytest.fixture
+def pool() -> pl.DataFrame:
+    rows = []
+    for split, counts in (("test", POOL_CORRECT), ("val", [10, 10])):
+        for i, c in enumerate(counts):
+            for s in range(10):
+                rows.append(dict(problem_id=f"{split}{i}", split=split, policy="base", sample_id=s,
+                                 response="...", n_steps=3, correct=int(s < c), prompt_tokens=50,
+                                 gen_tokens=100))
+    return conform(pl.DataFrame(rows), SAMPLES, "pool")
+
+
+@pytest.fixture
+def rl() -> pl.DataFrame:
+    rows = []
+    for arm, prover, alpha, base in (("orm_rl", "", 0.0, 0.30), ("pav_rl", "base_k4", 3.0, 0.35)):
+        for seed in (0, 1):
+            for u in range(4):
+                acc = base + 0.02 * u + 0.01 * seed
+                rows.append(dict(arm=arm, prover=prover, alpha=alpha, seed=seed, update=u,
+                                 samples_seen=256 * u, train_reward=acc, test_acc_greedy=acc + 0.05,
+                                 test_acc_sampled=acc))
+    return conform(pl.DataFrame(rows), RL_CURVE, "rl")
+
+
+@pytest.fixture
+def train_log() -> pl.DataFrame:
+    rows = [dict(model=m, step=s, tokens_seen=1000 * s, loss=scale * np.exp(-s / 10) + 0.1,
+                 val_metric="auroc" if s % 5 == 0 else None, val_value=0.5 + s / 50 if s % 5 == 0 else None)
+            for m, scale in (("sft", 2.0), ("pav_base_k4", 0.7)) for s in range(20)]
+    return conform(pl.DataFrame(rows), TRAIN_LOG, "train_log")
+
+
+@pytest.fixture
+def metrics() -> pl.DataFrame:
+    rows = [dict(subject="orm", metric="auroc", value=0.71, ci_low=0.68, ci_high=0.74, n=500),
+            dict(subject="orm", metric="bon@16", value=0.40, ci_low=None, ci_high=None, n=500),
+            dict(subject="pav_base_k4", metric="auroc", value=0.78, ci_low=0.75, ci_high=0.81, n=500)]
+    return conform(pl.DataFrame(rows), METRICS, "metrics")
+
+
+def _row(curves: pl.DataFrame, **keys) -> dict:
+    df = curves.filter(*[pl.col(k) == v for k, v in keys.items()])
+    assert df.height == 1, keys
+    return df.row(0, named=True)
+
+
+def _is_png(p: Path) -> bool:
+    return p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5_000
+
+
+def test_search_curves(search):
+    curves = search_curves(search)
+    assert curves.schema == pl.Schema(CURVES)
+    assert curves.height == 10
+    r = _row(curves, method="bon", budget=4)
+    assert (r["acc"], r["gen_tokens"], r["verifier_tokens"], r["n_problems"]) == (0.5, 400.0, 800.0, 4)
+    assert r["ci_low"] <= r["acc"] <= r["ci_high"]
+    r = _row(curves, method="beam", prover="base_k4", budget=4)
+    assert (r["acc"], r["gen_tokens"], r["k"], r["alpha"]) == (0.75, 200.0, 4, 0.5)
+    assert _row(curves, method="beam", prover="big_k4")["acc"] == 1.0
+    # Order of rows does not matter; repeated rows of one problem are averaged before the bootstrap.
+    shuffled = search.sample(fraction=1.0, shuffle=True, seed=1)
+    assert search_curves(shuffled).equals(curves)
+    dup = pl.concat([search, search.filter(pl.col("problem_id") == "p0")])
+    assert search_curves(dup).equals(curves)
+
+
+def test_search_curves_splits(search):
+    both = pl.concat([search, search.with_columns(split=pl.lit("val"))])
+    with pytest.raises(ValueError, match="split"):
+        search_curves(both)
+    assert search_curves(both, split="test").equals(search_curves(search))
+    assert search_curves(None).height == 0
+    assert search_curves(search.clear()).schema == pl.Schema(CURVES)
+
+
+def test_success_histogram(pool):
+    rates = success_rates(pool.filter(pl.col("split") == "test"))
+    assert rates["success_rate"].to_list() == [c / 10 for c in POOL_CORRECT]
+    hist = success_histogram(rates)
+    assert hist["count"].to_list() == [2, 1, 0, 1, 0, 2, 0, 1, 0, 3] + [2, 2]
+    assert hist["bin"][0] == "[0.0, 0.1)" and hist["bin"][9] == "[0.9, 1.0]"
+    assert hist["bin"][10].startswith("= 0") and hist["bin"][11].startswith("= 1")
+    # Grouped per (policy, split).
+    assert success_histogram(success_rates(pool)).height == 2 * 12
+    assert success_histogram(success_rates(None)).height == 0
+
+
+def test_rl_final(rl):
+    final = rl_final(rl)
+    assert final.height == 4 and set(final["update"]) == {3}
+
+
+def test_parse_prover():
+    assert parse_prover("base_k4") == ("base", 4)
+    assert parse_prover("gemma_9b_k16") == ("gemma_9b", 16)
+    assert parse_prover("oracle") == ("oracle", None)
+
+
+def test_figures(tmp_path, search, pool, rl, train_log):
+    curves = search_curves(search)
+    paths = [
+        *plot_accuracy_vs_tokens(curves, tmp_path),
+        *plot_accuracy_vs_budget(curves, tmp_path),
+        *plot_prover_k(curves, 4, tmp_path),
+        *plot_rl_curves(rl, tmp_path),
+        *plot_success_histogram(pool, tmp_path),
+        *plot_train_logs(train_log, tmp_path),
+    ]
+    names = {p.name for p in paths}
+    for stem in ("acc_vs_tokens", "acc_vs_budget", "prover_k_N4", "rl_curves", "success_histogram",
+                 "train_logs"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= names
+    for p in paths:
+        assert p.exists()
+        if p.suffix == ".png":
+            assert _is_png(p), p
+        else:
+            assert p.read_text().lstrip().startswith("<?xml") and p.stat().st_size > 5_000, p
+
+
+def test_figures_tolerate_missing(tmp_path, search):
+    empty = search_curves(None)
+    assert plot_accuracy_vs_tokens(None, tmp_path) == []
+    assert plot_accuracy_vs_budget(empty, tmp_path) == []
+    assert plot_prover_k(empty, 4, tmp_path) == []
+    assert plot_prover_k(search_curves(search), 999, tmp_path) == []  # no such budget
+    assert plot_rl_curves(None, tmp_path) == []
+    assert plot_success_histogram(None, tmp_path) == []
+    assert plot_train_logs(pl.DataFrame(schema=TRAIN_LOG), tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def _section(md: str, title_start: str) -> list[str]:
+    """Table rows (cells) of the section whose heading starts with `title_start`."""
+    body = md.split(f"## {title_start}", 1)[1].split("\n## ", 1)[0]
+    return [[c.strip() for c in line.strip("|").split("|")]
+            for line in body.splitlines() if line.startswith("|") and not line.startswith("|---")]
+
+
+def _ci(r: dict) -> str:
+    return f"{100 * r['acc']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+
+
+def test_write_summary(tmp_path, search, pool, rl, metrics):
+    curves = search_curves(search)
+    figs = plot_accuracy_vs_budget(curves, tmp_path)
+    head = write_summary(tmp_path, experiment="toy", pool=pool, curves=curves, rl=rl,
+                         verifier_metrics=metrics, headline_prover="base_k4", k_budget=4)
+    md = (tmp_path / "summary.md").read_text()
+    assert md.startswith("# toy")
+
+    # Headline table: best-of-N (ORM) vs beam search (PAV) per budget.
+    rows = _section(md, "Best-of-N (ORM) vs beam search (PAV, prover=base_k4)")
+    assert rows[0] == ["N", "bon/orm acc % [95% CI]", "bon/orm gen tokens",
+                       "beam/pqv+pav/base_k4 acc % [95% CI]", "beam/pqv+pav/base_k4 gen tokens"]
+    bon4, beam4 = _row(curves, method="bon", budget=4), _row(curves, prover="base_k4", budget=4)
+    assert rows[2] == ["4", _ci(bon4), "400", _ci(beam4), "200"]
+    assert rows[1][0] == "1" and rows[1][1].startswith("25.0 [") and rows[1][3].startswith("50.0 [")
+    assert head["search/bon/orm/acc@4"] == 0.5 and head["search/beam/pqv+pav/base_k4/acc@4"] == 0.75
+    assert head["search/beam/pqv+pav/base_k4/acc_gain_vs_bon/orm@4"] == pytest.approx(0.25)
+    # Beam reaches bon's N=4 accuracy (50%) at N=1 with 150 tokens vs 400.
+    assert head["search/beam/pqv+pav/base_k4/compute_efficiency_vs_bon/orm"] == pytest.approx(400 / 150)
+    assert "+25.0 points" in md
+
+    # Base policy on the test split only (val problems always solved are excluded).
+    rows = _section(md, "Base policy")
+    assert rows[1][:4] == ["base", "test", "10", "10"] and rows[1][4].startswith("50.0 [")
+    assert head["pool/base/acc"] == 0.5
+    assert head["pool/base/pass@2"] == pytest.approx(np.mean(
+        [1 - (10 - c) * (9 - c) / 90 if c < 9 else 1.0 for c in POOL_CORRECT]))
+    assert "pass@8 %" in rows[0] and "pass@10 %" in rows[0]
+
+    rows = _section(md, "Per-problem success rate")
+    assert [r[1].split()[0] for r in rows[1:]] == ["2", "1", "0", "1", "0", "2", "0", "1", "0", "3", "2", "2"]
+    assert head["pool/base/never_solved"] == 2 and head["pool/base/always_solved"] == 2
+
+    rows = _section(md, "Beam search accuracy vs prover K (N=4)")
+    assert [r[0] for r in rows[1:]] == ["base_k1", "base_k4", "base_k16", "big_k4"]
+    assert rows[4][5].startswith("100.0 [")
+
+    rows = _section(md, "Online RL")
+    assert rows[1][0] == "orm_rl" and rows[1][5] == "36.5" and rows[1][6] == "0: 36.0, 1: 37.0"
+    assert head["rl/pav_rl/final_acc_sampled"] == pytest.approx(0.415)
+    assert head["rl/pav_rl/final_acc_greedy"] == pytest.approx(0.465)
+
+    rows = _section(md, "Verifier quality")
+    assert rows[0] == ["subject", "auroc", "bon@16"]
+    assert rows[1] == ["orm", "0.710 [0.680, 0.740]", "0.400"]
+    assert rows[2] == ["pav_base_k4", "0.780 [0.750, 0.810]", "–"]
+
+    figs_md = md.split("## Figures", 1)[1]
+    assert "(acc_vs_budget.png)" in figs_md and "(acc_vs_budget.svg)" in figs_md
+    assert "not run" not in md
+    assert all(isinstance(v, (int, float, str)) for v in head.values())
+    assert figs  # written before the summary, listed by default
+
+
+def test_write_summary_missing(tmp_path):
+    head = write_summary(tmp_path, experiment="empty", headline_prover="base_k4", k_budget=4)
+    md = (tmp_path / "summary.md").read_text()
+    assert md.count("_not run_") == 6
+    assert head == {"experiment": "empty"}
+    empty = search_curves(None)
+    write_summary(tmp_path, experiment="empty", curves=empty, pool=pl.DataFrame(schema=SAMPLES),
+                  rl=pl.DataFrame(schema=RL_CURVE), verifier_metrics=pl.DataFrame(schema=METRICS),
+                  headline_prover="base_k4", k_budget=4)
+    assert (tmp_path / "summary.md").read_text().count("_not run_") == 6

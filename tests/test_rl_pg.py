@@ -1,0 +1,209 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pavflow.policy.model import char_tokenizer, tiny_llama
+from pavflow.policy.sampler import Sampler
+from pavflow.rl.pg import (RLConfig, loo_advantages, pg_loss, policy_step, sequence_logprobs,
+                           step_of_token, token_advantages, train_rl)
+from pavflow.tasks.arith import Arith, ArithSpec
+
+torch.set_num_threads(2)
+ALPHABET = "0123456789+-*=\nQA:"
+ROW_KEYS = {"update", "samples_seen", "train_reward", "test_acc_greedy", "test_acc_sampled"}
+
+
+def tiny():
+    tok = char_tokenizer(ALPHABET)
+    return tiny_llama(len(tok), 32, 1, 2, 64, 128, seed=0), tok
+
+
+@pytest.fixture(scope="module")
+def task():
+    return Arith(ArithSpec(), {"train": 16, "val": 2, "test": 6}, seed=0)
+
+
+def test_loo_advantages_hand_computed():
+    r = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+    expected = torch.tensor([[1.0, -0.5, -0.5], [0.5, 0.5, -1.0]])
+    assert torch.allclose(loo_advantages(r), expected)
+    assert torch.allclose(loo_advantages(torch.ones(2, 4)), torch.zeros(2, 4))  # no signal, no push
+    with pytest.raises(ValueError):
+        loo_advantages(torch.ones(3, 1))
+    with pytest.raises(ValueError):
+        loo_advantages(torch.ones(3))
+
+
+def test_step_of_token_and_token_advantages():
+    model, tok = tiny()
+    mask = Sampler(model, tok).step_mask
+    tokens = tok("12\n34\nA:5").input_ids + [tok.eos_token_id]
+    steps = step_of_token(tokens, mask)
+    assert steps == [1, 1, 1, 2, 2, 2, 3, 3, 3, 3]  # separator closes its step; EOS joins the last step
+    assert step_of_token(tokens, mask.tolist(), n_steps=3) == steps
+    # an EOS right after a final separator belongs to the last step, not a phantom step 3
+    trailing = tok("12\n34\n").input_ids + [tok.eos_token_id]
+    assert step_of_token(trailing, mask) == [1, 1, 1, 2, 2, 2, 3]
+    assert step_of_token(trailing, mask, n_steps=2) == [1, 1, 1, 2, 2, 2, 2]
+
+    dense = token_advantages(0.5, steps, [0.1, -0.2, 0.3], alpha=2.0)
+    assert dense == pytest.approx([0.7] * 3 + [0.1] * 3 + [1.1] * 4)
+    assert token_advantages(0.5, steps, None, alpha=2.0) == [0.5] * 10
+    assert token_advantages(-1.0, steps, [0.1, -0.2, 0.3], alpha=0.0) == [-1.0] * 10
+    with pytest.raises(ValueError):
+        token_advantages(0.5, steps, [0.1, -0.2], alpha=1.0)  # step 3 has no reward
+
+
+def test_pg_loss_toy():
+    lp = [torch.tensor([-1.0, -2.0], requires_grad=True), torch.tensor([-0.5], requires_grad=True)]
+    loss = pg_loss(lp, [[1.0, 1.0], [-2.0]])
+    assert loss.item() == pytest.approx(-(1 * -1 + 1 * -2 + -2 * -0.5) / 3)
+    loss.backward()
+    assert lp[0].grad.tolist() == pytest.approx([-1 / 3, -1 / 3])
+    assert lp[1].grad.tolist() == pytest.approx([2 / 3])
+    with pytest.raises(ValueError):
+        pg_loss(lp, [[1.0], [1.0]])
+
+
+def test_sequence_logprobs_batched_equals_unbatched():
+    model, tok = tiny()
+    model.eval()
+    prompts = [tok("Q:1+2\n").input_ids, tok("Q:34*5-6\n").input_ids, tok("Q:7\n").input_ids]
+    gens = [tok("1+2=3\nA:3").input_ids, tok("3").input_ids, tok("7*2=14\n14-1").input_ids + [2]]
+    batched = sequence_logprobs(model, prompts, gens, tok.pad_token_id)
+    assert all(lp.requires_grad for lp in batched)
+    for p, g, lp in zip(prompts, gens, batched):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([p + g])).logits[0]  # (L, V), no padding at all
+        ref = logits.log_softmax(-1)[len(p) - 1:-1].gather(-1, torch.tensor(g)[:, None]).squeeze(-1)
+        assert lp.shape == (len(g),)
+        assert torch.allclose(lp.detach(), ref, atol=1e-5)
+
+
+def test_one_update_raises_logprob_of_rewarded_samples():
+    model, tok = tiny()
+    sampler = Sampler(model, tok)
+    prompts = ["Q:1+2\n", "Q:3*4\n", "Q:56-7\n", "Q:8+9\n"]
+    P, G = len(prompts), 8
+    model.eval()
+    samples = sampler.sample(prompts, G, seed=0, temperature=1.0, max_new_tokens=8)
+    comps = [c for cs in samples.completions for c in cs]
+    firsts = [c.tokens[0] for c in comps]
+    target = max(set(firsts), key=lambda t: (firsts.count(t), -t))  # planted: reward this first token
+    rewards = torch.tensor([[float(c.tokens[0] == target) for c in cs] for cs in samples.completions])
+    assert 0 < rewards.sum() < P * G
+    adv = loo_advantages(rewards).flatten().tolist()
+    advantages = [token_advantages(a, [1] * len(c.tokens), None, 0.0) for a, c in zip(adv, comps)]
+    prompt_ids = [sampler.encode([p])[0] for p in prompts for _ in range(G)]
+    gen_ids = [c.tokens for c in comps]
+
+    def mean_logp(rewarded: bool) -> float:
+        with torch.no_grad():
+            lps = sequence_logprobs(model, prompt_ids, gen_ids, tok.pad_token_id)
+        return float(np.mean([lp.mean().item() for lp, r in zip(lps, rewards.flatten()) if bool(r) == rewarded]))
+
+    before_pos, before_neg = mean_logp(True), mean_logp(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    policy_step(model, opt, prompt_ids, gen_ids, advantages, tok.pad_token_id, grad_clip=1.0, micro_batch=5)
+    after_pos, after_neg = mean_logp(True), mean_logp(False)
+    assert after_pos > before_pos + 1e-3
+    assert after_neg < before_neg
+
+
+def test_micro_batching_does_not_change_the_update():
+    prompts = [[20, 17, 8], [20, 17, 9, 5, 10, 3], [20, 17, 7]]
+    gens = [[8, 3, 19], [5, 5], [12, 13, 14, 3, 2]]
+    advs = [[1.0, 1.0, 1.0], [-0.5, -0.5], [0.2, 0.3, -0.1, 0.0, 0.4]]
+    grads = []
+    for micro in (1, 3):
+        model, tok = tiny()
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        policy_step(model, opt, prompts, gens, advs, 0, grad_clip=0.0, micro_batch=micro)
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def cfg(**kw):
+    base = dict(updates=2, problems_per_update=3, samples_per_problem=4, lr=1e-3, alpha=1.0,
+                max_new_tokens=16, temperature=1.0, eval_every=1, eval_samples=2, grad_clip=1.0, seed=0)
+    return RLConfig(**{**base, **kw})
+
+
+def test_train_rl_rows(task):
+    model, tok = tiny()
+    seen = []
+    rows = train_rl(model, tok, task, task.problems("train"), task.problems("test"), cfg(),
+                    on_eval=seen.append)
+    assert seen == rows
+    assert [r["update"] for r in rows] == [0, 1, 2]
+    assert [r["samples_seen"] for r in rows] == [0, 12, 24]
+    assert all(ROW_KEYS <= set(r) for r in rows)
+    assert math.isnan(rows[0]["train_reward"])
+    for r in rows:
+        assert 0.0 <= r["test_acc_greedy"] <= 1.0 and 0.0 <= r["test_acc_sampled"] <= 1.0
+    for r in rows[1:]:
+        assert 0.0 <= r["train_reward"] <= 1.0
+    assert rows[2]["gen_tokens"] > rows[1]["gen_tokens"] > 0 and rows[2]["verifier_tokens"] == 0
+    # eval points: update 0, every eval_every, and the last update
+    rows = train_rl(tiny()[0], tok, task, task.problems("train"), task.problems("test"),
+                    cfg(updates=5, eval_every=2, eval_samples=0))
+    assert [r["update"] for r in rows] == [0, 2, 4, 5]
+    assert [r["samples_seen"] for r in rows] == [0, 24, 48, 60]
+    assert all(math.isnan(r["test_acc_sampled"]) for r in rows)
+
+
+def fake_pav(calls):
+    """v_mu(s_h) = fraction of the steps so far that contain '=' (content-dependent, in [0, 1])."""
+    def score(prompts, steps):
+        calls.append((prompts, steps))
+        v = [np.array([0.0] + [sum("=" in s for s in st[:h]) / len(st) for h in range(1, len(st) + 1)])
+             for st in steps]
+        return v, [10] * len(steps)
+    return score
+
+
+def weights(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_train_rl_pav_arm_deterministic(task):
+    train, test = task.problems("train"), task.problems("test")
+    runs = []
+    for alpha in (1.0, 1.0, 0.0):
+        model, tok = tiny()
+        calls = []
+        rows = train_rl(model, tok, task, train, test, cfg(alpha=alpha), step_score_fn=fake_pav(calls))
+        runs.append((rows, weights(model), calls))
+    (rows_a, w_a, calls_a), (rows_b, w_b, _), (rows_0, w_0, _) = runs
+    assert len(rows_a) == 3 and rows_a[-1]["verifier_tokens"] == 2 * 12 * 10
+    assert str(rows_a) == str(rows_b)  # str: nan == nan
+    assert all(torch.equal(x, y) for x, y in zip(w_a, w_b))
+    assert not all(torch.equal(x, y) for x, y in zip(w_a, w_0))  # the dense reward moved the policy
+    # the scorer sees prompt texts and each response's steps, G copies per problem
+    assert len(calls_a) == 2
+    prompts, steps = calls_a[0]
+    assert len(prompts) == len(steps) == 12
+    assert all(p.startswith("Q:") and p.endswith("\n") for p in prompts)
+    assert prompts == [prompts[4 * (i // 4)] for i in range(12)] and len(set(prompts)) == 3
+    assert set(prompts) <= {task.prompt(q.question) for q in train}
+    assert all(s.endswith("\n") for st in steps for s in st[:-1])  # task.split_steps of each response
+
+
+def test_train_rl_seed_and_validation(task):
+    train, test = task.problems("train"), task.problems("test")
+    m0, tok = tiny()
+    m1, _ = tiny()
+    train_rl(m0, tok, task, train, test, cfg(seed=0, updates=1), step_score_fn=fake_pav([]))
+    train_rl(m1, tok, task, train, test, cfg(seed=1, updates=1), step_score_fn=fake_pav([]))
+    assert not all(torch.equal(x, y) for x, y in zip(weights(m0), weights(m1)))
+    with pytest.raises(ValueError, match="samples_per_problem"):
+        cfg(samples_per_problem=1)
+    with pytest.raises(ValueError, match="problems_per_update"):
+        train_rl(m0, tok, task, train[:2], test, cfg())
+
+    def bad_scorer(prompts, steps):
+        return [np.zeros(len(s)) for s in steps], [0] * len(steps)  # H values instead of H + 1
+    with pytest.raises(ValueError, match="H \\+ 1"):
+        train_rl(m0, tok, task, train, test, cfg(updates=1), step_score_fn=bad_scorer)

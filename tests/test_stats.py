@@ -1,0 +1,70 @@
+import math
+
+import numpy as np
+import pytest
+
+from pavflow.stats import bootstrap_ci, mean_ci, pass_at_k
+
+
+def test_ci_contains_mean():
+    x = np.random.default_rng(1).binomial(1, 0.4, size=100)
+    mean, low, high = mean_ci(x)
+    assert mean == pytest.approx(x.mean())
+    assert low < mean < high
+    assert 0.0 <= low and high <= 1.0
+
+
+def test_ci_shrinks_with_n():
+    rng = np.random.default_rng(2)
+    widths = []
+    for n in (25, 100, 400, 1600):
+        low, high = bootstrap_ci(rng.binomial(1, 0.5, size=n))
+        widths.append(high - low)
+    assert all(a > b for a, b in zip(widths, widths[1:]))
+    assert widths[0] / widths[-1] == pytest.approx(8.0, rel=0.3)  # width ~ 1/sqrt(n)
+
+
+def test_coverage_bernoulli():
+    rng = np.random.default_rng(3)
+    p, n, trials = 0.3, 60, 200
+    hits = 0
+    for t in range(trials):
+        low, high = bootstrap_ci(rng.binomial(1, p, size=n), n_boot=1000, seed=t)
+        hits += low <= p <= high
+    assert 0.88 <= hits / trials <= 0.99
+
+
+def test_deterministic_under_seed():
+    x = np.random.default_rng(4).normal(size=50)
+    assert bootstrap_ci(x, seed=7) == bootstrap_ci(x, seed=7)
+    assert bootstrap_ci(x, seed=7) != bootstrap_ci(x, seed=8)
+
+
+def test_level_and_edge_cases():
+    x = np.random.default_rng(5).normal(size=200)
+    lo90, hi90 = bootstrap_ci(x, level=0.90)
+    lo99, hi99 = bootstrap_ci(x, level=0.99)
+    assert lo99 < lo90 and hi90 < hi99
+    assert bootstrap_ci(np.array([0.25])) == (0.25, 0.25)
+    assert all(math.isnan(v) for v in mean_ci(np.array([])))
+    with pytest.raises(ValueError):
+        bootstrap_ci(x, level=1.0)
+
+
+def test_chunked_matches_shape():
+    # More draws than one chunk holds: still n_boot means, same answer for the same seed.
+    x = np.random.default_rng(6).binomial(1, 0.5, size=5000)
+    a = bootstrap_ci(x, n_boot=1000, seed=0)
+    assert a == bootstrap_ci(x, n_boot=1000, seed=0)
+    assert a[0] < x.mean() < a[1]
+
+
+def test_pass_at_k():
+    n = np.array([4, 4, 4, 10])
+    c = np.array([0, 1, 4, 3])
+    np.testing.assert_allclose(pass_at_k(n, c, 1), c / n)
+    # 1 - C(3,2)/C(4,2) = 1 - 3/6; 1 - C(7,2)/C(10,2) = 1 - 21/45
+    np.testing.assert_allclose(pass_at_k(n, c, 2), [0.0, 0.5, 1.0, 1 - 21 / 45])
+    np.testing.assert_allclose(pass_at_k(n, c, 4), [0.0, 1.0, 1.0, 1 - 35 / 210])
+    with pytest.raises(ValueError):
+        pass_at_k(n, c, 5)
