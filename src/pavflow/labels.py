@@ -52,3 +52,11 @@ def make_labels(pi_pool: pl.DataFrame, rho_pool: pl.DataFrame, *, rollout_policy
             pl.col("v_mu") - pl.col("v_mu").shift(1).over(["problem_id", "sample_id"])))
     return df.with_columns(prover=pl.lit(prover_name(rollout_policy, k)),
                            rollout_policy=pl.lit(rollout_policy), k=pl.lit(k)).select(list(LABELS))
+
+
+def parse_prover(name: str) -> tuple[str, int]:
+    """'base_k4' -> ('base', 4): the inverse of prover_name."""
+    policy, sep, k = name.rpartition("_k")
+    if not (sep and policy and k.isdigit() and int(k) >= 1):
+        raise ValueError(f"prover {name!r}: expected '<policy>_k<K>' with K >= 1, e.g. base_k4")
+    return policy, int(k)

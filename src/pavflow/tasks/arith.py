@@ -105,6 +105,10 @@ class Arith(Task):
             out.append(Problem(f"{split}-{len(out):05d}", split, q, ans, sol))
         return out
 
-    def grade(self, response: str, answer: str) -> int:
+    def extract_answer(self, response: str) -> str | None:
+        """Digits of the last line if it is exactly `A:<digits>`, else None."""
         m = ANSWER_RE.fullmatch(response.split(self.step_sep)[-1])
-        return int(m is not None and m.group(1) == answer)
+        return m.group(1) if m is not None else None
+
+    def grade(self, response: str, answer: str) -> int:
+        return int(self.extract_answer(response) == answer)

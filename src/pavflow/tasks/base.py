@@ -28,6 +28,10 @@ class Task:
         """1 if `response` ends in exactly the reference answer, else 0 (the paper's Rex)."""
         raise NotImplementedError
 
+    def extract_answer(self, response: str) -> str | None:
+        """The final answer a response states, or None if it states none in the task's format."""
+        raise NotImplementedError
+
     def split_steps(self, response: str) -> list[str]:
         """Steps of a response; `"".join(split_steps(r)) == r`. Empty response -> no steps."""
         if not response:

@@ -1,0 +1,273 @@
+"""The configuration schema: every number of a study, typed, with defaults; `validate` checks the
+relations types cannot express. Hydra merges conf/ into `Config`, so an unknown key or a wrong type
+fails at composition, before any job runs, naming the key."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from pavflow.labels import prover_name
+
+
+@dataclass
+class TaskConfig:
+    name: str = "arith"
+    n_train: int = 512  # problems whose seeds get MC labels (verifier and RL training)
+    n_val: int = 128  # held-out problems: verifier quality, SFT stopping rule
+    n_test: int = 256  # evaluation only: search and RL test accuracy
+    min_operands: int = 3
+    max_operands: int = 6
+    modulus: int = 100
+    add_max: int = 9
+    mul_min: int = 2
+    mul_max: int = 5
+    ops: str = "+-*"
+
+
+@dataclass
+class PolicyConfig:
+    kind: str = "tiny_llama"  # a transformers LlamaForCausalLM built from this config, no download
+    alphabet: str = "0123456789+-*=\nQA:"
+    hidden_size: int = 128
+    n_layers: int = 3
+    n_heads: int = 4
+    intermediate_size: int = 384
+    max_positions: int = 128
+
+
+@dataclass
+class SFTPolicyConfig:
+    max_steps: int = 800
+    target_val_acc: Optional[float] = 0.45  # None: run max_steps. Else stop at the first evaluation whose val sampled accuracy reaches it
+
+
+@dataclass
+class SFTConfig:
+    batch_size: int = 128
+    lr: float = 3e-3
+    warmup: int = 20
+    eval_every: int = 25
+    eval_problems: int = 128  # val problems for the stopping rule
+    eval_samples: int = 4
+    max_new_tokens: int = 64
+    policies: Dict[str, SFTPolicyConfig] = field(default_factory=lambda: {
+        "base": SFTPolicyConfig(800, 0.45), "weak": SFTPolicyConfig(800, 0.15)})
+
+
+@dataclass
+class RolloutsConfig:
+    n_seed: int = 2  # sampled responses per train/val problem from the base policy
+    n_mc: int = 8  # continuations per step prefix by the rollout policy
+    temperature: float = 1.0
+    max_new_tokens: int = 64
+    batch_size: int = 512
+    splits: List[str] = field(default_factory=lambda: ["train", "val"])
+
+
+@dataclass
+class ProverConfig:
+    policy: str = MISSING
+    k: int = MISSING
+
+
+@dataclass
+class SweepConfig:
+    policy: str = "base"  # rollout policy of the K sweep
+    prover_k: List[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
+    cross_provers: List[ProverConfig] = field(default_factory=list)  # BoK over other policies
+
+
+@dataclass
+class VerifierConfig:
+    steps: int = 400
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 20
+    score_batch_size: int = 512
+
+
+@dataclass
+class SearchConfig:
+    split: str = "test"
+    budgets: List[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    expansions: int = 4  # candidates per beam; beam width = N // expansions
+    alpha: float = 1.0
+    prover: str = "base_k4"  # headline prover: beam search over every budget
+    k_budget: int = 16  # budget of the prover-K curve (every prover is searched at this N)
+    aggregate: str = "last"  # PRM score aggregation for best-of-N
+    temperature: float = 1.0
+    max_new_tokens: int = 64
+    max_steps: int = 10
+    max_step_tokens: int = 16
+
+
+@dataclass
+class RLConfig:
+    arms: List[str] = field(default_factory=lambda: ["outcome", "pav"])
+    seeds: List[int] = field(default_factory=lambda: [0])
+    prover: str = "base_k4"
+    alpha: float = 1.0
+    updates: int = 40
+    problems_per_update: int = 16
+    samples_per_problem: int = 8
+    lr: float = 1e-4
+    eval_every: int = 5
+    eval_problems: int = 256
+    eval_samples: int = 4
+    max_new_tokens: int = 64
+
+
+@dataclass
+class TrackingConfig:
+    mode: str = "offline"  # offline | online | off
+    project: str = "pavflow"
+
+
+@dataclass
+class JobConfig:
+    """Which job of the DAG a stage runs: set by the workflow from its wildcards."""
+    policy: str = "base"
+    rollout_policy: str = "base"
+    prover: str = ""
+    verifier: str = ""
+    method: str = ""
+    arm: str = ""
+    rl_seed: int = 0
+
+
+@dataclass
+class Config:
+    name: str = "default"  # the experiment: results go to <results_dir>/<name>
+    seed: int = 0
+    results_dir: str = "results"
+    device: str = "auto"  # auto picks CUDA when present
+    dtype: str = "float32"
+    threads: int = 2
+    task: TaskConfig = field(default_factory=TaskConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    rollouts: RolloutsConfig = field(default_factory=RolloutsConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    job: JobConfig = field(default_factory=JobConfig)
+
+
+def register() -> None:
+    from hydra.core.config_store import ConfigStore
+    ConfigStore.instance().store(name="pavflow_schema", node=Config)
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and the value."""
+
+
+def provers(cfg) -> list[tuple[str, int]]:
+    """Every prover (rollout policy, K) of the study: the K sweep, then the cross-policy provers."""
+    out = [(cfg.sweep.policy, int(k)) for k in cfg.sweep.prover_k]
+    out += [(p.policy, int(p.k)) for p in cfg.sweep.cross_provers]
+    return list(dict.fromkeys(out))
+
+
+def rollout_policies(cfg) -> list[str]:
+    """Policies whose MC pool the study needs: the base policy (for q_pi) and every prover's."""
+    return list(dict.fromkeys([cfg.sweep.policy] + [p for p, _ in provers(cfg)]))
+
+
+def validate(cfg) -> None:
+    """Relations between values; raises ConfigError naming the first bad key."""
+    def bad(key: str, value, why: str):
+        raise ConfigError(f"config {key}={value!r}: {why}")
+
+    t = cfg.task
+    if t.name != "arith":
+        bad("task.name", t.name, "unknown task; known: ['arith']")
+    for k in ("n_train", "n_val", "n_test"):
+        if t[k] < 1:
+            bad(f"task.{k}", t[k], "must be >= 1")
+    if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
+        bad("device", cfg.device, "expected auto, cpu, cuda or cuda:<i>")
+    if cfg.dtype not in ("float32", "bfloat16", "float16"):
+        bad("dtype", cfg.dtype, "expected float32, bfloat16 or float16")
+    if cfg.threads < 1:
+        bad("threads", cfg.threads, "must be >= 1")
+    if not cfg.sft.policies:
+        bad("sft.policies", {}, "at least one policy must be trained")
+    for name, p in cfg.sft.policies.items():
+        if not name.isidentifier():
+            bad(f"sft.policies.{name}", name, "policy names must be identifiers (used in paths)")
+        if p.max_steps < 1:
+            bad(f"sft.policies.{name}.max_steps", p.max_steps, "must be >= 1")
+    for k in ("batch_size", "eval_every", "eval_problems", "eval_samples", "max_new_tokens"):
+        if cfg.sft[k] < 1:
+            bad(f"sft.{k}", cfg.sft[k], "must be >= 1")
+    r = cfg.rollouts
+    for k in ("n_seed", "n_mc", "max_new_tokens", "batch_size"):
+        if r[k] < 1:
+            bad(f"rollouts.{k}", r[k], "must be >= 1")
+    if r.temperature <= 0:
+        bad("rollouts.temperature", r.temperature, "MC rollouts sample: must be > 0")
+    if set(r.splits) != {"train", "val"} and not {"train", "val"} <= set(r.splits):
+        bad("rollouts.splits", list(r.splits), "must include train (verifier training) and val "
+            "(verifier quality)")
+    if not cfg.sweep.prover_k:
+        bad("sweep.prover_k", [], "empty sweep: give at least one K")
+    for i, k in enumerate(cfg.sweep.prover_k):
+        if k < 1:
+            bad(f"sweep.prover_k[{i}]", k, "prover K must be >= 1")
+    for i, p in enumerate(cfg.sweep.cross_provers):
+        if p.k < 1:
+            bad(f"sweep.cross_provers[{i}].k", p.k, "prover K must be >= 1")
+    for key, policy in [("sweep.policy", cfg.sweep.policy)] + [
+            (f"sweep.cross_provers[{i}].policy", p.policy) for i, p in enumerate(cfg.sweep.cross_provers)]:
+        if policy not in cfg.sft.policies:
+            bad(key, policy, f"not a trained policy; sft.policies has {sorted(cfg.sft.policies)}")
+    names = [prover_name(p, k) for p, k in provers(cfg)]
+    s = cfg.search
+    if not s.budgets:
+        bad("search.budgets", [], "give at least one budget")
+    for i, n in enumerate(s.budgets):
+        if n < 1:
+            bad(f"search.budgets[{i}]", n, "budgets must be >= 1")
+    if s.expansions < 1:
+        bad("search.expansions", s.expansions, "must be >= 1")
+    for i, n in enumerate(list(s.budgets) + [s.k_budget]):
+        width = max(1, n // s.expansions)
+        if width * (n // width) != n:
+            key = f"search.budgets[{i}]" if i < len(s.budgets) else "search.k_budget"
+            bad(key, n, f"beam search with expansions={s.expansions} cannot spend exactly N samples per "
+                "round (N must be a multiple of expansions, or smaller than it)")
+    if s.alpha < 0:
+        bad("search.alpha", s.alpha, "must be >= 0")
+    if s.prover not in names:
+        bad("search.prover", s.prover, f"not a prover of the sweep; provers are {names}")
+    if s.split not in ("val", "test"):
+        bad("search.split", s.split, "expected val or test")
+    if s.aggregate not in ("last", "min", "prod", "mean"):
+        bad("search.aggregate", s.aggregate, "expected last, min, prod or mean")
+    for k in ("max_new_tokens", "max_steps", "max_step_tokens", "k_budget"):
+        if s[k] < 1:
+            bad(f"search.{k}", s[k], "must be >= 1")
+    rl = cfg.rl
+    for i, a in enumerate(rl.arms):
+        if a not in ("outcome", "pav"):
+            bad(f"rl.arms[{i}]", a, "expected outcome or pav")
+    if "pav" in rl.arms and rl.prover not in names:
+        bad("rl.prover", rl.prover, f"not a prover of the sweep; provers are {names}")
+    if rl.alpha < 0:
+        bad("rl.alpha", rl.alpha, "must be >= 0")
+    if rl.samples_per_problem < 2:
+        bad("rl.samples_per_problem", rl.samples_per_problem, "the leave-one-out baseline needs >= 2")
+    if rl.problems_per_update > t.n_train:
+        bad("rl.problems_per_update", rl.problems_per_update, f"more than task.n_train={t.n_train}")
+    if cfg.tracking.mode not in ("offline", "online", "off"):
+        bad("tracking.mode", cfg.tracking.mode, "expected offline, online or off")
+
+
+def to_container(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True, structured_config_mode=None) \
+        if isinstance(cfg, DictConfig) else dict(cfg)

@@ -1,0 +1,63 @@
+"""Where every stage output lives under results/<experiment>/: one definition, used by the workflow
+(with "{wildcard}" strings as arguments) and by the stages (with values)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class Layout:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def __getattr__(self, name):  # pragma: no cover - clearer error than AttributeError on a typo
+        raise AttributeError(f"Layout has no output {name!r}")
+
+    # problems and policies
+    def problems(self) -> Path:
+        return self.root / "problems.parquet"
+
+    def policy(self, policy: str) -> Path:
+        return self.root / "policies" / policy / "model"
+
+    def policy_log(self, policy: str) -> Path:
+        return self.root / "policies" / policy / "train_log.parquet"
+
+    # rollouts: base-policy seeds and one MC pool per rollout policy
+    def seeds(self) -> Path:
+        return self.root / "rollouts" / "seeds.parquet"
+
+    def mc(self, rollout_policy: str) -> Path:
+        return self.root / "rollouts" / f"mc_{rollout_policy}.parquet"
+
+    # labels and verifiers
+    def labels(self, prover: str) -> Path:
+        return self.root / "labels" / f"{prover}.parquet"
+
+    def verifier(self, verifier: str) -> Path:
+        return self.root / "verifiers" / verifier / "model"
+
+    def verifier_metrics(self, verifier: str) -> Path:
+        return self.root / "verifiers" / verifier / "metrics.parquet"
+
+    def verifier_log(self, verifier: str) -> Path:
+        return self.root / "verifiers" / verifier / "train_log.parquet"
+
+    # search: the base policy's sampled pool on the search split, then one table per method
+    def pool(self) -> Path:
+        return self.root / "search" / "pool.parquet"
+
+    def search(self, method: str) -> Path:
+        return self.root / "search" / f"{method}.parquet"
+
+    # RL and the report
+    def rl(self, arm: str, seed) -> Path:
+        return self.root / "rl" / f"{arm}_s{seed}.parquet"
+
+    def report(self) -> Path:
+        return self.root / "report"
+
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def wandb(self) -> Path:
+        return self.root / "wandb"

@@ -1,0 +1,95 @@
+"""What every stage does around its body: compose and validate the config, pin threads and device,
+open the job's W&B run, write provenance, and print a one-line summary."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import hydra
+import torch
+import transformers
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from pavflow.config import ConfigError, register, to_container, validate
+from pavflow.paths import Layout
+from pavflow.policy.model import resolve_device
+from pavflow.provenance import write_provenance
+from pavflow.tracking import Tracker
+
+CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[3] / "conf"))
+log = logging.getLogger("pavflow")
+
+Body = Callable[[DictConfig, Layout, Tracker], dict]
+
+
+def derive_seed(seed: int, *parts) -> int:
+    """A seed for one purpose of one job, stable across processes and machines."""
+    digest = hashlib.sha256(repr((int(seed),) + tuple(str(p) for p in parts)).encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+def device_of(cfg) -> torch.device:
+    return resolve_device(cfg.device)
+
+
+def stage_main(job_type: str, run_name: Callable[[DictConfig], str], tags: Callable[[DictConfig], list] = lambda c: []):
+    """Decorate a stage body `body(cfg, layout, tracker) -> summary dict` into a Hydra app."""
+    def deco(body: Body) -> Callable[[], None]:
+        def main() -> None:
+            register()
+
+            @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+            def _run(cfg: DictConfig) -> None:
+                run(job_type, run_name(cfg), tags(cfg), body, cfg)
+
+            _run()
+        return main
+    return deco
+
+
+def run(job_type: str, name: str, tags: list, body: Body, cfg: DictConfig) -> dict:
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        log.error("%s", e)
+        sys.exit(2)
+    transformers.utils.logging.set_verbosity_error()  # load reports of fresh value heads are expected
+    transformers.utils.logging.disable_progress_bar()
+    torch.set_num_threads(cfg.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    layout = Layout(Path(cfg.results_dir) / cfg.name)
+    config = to_container(cfg)
+    if HydraConfig.initialized():
+        write_provenance(Path(HydraConfig.get().runtime.output_dir) / "provenance.json", config)
+    t0 = time.time()
+    log.info("%s %s: experiment %s, device %s", job_type, name, cfg.name, device_of(cfg))
+    with Tracker(cfg.tracking.mode, project=cfg.tracking.project, root_dir=layout.root, group=cfg.name,
+                 job_type=job_type, name=name, config=config, tags=[str(t) for t in tags]) as tracker:
+        summary = body(cfg, layout, tracker) or {}
+        summary = {**summary, "wall_s": round(time.time() - t0, 2)}
+        tracker.summary(summary)
+    log.info("%s %s done: %s", job_type, name,
+             ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    return summary
+
+
+def load_problems(layout: Layout, splits) -> list:
+    """Problems of the given splits, in table order, from the problems stage's table."""
+    from pavflow.data import PROBLEMS, read_table
+    from pavflow.tasks.base import Problem
+    df = read_table(layout.problems(), PROBLEMS).filter(pl_col_in("split", list(splits)))
+    return [Problem(**r) for r in df.iter_rows(named=True)]
+
+
+def pl_col_in(col: str, values: list):
+    import polars as pl
+    return pl.col(col).is_in(values)

@@ -1,0 +1,46 @@
+"""Stage `report`: every table of the study -> results/<experiment>/report/ (summary.md, curves,
+headline.json, PNG + SVG figures)."""
+import json
+
+import polars as pl
+
+from pavflow.config import provers, rollout_policies
+from pavflow.data import METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, read_table
+from pavflow.labels import prover_name
+from pavflow.report import (plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_prover_k,
+                            plot_rl_curves, plot_success_histogram, plot_train_logs, search_curves,
+                            write_summary)
+from pavflow.stages.common import stage_main
+
+
+def verifier_names(cfg) -> list[str]:
+    return ["orm", "pqv"] + [f"pav_{prover_name(p, k)}" for p, k in provers(cfg)]
+
+
+@stage_main("report", lambda cfg: "report")
+def main(cfg, layout, tracker) -> dict:
+    out = layout.report()
+    out.mkdir(parents=True, exist_ok=True)
+    pool = read_table(layout.pool(), SAMPLES)
+    search = pl.concat([read_table(layout.search("bon_orm"), SEARCH)] +
+                       [read_table(layout.search(f"beam_{prover_name(p, k)}"), SEARCH) for p, k in provers(cfg)])
+    curves = search_curves(search, split=cfg.search.split)
+    curves.write_parquet(out / "curves.parquet")
+    rl = pl.concat([read_table(layout.rl(arm, s), RL_CURVE) for arm in cfg.rl.arms for s in cfg.rl.seeds])
+    metrics = pl.concat([read_table(layout.verifier_metrics(v), METRICS) for v in verifier_names(cfg)])
+    logs = pl.concat([read_table(layout.policy_log(p), TRAIN_LOG) for p in cfg.sft.policies] +
+                     [read_table(layout.verifier_log(v), TRAIN_LOG) for v in verifier_names(cfg)])
+    figures = (plot_accuracy_vs_tokens(curves, out) + plot_accuracy_vs_budget(curves, out)
+               + plot_prover_k(curves, cfg.search.k_budget, out, base_policy=cfg.sweep.policy)
+               + plot_rl_curves(rl, out) + plot_success_histogram(pool, out) + plot_train_logs(logs, out))
+    head = write_summary(out, experiment=cfg.name, pool=pool, curves=curves, rl=rl, verifier_metrics=metrics,
+                         headline_prover=cfg.search.prover, k_budget=cfg.search.k_budget,
+                         figures=[f for f in figures if f.suffix == ".png"])
+    (out / "headline.json").write_text(json.dumps(head, indent=2, sort_keys=True))
+    tracker.table("report/curves", curves)
+    tracker.summary({k: v for k, v in head.items() if isinstance(v, (int, float))})
+    return {"n_figures": sum(f.suffix == ".png" for f in figures), "rollout_policies": len(rollout_policies(cfg))}
+
+
+if __name__ == "__main__":
+    main()

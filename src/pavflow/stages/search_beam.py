@@ -1,0 +1,56 @@
+"""Stage `search_beam`: step-level beam search scored by the effective reward Q^pi + alpha * A^mu
+(pqv + pav of job.prover). The headline prover runs every budget; the others run search.k_budget."""
+import polars as pl
+
+from pavflow.data import SEARCH, write_table
+from pavflow.labels import parse_prover
+from pavflow.policy.model import load_policy
+from pavflow.policy.sampler import Sampler
+from pavflow.search.beam import beam_search, effective_reward, last_value
+from pavflow.stages.common import derive_seed, device_of, load_problems, stage_main
+from pavflow.tasks import make_task
+from pavflow.verifiers.value import ValueVerifier
+
+
+def budgets_of(cfg, prover: str) -> list[int]:
+    s = cfg.search
+    return list(s.budgets) if prover == s.prover else [s.k_budget]
+
+
+@stage_main("search", lambda cfg: f"search-beam-{cfg.job.prover}",
+            lambda cfg: [f"prover:{cfg.job.prover}", f"k:{parse_prover(cfg.job.prover)[1]}"])
+def main(cfg, layout, tracker) -> dict:
+    prover, s = cfg.job.prover, cfg.search
+    _, k = parse_prover(prover)
+    task = make_task(cfg.task, cfg.seed)
+    problems = load_problems(layout, [s.split])
+    model, tok = load_policy(layout.policy(cfg.sweep.policy), cfg.device, cfg.dtype)
+    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=cfg.rollouts.batch_size)
+    dev, bs = str(device_of(cfg)), cfg.verifier.score_batch_size
+    pqv = ValueVerifier.load(layout.verifier("pqv"), dev, bs)
+    pav = ValueVerifier.load(layout.verifier(f"pav_{prover}"), dev, bs)
+    step_score = effective_reward(pqv.score, pav.score, s.alpha)
+    tracker.define_metric("search/*", "search/budget")
+    tables = []
+    for n in budgets_of(cfg, prover):
+        out = beam_search(sampler, task, [p.question for p in problems], budget=n, expansions=s.expansions,
+                          step_score_fn=step_score, final_score_fn=last_value(pqv.score),
+                          seed=derive_seed(cfg.seed, "beam", n), max_steps=s.max_steps,
+                          max_step_tokens=s.max_step_tokens, temperature=s.temperature)
+        df = pl.DataFrame({
+            "problem_id": [p.problem_id for p in problems], "split": s.split, "method": "beam",
+            "verifier": "pqv+pav", "prover": prover, "k": k, "alpha": float(s.alpha), "budget": n,
+            "correct": [task.grade(o["response"], p.answer) for o, p in zip(out, problems)],
+            **{c: [o[c] for o in out] for c in ("gen_tokens", "prompt_tokens", "verifier_tokens")}})
+        tables.append(df)
+        tracker.log({"search/budget": n, "search/beam_acc": float(df["correct"].mean()),
+                     "search/gen_tokens": float(df["gen_tokens"].mean())})
+    res = pl.concat(tables)
+    write_table(res, layout.search(f"beam_{prover}"), SEARCH)
+    acc = res.group_by("budget").agg(pl.col("correct").mean(), pl.col("gen_tokens").mean()).sort("budget")
+    tracker.table("search/accuracy", acc)
+    return {f"beam_acc@{n}": a for n, a in zip(acc["budget"], acc["correct"])}
+
+
+if __name__ == "__main__":
+    main()

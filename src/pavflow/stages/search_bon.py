@@ -1,0 +1,51 @@
+"""Stage `search_bon`: best-of-N with the ORM, ORM-weighted and plain majority vote, and pass@N,
+on the sampled pool, at every budget."""
+import polars as pl
+
+from pavflow.data import SAMPLES, SEARCH, read_table, write_table
+from pavflow.search.bon import bon_search
+from pavflow.stages.common import device_of, load_problems, stage_main
+from pavflow.tasks import make_task
+from pavflow.verifiers.value import ValueVerifier
+
+# bon_search method -> (SEARCH method, verifier used)
+METHODS = {"best_of_n": ("bon", "orm"), "weighted_majority": ("weighted_majority", "orm"),
+           "majority": ("majority", ""), "pass_at_n": ("pass", "")}
+
+
+@stage_main("search", lambda cfg: "search-bon-orm", lambda cfg: ["verifier:orm"])
+def main(cfg, layout, tracker) -> dict:
+    task, s = make_task(cfg.task, cfg.seed), cfg.search
+    problems = {p.problem_id: p for p in load_problems(layout, [s.split])}
+    pool = read_table(layout.pool(), SAMPLES).sort("problem_id", "sample_id")
+    orm = ValueVerifier.load(layout.verifier("orm"), str(device_of(cfg)), cfg.verifier.score_batch_size)
+    values, v_tokens = orm.score([task.prompt(problems[p].question) for p in pool["problem_id"]],
+                                 [task.split_steps(r) for r in pool["response"]])
+    pool = pool.with_columns(score=pl.Series([float(v[-1]) for v in values]),
+                             verifier_tokens=pl.Series(v_tokens, dtype=pl.Int64),
+                             answer=pl.Series([task.extract_answer(r) for r in pool["response"]], dtype=pl.String),
+                             prompt_len=pl.col("prompt_tokens"))
+    res = bon_search(pool, list(s.budgets))
+    # verifier tokens of the first N samples: the cost of scoring them
+    vt = pl.concat([pool.filter(pl.col("sample_id") < n).group_by("problem_id")
+                    .agg(pl.col("verifier_tokens").sum()).with_columns(budget=pl.lit(n, pl.Int32))
+                    for n in s.budgets])
+    res = res.join(vt, on=["problem_id", "budget"], how="left")
+    method = pl.col("method").replace_strict({k: m for k, (m, _) in METHODS.items()})
+    verifier = pl.col("method").replace_strict({k: v for k, (_, v) in METHODS.items()})
+    res = res.with_columns(method=method, verifier=verifier, split=pl.lit(s.split), prover=pl.lit(""),
+                           k=pl.lit(0), alpha=pl.lit(0.0),
+                           verifier_tokens=pl.when(verifier == "").then(0).otherwise(pl.col("verifier_tokens")))
+    write_table(res, layout.search("bon_orm"), SEARCH)
+    acc = res.group_by("method", "budget").agg(pl.col("correct").mean(), pl.col("gen_tokens").mean()).sort("method", "budget")
+    tracker.define_metric("search/*", "search/budget")
+    for n in s.budgets:
+        a = acc.filter(pl.col("budget") == n)
+        tracker.log({"search/budget": n, **{f"search/{m}_acc": x for m, x in zip(a["method"], a["correct"])}})
+    tracker.table("search/accuracy", acc)
+    top = acc.filter(pl.col("budget") == max(s.budgets))
+    return {f"{m}_acc@{max(s.budgets)}": x for m, x in zip(top["method"], top["correct"])}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Stage `search_pool`: max(budgets) sampled responses per search-split problem from the base
+policy; best-of-N and voting at every budget N read their first N samples from it."""
+import polars as pl
+
+from pavflow.data import SAMPLES, write_table
+from pavflow.policy.model import load_policy
+from pavflow.policy.sampler import Sampler
+from pavflow.rollouts import sample_responses
+from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.tasks import make_task
+
+
+@stage_main("search_pool", lambda cfg: f"search-pool-{cfg.sweep.policy}")
+def main(cfg, layout, tracker) -> dict:
+    task, s = make_task(cfg.task, cfg.seed), cfg.search
+    model, tok = load_policy(layout.policy(cfg.sweep.policy), cfg.device, cfg.dtype)
+    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=cfg.rollouts.batch_size)
+    df = sample_responses(sampler, task, load_problems(layout, [s.split]), n=max(s.budgets),
+                          seed=derive_seed(cfg.seed, "search-pool"), temperature=s.temperature,
+                          max_new_tokens=s.max_new_tokens, policy=cfg.sweep.policy)
+    write_table(df, layout.pool(), SAMPLES)
+    rates = df.group_by("problem_id").agg(pl.col("correct").mean())["correct"]
+    return {"sampled_acc": float(df["correct"].mean()), "n_problems": rates.len(),
+            "never_solved": int((rates == 0).sum()), "always_solved": int((rates == 1).sum())}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Stage `seeds`: n_seed sampled responses per train/val problem from the base policy."""
+import polars as pl
+
+from pavflow.data import SAMPLES, write_table
+from pavflow.policy.model import load_policy
+from pavflow.policy.sampler import Sampler
+from pavflow.rollouts import sample_responses
+from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.tasks import make_task
+
+
+@stage_main("seeds", lambda cfg: f"seeds-{cfg.sweep.policy}")
+def main(cfg, layout, tracker) -> dict:
+    task, r = make_task(cfg.task, cfg.seed), cfg.rollouts
+    model, tok = load_policy(layout.policy(cfg.sweep.policy), cfg.device, cfg.dtype)
+    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=r.batch_size)
+    df = sample_responses(sampler, task, load_problems(layout, r.splits), n=r.n_seed,
+                          seed=derive_seed(cfg.seed, "seeds"), temperature=r.temperature,
+                          max_new_tokens=r.max_new_tokens, policy=cfg.sweep.policy)
+    write_table(df, layout.seeds(), SAMPLES)
+    acc = df.group_by("split").agg(pl.col("correct").mean()).sort("split")
+    return {**{f"acc_{s}": a for s, a in acc.iter_rows()}, "n_samples": df.height,
+            "gen_tokens": int(df["gen_tokens"].sum()), "mean_steps": float(df["n_steps"].mean())}
+
+
+if __name__ == "__main__":
+    main()

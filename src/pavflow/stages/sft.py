@@ -1,0 +1,63 @@
+"""Stage `sft`: train the policy named by job.policy on reference solutions; save it with its
+tokenizer (save_pretrained) and its training log."""
+import logging
+
+import numpy as np
+import polars as pl
+
+from pavflow.config import ConfigError
+from pavflow.data import TRAIN_LOG, atomic_dir, write_table
+from pavflow.policy.model import char_tokenizer, save_policy, tiny_llama
+from pavflow.policy.sampler import Sampler
+from pavflow.policy.sft import train_sft
+from pavflow.stages.common import derive_seed, device_of, load_problems, stage_main
+from pavflow.tasks import make_task
+
+log = logging.getLogger("pavflow")
+
+
+@stage_main("sft", lambda cfg: f"sft-{cfg.job.policy}", lambda cfg: [f"policy:{cfg.job.policy}"])
+def main(cfg, layout, tracker) -> dict:
+    name = cfg.job.policy
+    if name not in cfg.sft.policies:
+        raise ConfigError(f"job.policy={name!r}: not in sft.policies {sorted(cfg.sft.policies)}")
+    if cfg.policy.kind != "tiny_llama":
+        raise ConfigError(f"policy.kind={cfg.policy.kind!r}: the sft stage trains tiny_llama policies")
+    spec, pc = cfg.sft.policies[name], cfg.policy
+    task = make_task(cfg.task, cfg.seed)
+    tok = char_tokenizer(pc.alphabet)
+    model = tiny_llama(len(tok), pc.hidden_size, pc.n_layers, pc.n_heads, pc.intermediate_size,
+                       pc.max_positions, seed=derive_seed(cfg.seed, "sft-init", name)).to(device_of(cfg))
+    val = load_problems(layout, ["val"])[:cfg.sft.eval_problems]
+    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=512)
+    prompts = [task.prompt(p.question) for p in val]
+
+    def evaluate() -> float:  # sampled (T=1) accuracy on val problems: the stopping rule
+        out = sampler.sample(prompts, cfg.sft.eval_samples, seed=derive_seed(cfg.seed, "sft-eval", name),
+                             temperature=1.0, max_new_tokens=cfg.sft.max_new_tokens)
+        return float(np.mean([task.grade(c.text, p.answer) for p, cs in zip(val, out.completions) for c in cs]))
+
+    tracker.define_metric("sft/*", "sft/step")
+    rows = train_sft(model, tok, task.sample_train, max_steps=spec.max_steps, batch_size=cfg.sft.batch_size,
+                     lr=cfg.sft.lr, warmup=cfg.sft.warmup, seed=derive_seed(cfg.seed, "sft", name),
+                     eval_every=cfg.sft.eval_every, evaluate=evaluate, target_acc=spec.target_val_acc,
+                     on_log=lambda r: (tracker.log({f"sft/{k}": v for k, v in r.items()}),
+                                       log.info("sft %s step %d loss %.3f val acc %.3f", name, r["step"],
+                                                r["loss"], r["val_acc"])))
+    with atomic_dir(layout.policy(name)) as tmp:
+        save_policy(model, tok, tmp)
+    df = pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen", loss="loss",
+                                   val_metric=pl.lit("val_sampled_acc"), val_value="val_acc")
+    write_table(df, layout.policy_log(name), TRAIN_LOG)
+    tracker.artifact(f"policy-{name}", "model", layout.policy(name))
+    last = rows[-1]
+    reached = spec.target_val_acc is None or last["val_acc"] >= spec.target_val_acc
+    if not reached:
+        log.warning("policy %s ended at val sampled accuracy %.3f after %d steps, below its target %.3f",
+                    name, last["val_acc"], last["step"], spec.target_val_acc)
+    return {"steps": last["step"], "val_sampled_acc": last["val_acc"], "reached_target": reached,
+            "n_params": sum(p.numel() for p in model.parameters())}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pavflow.data import LABELS, MC, conform
+from pavflow.labels import bok_value, make_labels, prover_name
+
+
+def bok(n, c, k) -> float:
+    return float(bok_value(np.array([n]), np.array([c]), k)[0])
+
+
+# --- bok_value -----------------------------------------------------------------------------------
+
+def test_bok_value_small_exact_cases():
+    assert bok(4, 2, 2) == pytest.approx(1 - math.comb(2, 2) / math.comb(4, 2), abs=1e-15)
+    assert bok(4, 2, 2) == pytest.approx(5 / 6, abs=1e-15)
+    assert bok(6, 1, 4) == pytest.approx(1 - 5 / 15, abs=1e-15)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 16])
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 16, 40])
+def test_bok_value_boundaries(n, k):
+    assert bok(n, 0, k) == 0.0
+    assert bok(n, n, k) == 1.0
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_bok_value_k1_is_success_rate(n):
+    c = np.arange(n + 1)
+    np.testing.assert_allclose(bok_value(np.full(n + 1, n), c, 1), c / n, rtol=0, atol=1e-15)
+
+
+def test_bok_value_is_elementwise_and_matches_pass_at_k_formula():
+    n = np.array([10, 10, 7, 3, 12, 5])
+    c = np.array([0, 3, 7, 1, 5, 4])
+    for k in [1, 2, 3, 5]:
+        want = [1 - math.comb(ni - ci, k) / math.comb(ni, k) if k <= ni else 1 - (1 - ci / ni) ** k
+                for ni, ci in zip(n, c)]
+        np.testing.assert_allclose(bok_value(n, c, k), want, rtol=0, atol=1e-12)
+
+
+def test_bok_value_monotone_in_k_and_c():
+    # for K <= n only: at K = n + 1 the plug-in fallback is (by design) below the K = n estimate
+    n = np.full(9, 8)
+    c = np.arange(9)
+    prev = bok_value(n, c, 1)
+    assert (np.diff(prev) > 0).all()
+    for k in range(2, 9):
+        cur = bok_value(n, c, k)
+        assert (cur >= prev - 1e-15).all()
+        assert (np.diff(cur) >= -1e-15).all()
+        prev = cur
+
+
+@pytest.mark.parametrize("p", [0.0, 0.05, 0.3, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize("n", [1, 4, 9])
+def test_bok_value_unbiased_exact_expectation(n, p):
+    c = np.arange(n + 1)
+    pmf = np.array([math.comb(n, ci) * p**ci * (1 - p) ** (n - ci) for ci in c])
+    for k in range(1, n + 1):
+        expectation = float(np.sum(pmf * bok_value(np.full(n + 1, n), c, k)))
+        assert expectation == pytest.approx(1 - (1 - p) ** k, abs=1e-12), (n, p, k)
+
+
+def test_plug_in_is_biased_where_estimator_is_not():
+    # sanity check that the exact-expectation test has teeth: the plug-in estimate is biased
+    n, k, p = 4, 3, 0.3
+    c = np.arange(n + 1)
+    pmf = np.array([math.comb(n, ci) * p**ci * (1 - p) ** (n - ci) for ci in c])
+    plug_in = 1 - (1 - c / n) ** k
+    assert abs(float(np.sum(pmf * plug_in)) - (1 - (1 - p) ** k)) > 1e-3
+
+
+@pytest.mark.parametrize("n,k,p", [(8, 3, 0.2), (5, 5, 0.6), (16, 4, 0.05)])
+def test_bok_value_unbiased_by_simulation(n, k, p):
+    rng = np.random.default_rng(1234)
+    draws = 200_000
+    c = rng.binomial(n, p, size=draws)
+    est = bok_value(np.full(draws, n), c, k)
+    se = est.std(ddof=1) / math.sqrt(draws)
+    assert abs(est.mean() - (1 - (1 - p) ** k)) < 4 * se + 1e-12
+
+
+@pytest.mark.parametrize("n,c,k", [(1, 0, 4), (1, 1, 4), (3, 1, 5), (4, 3, 9), (2, 1, 3)])
+def test_bok_value_k_above_n_uses_plug_in(n, c, k):
+    assert bok(n, c, k) == pytest.approx(1 - (1 - c / n) ** k, abs=1e-15)
+
+
+def test_bok_value_mixed_k_above_and_below_n():
+    n, c, k = np.array([1, 2, 6, 10]), np.array([1, 1, 2, 3]), 3
+    want = [1.0, 1 - 0.5**3, 1 - math.comb(4, 3) / math.comb(6, 3), 1 - math.comb(7, 3) / math.comb(10, 3)]
+    np.testing.assert_allclose(bok_value(n, c, k), want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n,c,k", [
+    ([4], [2], 0), ([4], [2], -1), ([4], [5], 2), ([4], [-1], 2), ([0], [0], 1), ([3, 4], [1, 5], 2),
+])
+def test_bok_value_invalid_inputs_raise(n, c, k):
+    with pytest.raises(ValueError):
+        bok_value(np.array(n), np.array(c), k)
+
+
+# --- make_labels ---------------------------------------------------------------------------------
+
+def mc_table(rows, policy) -> pl.DataFrame:
+    """rows: (problem_id, sample_id, h, n, c); shuffled on purpose to exercise sorting."""
+    df = pl.DataFrame(rows, schema=["problem_id", "sample_id", "h", "n", "c"], orient="row")
+    df = df.with_columns(split=pl.lit("train"), rollout_policy=pl.lit(policy), gen_tokens=pl.lit(0))
+    return conform(df, MC).sample(fraction=1.0, shuffle=True, seed=3)
+
+
+# base policy pi: q_pi = c / n
+PI = [("p0", 0, 0, 4, 1), ("p0", 0, 1, 4, 2), ("p0", 0, 2, 1, 1),
+      ("p0", 1, 0, 4, 3), ("p0", 1, 1, 4, 0), ("p0", 1, 2, 1, 0),
+      ("p1", 0, 0, 4, 0), ("p1", 0, 1, 1, 1)]
+# rollout policy rho with n = 6 (K = 4 <= n: unbiased estimator); terminal states n = 1 (plug-in)
+RHO = [("p0", 0, 0, 6, 1), ("p0", 0, 1, 6, 2), ("p0", 0, 2, 1, 1),
+       ("p0", 1, 0, 6, 3), ("p0", 1, 1, 6, 0), ("p0", 1, 2, 1, 0),
+       ("p1", 0, 0, 6, 0), ("p1", 0, 1, 1, 1)]
+# 1 - C(6-c, 4) / C(6, 4): c=0 -> 0, c=1 -> 2/3, c=2 -> 14/15, c=3 -> 1
+EXPECTED = {  # (problem, sample, h) -> (q_pi, v_mu, a_mu)
+    ("p0", 0, 0): (1 / 4, 2 / 3, None),
+    ("p0", 0, 1): (2 / 4, 14 / 15, 14 / 15 - 2 / 3),
+    ("p0", 0, 2): (1.0, 1.0, 1 - 14 / 15),
+    ("p0", 1, 0): (3 / 4, 1.0, None),
+    ("p0", 1, 1): (0.0, 0.0, -1.0),
+    ("p0", 1, 2): (0.0, 0.0, 0.0),
+    ("p1", 0, 0): (0.0, 0.0, None),
+    ("p1", 0, 1): (1.0, 1.0, 1.0),
+}
+
+
+def test_make_labels_hand_built_pools():
+    out = make_labels(mc_table(PI, "base"), mc_table(RHO, "base"), rollout_policy="base", k=4)
+    assert out.columns == list(LABELS)
+    assert conform(out, LABELS).equals(out.cast(LABELS))  # conforms to the LABELS schema
+    assert out.height == len(EXPECTED)
+    got = {(r["problem_id"], r["sample_id"], r["h"]): r for r in out.iter_rows(named=True)}
+    assert set(got) == set(EXPECTED)
+    for key, (q_pi, v_mu, a_mu) in EXPECTED.items():
+        r = got[key]
+        assert r["q_pi"] == pytest.approx(q_pi, abs=1e-12), key
+        assert r["v_mu"] == pytest.approx(v_mu, abs=1e-12), key
+        if a_mu is None:
+            assert r["a_mu"] is None, key
+        else:
+            assert r["a_mu"] == pytest.approx(a_mu, abs=1e-12), key
+        assert (r["prover"], r["rollout_policy"], r["k"], r["split"]) == ("base_k4", "base", 4, "train")
+
+
+def test_make_labels_k1_same_pool_gives_v_mu_equal_q_pi():
+    pool = mc_table(PI, "base")
+    out = make_labels(pool, pool, rollout_policy="base", k=1)
+    np.testing.assert_allclose(out["v_mu"].to_numpy(), out["q_pi"].to_numpy(), atol=1e-15)
+    assert set(out["prover"]) == {prover_name("base", 1)} == {"base_k1"}
+
+
+@pytest.mark.parametrize("drop_from", ["pi", "rho"])
+def test_make_labels_mismatched_pools_raise(drop_from):
+    pi, rho = mc_table(PI, "base"), mc_table(RHO, "strong")
+    drop = (pl.col("problem_id") == "p0") & (pl.col("sample_id") == 1) & (pl.col("h") == 1)
+    if drop_from == "pi":
+        pi = pi.filter(~drop)
+    else:
+        rho = rho.filter(~drop)
+    with pytest.raises(ValueError, match="strong"):
+        make_labels(pi, rho, rollout_policy="strong", k=4)

@@ -1,0 +1,216 @@
+import pytest
+import torch
+
+from pavflow.policy.model import char_tokenizer, tiny_llama
+from pavflow.policy.sampler import Sampler
+
+ALPHABET = "0123456789+-*=\nQA:"
+# deliberately not sorted by length: the sampler sorts internally and must restore the order
+PROMPTS = ["Q:72*5-3\n", "Q:1+2\n", "Q:12+3\n12+3=15\n", "Q:9\n", "Q:4*4*4+1\n"]
+EOS = 2
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return char_tokenizer(ALPHABET)
+
+
+@pytest.fixture(scope="module")
+def model(tok):
+    # a freshly initialised tiny model (std 0.02) greedily repeats one token; larger random weights
+    # give varied, prompt-dependent continuations and an occasional EOS, so rows stop at different times
+    m = tiny_llama(len(tok), 32, 2, 2, 64, 128, seed=0).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5, generator=g)
+    return m
+
+
+@pytest.fixture(scope="module")
+def sampler(model, tok):
+    return Sampler(model, tok, batch_size=256)
+
+
+def strip_after_eos(row: list[int]) -> list[int]:
+    return row[:row.index(EOS) + 1] if EOS in row else row
+
+
+def check_completion(tok, c, max_new_tokens, stop_at_step):
+    """Invariants every completion must satisfy."""
+    assert 1 <= len(c.tokens) <= max_new_tokens
+    assert c.gen_tokens == len(c.tokens)
+    assert EOS not in c.tokens[:-1]  # stops at the first EOS
+    body = c.tokens[:-1] if c.tokens[-1] == EOS else c.tokens
+    assert c.text == tok.decode(body)
+    if c.tokens[-1] == EOS:
+        assert c.finish == "eos"
+    elif stop_at_step and c.text.endswith("\n"):
+        assert c.finish == "step"
+    else:
+        assert c.finish == "length" and len(c.tokens) == max_new_tokens
+    if stop_at_step:
+        assert "\n" not in c.text[:-1]  # ends at the first step separator
+
+
+# --- greedy decoding against transformers' generate ----------------------------------------------
+
+def test_greedy_matches_generate(model, tok, sampler):
+    max_new = 30
+    out = sampler.sample(PROMPTS, 1, seed=0, temperature=0, max_new_tokens=max_new)
+    got = [cs[0].tokens for cs in out.completions]
+    assert len(got) == len(PROMPTS)
+    # batched, left-padded generate
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    assert len(set(enc.attention_mask.sum(-1).tolist())) > 1  # prompts really have different lengths
+    with torch.no_grad():
+        gen = model.generate(**enc, do_sample=False, max_new_tokens=max_new, pad_token_id=0,
+                             eos_token_id=EOS)
+    batched = [strip_after_eos(r) for r in gen[:, enc.input_ids.shape[1]:].tolist()]
+    assert got == batched
+    # and each prompt alone (no padding at all)
+    for p, toks in zip(PROMPTS, got):
+        e = tok(p, return_tensors="pt")
+        with torch.no_grad():
+            g = model.generate(**e, do_sample=False, max_new_tokens=max_new, pad_token_id=0,
+                               eos_token_id=EOS)
+        assert strip_after_eos(g[0, e.input_ids.shape[1]:].tolist()) == toks, p
+    # the test exercises both stopping on EOS and running to the budget
+    finishes = {cs[0].finish for cs in out.completions}
+    assert finishes == {"eos", "length"}
+    for cs in out.completions:
+        check_completion(tok, cs[0], max_new, stop_at_step=False)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_greedy_independent_of_batching(model, tok, sampler, batch_size):
+    want = sampler.sample(PROMPTS, 2, seed=0, temperature=0, max_new_tokens=20)
+    got = Sampler(model, tok, batch_size=batch_size).sample(PROMPTS, 2, seed=5, temperature=0,
+                                                            max_new_tokens=20)
+    assert [[c.tokens for c in cs] for cs in got.completions] == \
+           [[c.tokens for c in cs] for cs in want.completions]
+
+
+def test_greedy_stop_at_step_is_prefix_of_full_greedy(tok, sampler):
+    full = sampler.sample(PROMPTS, 1, seed=0, temperature=0, max_new_tokens=30)
+    step = sampler.sample(PROMPTS, 1, seed=0, temperature=0, max_new_tokens=30, stop_at_step=True)
+    nl = tok("\n").input_ids[0]
+    n_step = 0
+    for f, s in zip(full.completions, step.completions):
+        check_completion(tok, s[0], 30, stop_at_step=True)
+        f, s = f[0].tokens, s[0].tokens
+        cut = next((i + 1 for i, t in enumerate(f) if t in (nl, EOS)), len(f))
+        assert s == f[:cut]
+        n_step += s[-1] == nl
+    assert n_step >= 2  # several rows really stopped on the separator
+
+
+def test_tiny_top_p_is_greedy(sampler):
+    greedy = sampler.sample(PROMPTS, 2, seed=0, temperature=0, max_new_tokens=15)
+    nucleus = sampler.sample(PROMPTS, 2, seed=1, temperature=1.0, top_p=1e-6, max_new_tokens=15)
+    assert [[c.tokens for c in cs] for cs in nucleus.completions] == \
+           [[c.tokens for c in cs] for cs in greedy.completions]
+
+
+# --- sampling ------------------------------------------------------------------------------------
+
+def tokens_of(samples):
+    return [[c.tokens for c in cs] for cs in samples.completions]
+
+
+def test_same_seed_same_samples_different_seed_different(sampler):
+    kw = dict(n=4, temperature=1.0, max_new_tokens=20)
+    a = sampler.sample(PROMPTS, seed=11, **kw)
+    b = sampler.sample(PROMPTS, seed=11, **kw)
+    c = sampler.sample(PROMPTS, seed=12, **kw)
+    assert tokens_of(a) == tokens_of(b)
+    assert [[x.finish for x in cs] for cs in a.completions] == [[x.finish for x in cs] for cs in b.completions]
+    assert tokens_of(a) != tokens_of(c)
+    # most individual completions differ, not just one
+    diff = sum(x != y for ra, rc in zip(tokens_of(a), tokens_of(c)) for x, y in zip(ra, rc))
+    assert diff >= len(PROMPTS) * 4 // 2
+
+
+def test_fan_out_returns_n_completions_per_prompt(tok, sampler):
+    n = 6
+    out = sampler.sample(PROMPTS, n, seed=0, temperature=1.0, max_new_tokens=12)
+    assert len(out.completions) == len(PROMPTS)
+    for cs in out.completions:
+        assert len(cs) == n
+        assert len({tuple(c.tokens) for c in cs}) > 1  # copies are independent draws
+        for c in cs:
+            check_completion(tok, c, 12, stop_at_step=False)
+    assert out.gen_tokens == sum(len(c.tokens) for cs in out.completions for c in cs)
+    assert out.prompt_tokens == [len(tok(p).input_ids) for p in PROMPTS]  # each prompt encoded once
+
+
+def test_fan_out_greedy_copies_identical(sampler):
+    one = sampler.sample(PROMPTS, 1, seed=0, temperature=0, max_new_tokens=15)
+    many = sampler.sample(PROMPTS, 3, seed=0, temperature=0, max_new_tokens=15)
+    for c1, cs in zip(one.completions, many.completions):
+        assert all(c.tokens == c1[0].tokens for c in cs)
+
+
+def test_prompt_tokens_count_every_batch(model, tok):
+    # n = 5 copies in batches of 2 rows: each prompt is encoded in 3 batches
+    out = Sampler(model, tok, batch_size=2).sample(PROMPTS, 5, seed=0, temperature=1.0, max_new_tokens=4)
+    assert out.prompt_tokens == [3 * len(tok(p).input_ids) for p in PROMPTS]
+    assert all(len(cs) == 5 for cs in out.completions)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_stop_at_step(tok, sampler, temperature):
+    out = sampler.sample(PROMPTS, 4, seed=3, temperature=temperature, max_new_tokens=25,
+                         stop_at_step=True)
+    finishes = []
+    for cs in out.completions:
+        for c in cs:
+            check_completion(tok, c, 25, stop_at_step=True)
+            finishes.append(c.finish)
+    assert "step" in finishes
+
+
+@pytest.mark.parametrize("max_new_tokens", [1, 3, 8])
+def test_max_new_tokens_respected(tok, sampler, max_new_tokens):
+    out = sampler.sample(PROMPTS, 3, seed=0, temperature=1.0, max_new_tokens=max_new_tokens)
+    lengths = []
+    for cs in out.completions:
+        for c in cs:
+            check_completion(tok, c, max_new_tokens, stop_at_step=False)
+            lengths.append(len(c.tokens))
+    assert max(lengths) == max_new_tokens
+    assert out.gen_tokens == sum(lengths)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_first_token_distribution_matches_softmax(model, tok, sampler, temperature):
+    n = 3000
+    prompt = PROMPTS[0]
+    out = sampler.sample([prompt], n, seed=0, temperature=temperature, max_new_tokens=1)
+    first = torch.tensor([c.tokens[0] for c in out.completions[0]])
+    counts = torch.bincount(first, minlength=len(tok)).double()
+    with torch.no_grad():
+        logits = model(**tok(prompt, return_tensors="pt")).logits[0, -1].double()
+    p = torch.softmax(logits / temperature, -1)
+    sd = (n * p * (1 - p)).sqrt()
+    assert ((counts - n * p).abs() <= 5 * sd + 1).all(), (counts, n * p)
+
+
+def test_sampled_tokens_lie_in_nucleus_of_teacher_forced_model(model, tok, sampler):
+    """Checks the KV cache under fan-out and row compaction: every sampled token must be in the top-p
+    nucleus of the model's distribution given its own prefix, recomputed without any cache."""
+    top_p, max_new = 0.5, 20
+    out = sampler.sample(PROMPTS, 4, seed=7, temperature=1.0, top_p=top_p, max_new_tokens=max_new)
+    finishes = [c.finish for cs in out.completions for c in cs]
+    assert "eos" in finishes and "length" in finishes  # rows finished at different times
+    for prompt, cs in zip(PROMPTS, out.completions):
+        p_ids = tok(prompt).input_ids
+        for c in cs:
+            seq = torch.tensor([p_ids + c.tokens])
+            with torch.no_grad():
+                logits = model(input_ids=seq).logits[0, len(p_ids) - 1:-1].float()
+            probs = torch.softmax(logits, -1)
+            for t, tok_id in enumerate(c.tokens):
+                mass_above = probs[t][probs[t] > probs[t, tok_id]].sum().item()
+                assert mass_above <= top_p + 1e-4, (prompt, t)
