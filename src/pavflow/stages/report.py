@@ -11,10 +11,7 @@ from pavflow.report import (plot_accuracy_vs_budget, plot_accuracy_vs_tokens, pl
                             plot_rl_curves, plot_success_histogram, plot_train_logs, search_curves,
                             write_summary)
 from pavflow.stages.common import stage_main
-
-
-def verifier_names(cfg) -> list[str]:
-    return ["orm", "pqv"] + [f"pav_{prover_name(p, k)}" for p, k in provers(cfg)]
+from pavflow.study import study_jobs
 
 
 @stage_main("report", lambda cfg: "report")
@@ -27,9 +24,9 @@ def main(cfg, layout, tracker) -> dict:
     curves = search_curves(search, split=cfg.search.split)
     curves.write_parquet(out / "curves.parquet")
     rl = pl.concat([read_table(layout.rl(arm, s), RL_CURVE) for arm in cfg.rl.arms for s in cfg.rl.seeds])
-    metrics = pl.concat([read_table(layout.verifier_metrics(v), METRICS) for v in verifier_names(cfg)])
+    metrics = pl.concat([read_table(layout.verifier_metrics(v), METRICS) for v in study_jobs(cfg)["verifiers"]])
     logs = pl.concat([read_table(layout.policy_log(p), TRAIN_LOG) for p in cfg.sft.policies] +
-                     [read_table(layout.verifier_log(v), TRAIN_LOG) for v in verifier_names(cfg)])
+                     [read_table(layout.verifier_log(v), TRAIN_LOG) for v in study_jobs(cfg)["verifiers"]])
     figures = (plot_accuracy_vs_tokens(curves, out) + plot_accuracy_vs_budget(curves, out)
                + plot_prover_k(curves, cfg.search.k_budget, out, base_policy=cfg.sweep.policy)
                + plot_rl_curves(rl, out) + plot_success_histogram(pool, out) + plot_train_logs(logs, out))

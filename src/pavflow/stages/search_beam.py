@@ -8,13 +8,9 @@ from pavflow.policy.model import load_policy
 from pavflow.policy.sampler import Sampler
 from pavflow.search.beam import beam_search, effective_reward, last_value
 from pavflow.stages.common import derive_seed, device_of, load_problems, stage_main
+from pavflow.study import beam_budgets
 from pavflow.tasks import make_task
 from pavflow.verifiers.value import ValueVerifier
-
-
-def budgets_of(cfg, prover: str) -> list[int]:
-    s = cfg.search
-    return list(s.budgets) if prover == s.prover else [s.k_budget]
 
 
 @stage_main("search", lambda cfg: f"search-beam-{cfg.job.prover}",
@@ -32,7 +28,7 @@ def main(cfg, layout, tracker) -> dict:
     step_score = effective_reward(pqv.score, pav.score, s.alpha)
     tracker.define_metric("search/*", "search/budget")
     tables = []
-    for n in budgets_of(cfg, prover):
+    for n in beam_budgets(cfg, prover):
         out = beam_search(sampler, task, [p.question for p in problems], budget=n, expansions=s.expansions,
                           step_score_fn=step_score, final_score_fn=last_value(pqv.score),
                           seed=derive_seed(cfg.seed, "beam", n), max_steps=s.max_steps,

@@ -1,0 +1,27 @@
+# pavflow: one study of process verifiers as a DAG.
+#   snakemake --cores all                                     # the embedded default: didactic
+#   snakemake --cores 2 --config experiment=smoke
+#   snakemake --cores 2 --config experiment=didactic overrides='["sweep.prover_k=[1,4,64]"]'
+# Every number comes from the Hydra config (conf/); the Snakefile only composes it and builds the DAG.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+configfile: "workflow/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/problems.smk"
+include: "workflow/rules/sft.smk"
+include: "workflow/rules/rollouts.smk"
+include: "workflow/rules/labels.smk"
+include: "workflow/rules/verifiers.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/rl.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        L.report() / "summary.md",

@@ -1,0 +1,93 @@
+"""What the workflow needs to know about a study, computed once when the DAG is built: the composed
+and validated config, the jobs of the sweep, and each job's rerun triggers (its resolved config
+section and the hash of the code it runs)."""
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from pavflow.config import ConfigError, provers, register, rollout_policies, validate
+from pavflow.labels import prover_name
+from pavflow.provenance import code_hash
+
+
+# Source each stage's outputs depend on (relative to src/pavflow). Editing one of these files reruns
+# the stage and everything downstream; tracking, provenance and config validation are left out on
+# purpose, since they cannot change a table.
+COMMON = ["data.py", "paths.py", "stages/common.py"]
+CODE = {
+    "problems": ["tasks", "stages/problems.py"],
+    "sft": ["tasks", "policy", "stages/sft.py"],
+    "seeds": ["tasks", "policy", "rollouts.py", "stages/seeds.py"],
+    "mc": ["tasks", "policy", "rollouts.py", "stages/mc.py"],
+    "labels": ["labels.py", "stages/labels.py"],
+    "verifier": ["tasks", "verifiers", "policy/model.py", "stats.py", "stages/verifier.py"],
+    "search_pool": ["tasks", "policy", "rollouts.py", "stages/search_pool.py"],
+    "search_bon": ["tasks", "search/bon.py", "verifiers", "stages/search_bon.py"],
+    "search_beam": ["tasks", "policy", "search/beam.py", "verifiers", "labels.py", "stages/search_beam.py"],
+    "rl": ["tasks", "policy", "rl", "verifiers", "labels.py", "stages/rl.py"],
+    "report": ["report.py", "stats.py", "labels.py", "stages/report.py"],
+}
+
+
+def compose(experiment: str, overrides: list[str]):
+    """The study's config, as every stage will see it; raises ConfigError naming the bad override."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pavflow.stages.common import CONF_DIR as conf_dir
+    if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"--config overrides={overrides!r}: expected a list of Hydra override strings, "
+                          "e.g. overrides='[\"sweep.prover_k=[1,4,64]\"]'")
+    register()
+    try:
+        with initialize_config_dir(conf_dir, version_base="1.3"):
+            cfg = hydra_compose("config", overrides=[f"experiment={experiment}", *overrides])
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"experiment={experiment!r} overrides={list(overrides)}: {e}") from None
+    validate(cfg)
+    return cfg
+
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def stage_params(cfg, stage: str, **job) -> dict:
+    """The builtin-typed config a job's outputs depend on (Snakemake `params`: a change reruns it)."""
+    c = cfg
+    common = {"seed": c.seed, "task": _plain(c.task), "dtype": c.dtype}
+    model = {"base_policy": c.sweep.policy}
+    s = _plain(c.search)
+    by_stage = {
+        "problems": {},
+        "sft": {"policy": _plain(c.policy), "sft": {**{k: v for k, v in _plain(c.sft).items() if k != "policies"},
+                                                    "this": _plain(c.sft.policies[job["policy"]])
+                                                    if job.get("policy") in c.sft.policies else None}},
+        "seeds": {**model, "rollouts": {k: v for k, v in _plain(c.rollouts).items() if k != "n_mc"}},
+        "mc": {**model, "rollouts": _plain(c.rollouts)},
+        "labels": model,
+        "verifier": {**model, "verifier": {k: v for k, v in _plain(c.verifier).items() if k != "score_batch_size"}},
+        "search_pool": {**model, "search": {k: s[k] for k in ("split", "temperature", "max_new_tokens")},
+                        "n": max(s["budgets"])},
+        "search_bon": {**model, "search": {k: s[k] for k in ("split", "budgets")}},
+        "search_beam": {**model, "search": {k: v for k, v in s.items() if k not in ("budgets", "k_budget", "prover", "aggregate")},
+                        "budgets": beam_budgets(cfg, job.get("prover", ""))},
+        "rl": {**model, "rl": {k: v for k, v in _plain(c.rl).items() if k not in ("arms", "seeds")}},
+        "report": {"search": s, "rl": _plain(c.rl), "sweep": _plain(c.sweep)},
+    }
+    return {**common, **by_stage[stage], "code": code_hash(COMMON + CODE[stage])}
+
+
+def beam_budgets(cfg, prover: str) -> list[int]:
+    """The headline prover is searched at every budget; the others at k_budget (the prover-K curve)."""
+    s = cfg.search
+    return list(s.budgets) if prover == s.prover else [s.k_budget]
+
+
+def study_jobs(cfg) -> dict:
+    """The sweep: names of every policy, rollout pool, prover, verifier and RL run of the study."""
+    names = [prover_name(p, k) for p, k in provers(cfg)]
+    return {"policies": list(cfg.sft.policies), "rollout_policies": rollout_policies(cfg),
+            "provers": names, "verifiers": ["orm", "pqv"] + [f"pav_{p}" for p in names],
+            "rl_runs": [(arm, int(s)) for arm in cfg.rl.arms for s in cfg.rl.seeds]}

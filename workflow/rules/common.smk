@@ -1,0 +1,58 @@
+# Compose the study's Hydra config once (failing here, before any job, on a bad value), and give the
+# rules their paths (pavflow.paths), shell commands and rerun triggers (pavflow.study).
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # a checkout works without installing
+from pavflow.config import ConfigError
+from pavflow.paths import Layout
+from pavflow.study import compose, stage_params, study_jobs
+
+validate(config, "../schemas/config.schema.yaml")
+EXPERIMENT = str(config["experiment"])
+OVERRIDES = [str(o) for o in config["overrides"]]
+try:
+    CFG = compose(EXPERIMENT, OVERRIDES)
+except ConfigError as e:
+    raise WorkflowError(f"pavflow: {e}") from None
+L = Layout(Path(CFG.results_dir) / CFG.name)
+JOBS = study_jobs(CFG)
+logger.info(f"pavflow: experiment {CFG.name} -> {L.root}; provers {', '.join(JOBS['provers'])}; "
+            f"RL {', '.join(f'{a}/s{s}' for a, s in JOBS['rl_runs'])}")
+
+wildcard_constraints:
+    policy=r"[A-Za-z_][A-Za-z0-9_]*?",
+    prover=r"[A-Za-z_][A-Za-z0-9_]*_k\d+",
+    verifier=r"orm|pqv|pav_[A-Za-z_][A-Za-z0-9_]*_k\d+",
+    arm=r"outcome|pav",
+    seed=r"\d+",
+
+
+def stage(name, **job):
+    """Shell command running stage `name` with the study's overrides plus this job's settings
+    (job values may be "{wildcards.x}" placeholders; user overrides are quoted and brace-escaped)."""
+    esc = lambda a: shlex.quote(a).replace("{", "{{").replace("}", "}}")
+    run_dir = f"hydra.run.dir={L.logs()}/hydra/{name}" + "".join(f"-{v}" for v in job.values())
+    return " ".join([esc(sys.executable), "-m", f"pavflow.stages.{name}",
+                     *map(esc, [f"experiment={EXPERIMENT}", *OVERRIDES]),
+                     *[f"job.{k}={v}" for k, v in job.items()], "threads={threads}", run_dir,
+                     "> {log} 2>&1"])
+
+
+def params(name):
+    """Rerun trigger of a rule: its resolved config section and code hash (builtins only)."""
+    return lambda wildcards: stage_params(CFG, name, **dict(wildcards))
+
+
+def log_of(name, *wild):
+    return str(L.logs() / name / ("-".join(f"{{{w}}}" for w in wild) or name)) + ".log"
+
+
+def bench_of(name, *wild):
+    return str(L.root / "benchmarks" / name / ("-".join(f"{{{w}}}" for w in wild) or name)) + ".tsv"
+
+
+RES = {"mem_mb": 4000, "runtime": 60}

@@ -1,0 +1,23 @@
+def rl_inputs(wildcards):
+    ins = [L.problems(), L.policy(CFG.sweep.policy)]
+    if wildcards.arm == "pav":
+        ins.append(L.verifier(f"pav_{CFG.rl.prover}"))
+    return [str(p) for p in ins]
+
+
+rule rl:
+    input:
+        rl_inputs,
+    output:
+        L.rl("{arm}", "{seed}"),
+    params:
+        cfg=params("rl"),
+    log:
+        log_of("rl", "arm", "seed"),
+    benchmark:
+        bench_of("rl", "arm", "seed")
+    threads: CFG.threads
+    resources:
+        **RES,
+    shell:
+        stage("rl", arm="{wildcards.arm}", rl_seed="{wildcards.seed}")

@@ -1,0 +1,37 @@
+rule seeds:
+    input:
+        L.problems(),
+        L.policy(CFG.sweep.policy),
+    output:
+        L.seeds(),
+    params:
+        cfg=params("seeds"),
+    log:
+        log_of("seeds"),
+    benchmark:
+        bench_of("seeds")
+    threads: CFG.threads
+    resources:
+        **RES,
+    shell:
+        stage("seeds")
+
+
+rule mc:
+    input:
+        L.problems(),
+        L.seeds(),
+        L.policy("{policy}"),
+    output:
+        L.mc("{policy}"),
+    params:
+        cfg=params("mc"),
+    log:
+        log_of("mc", "policy"),
+    benchmark:
+        bench_of("mc", "policy")
+    threads: CFG.threads
+    resources:
+        **RES,
+    shell:
+        stage("mc", rollout_policy="{wildcards.policy}")
