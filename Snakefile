@@ -7,7 +7,9 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-configfile: "workflow/config.yaml"
+# Snakemake-level config: the experiment preset (conf/experiment/<name>.yaml) and Hydra overrides.
+config.setdefault("experiment", "didactic")
+config.setdefault("overrides", [])
 
 
 include: "workflow/rules/common.smk"

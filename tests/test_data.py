@@ -58,6 +58,23 @@ def test_failed_write_leaves_no_temp_files_and_keeps_old_table(tmp_path):
     assert read_table(path, MC).height == 2
 
 
+def test_write_error_after_temp_file_cleans_up_and_keeps_old_table(tmp_path, monkeypatch):
+    path = tmp_path / "mc.parquet"
+    write_table(mc_frame(), path, MC)
+
+    def failing_write(self, file, **kw):
+        with open(file, "wb") as f:
+            f.write(b"partial")  # a half-written temp file
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        write_table(mc_frame().head(1), path, MC)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mc.parquet"]
+    assert read_table(path, MC).height == 2
+
+
 def test_read_missing_file_names_path(tmp_path):
     path = tmp_path / "nope.parquet"
     with pytest.raises(TableError, match="nope.parquet"):

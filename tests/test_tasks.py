@@ -53,6 +53,15 @@ def test_splits_disjoint_sizes_honoured_ids_unique():
     assert len(ids) == len(set(ids))
 
 
+def test_no_duplicate_questions_in_a_small_question_space():
+    # 10 * 9 = 90 possible questions, ~72 of them in train: drawing 40 without dedup would repeat
+    task = arith(sizes={"train": 40, "val": 3, "test": 3}, min_operands=2, max_operands=2,
+                 modulus=10, ops="+")
+    for split in SPLITS:
+        qs = [p.question for p in task.problems(split)]
+        assert len(qs) == task.sizes[split] == len(set(qs))
+
+
 def test_split_sizes_zero_and_unknown_split():
     task = arith(sizes={"train": 0, "val": 2, "test": 0})
     assert task.problems("train") == []
