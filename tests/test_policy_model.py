@@ -9,20 +9,6 @@ from pavflow.policy.model import (char_tokenizer, check_model_dir, load_policy, 
 ALPHABET = "0123456789+-*=\nQA:"
 TEXT = "Q:12+3\n12+3=15\nA:15"
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models: thread start-up and contention on a busy 2-core machine cost more than they save
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return char_tokenizer(ALPHABET)
-
 
 def test_char_tokenizer_round_trip_one_token_per_char(tok):
     ids = tok(TEXT).input_ids

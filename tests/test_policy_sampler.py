@@ -9,20 +9,6 @@ ALPHABET = "0123456789+-*=\nQA:"
 PROMPTS = ["Q:72*5-3\n", "Q:1+2\n", "Q:12+3\n12+3=15\n", "Q:9\n", "Q:4*4*4+1\n"]
 EOS = 2
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models: thread start-up and contention on a busy 2-core machine cost more than they save
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return char_tokenizer(ALPHABET)
-
 
 @pytest.fixture(scope="module")
 def model(tok):

@@ -13,20 +13,6 @@ TASK = Arith(ArithSpec(), {}, seed=0)
 PAIRS = [("Q:72*5-3\n", "72*5=60\n60-3=57\nA:57"), ("Q:1+2\n", "1+2=3\nA:3"),
          ("Q:9*2*2-1+4\n", "9*2=18\n18*2=36\n36-1=35\n35+4=39\nA:39")]
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models: thread start-up and contention on a busy 2-core machine cost more than they save
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return char_tokenizer(ALPHABET)
-
 
 def new_model(tok, seed=0):
     return tiny_llama(len(tok), 32, 1, 2, 64, 128, seed=seed)
