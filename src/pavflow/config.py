@@ -236,8 +236,7 @@ def validate(cfg) -> None:
     if s.expansions < 1:
         bad("search.expansions", s.expansions, "must be >= 1")
     for i, n in enumerate(list(s.budgets) + [s.k_budget]):
-        width = max(1, n // s.expansions)
-        if width * (n // width) != n:
+        if n > s.expansions and n % s.expansions:  # else B = N // E beams of E, or one beam of N < E
             key = f"search.budgets[{i}]" if i < len(s.budgets) else "search.k_budget"
             bad(key, n, f"beam search with expansions={s.expansions} cannot spend exactly N samples per "
                 "round (N must be a multiple of expansions, or smaller than it)")

@@ -1,0 +1,145 @@
+"""The config schema and its validation, on the real conf/ tree composed the way the workflow does."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+from omegaconf import OmegaConf
+
+from pavflow.config import Config, ConfigError, provers, rollout_policies, validate
+from pavflow.study import compose
+
+
+@pytest.fixture(scope="module")
+def didactic():
+    return compose("didactic", [])
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    return compose("smoke", [])
+
+
+def rejects(overrides: list[str], *fragments: str, experiment: str = "smoke") -> str:
+    with pytest.raises(ConfigError) as e:
+        compose(experiment, overrides)
+    msg = str(e.value)
+    for f in fragments:
+        assert f in msg, (f, msg)
+    return msg
+
+
+# --- the real presets ----------------------------------------------------------------------------
+
+def test_didactic_has_its_documented_values(didactic):
+    validate(didactic)
+    assert didactic.name == "didactic"
+    assert list(didactic.sweep.prover_k) == [1, 2, 4, 8, 16, 32]
+    assert didactic.sweep.policy == "base"
+    assert [(p.policy, p.k) for p in didactic.sweep.cross_provers] == [("weak", 4)]
+    assert set(didactic.sft.policies) == {"base", "weak"}
+    assert didactic.search.prover == "base_k4" and didactic.rl.prover == "base_k4"
+    assert didactic.tracking.mode == "offline"
+    # everything the schema declares is present after composition (no missing values)
+    assert not OmegaConf.missing_keys(didactic) - {"hydra"}
+    assert set(OmegaConf.to_container(OmegaConf.structured(Config))) <= set(didactic)
+
+
+def test_smoke_is_small_and_valid(smoke):
+    validate(smoke)
+    assert smoke.name == "smoke"
+    assert list(smoke.sweep.prover_k) == [1, 4]
+    assert [(p.policy, p.k) for p in smoke.sweep.cross_provers] == [("weak", 1)]
+    assert smoke.task.n_train == 12 and smoke.rollouts.n_mc == 2
+    assert smoke.sft.policies.base.target_val_acc is None
+
+
+def test_overrides_apply(smoke):
+    cfg = compose("smoke", ["rollouts.n_mc=5", "search.alpha=0.5", "sweep.prover_k=[2,8]",
+                            "search.prover=base_k2", "rl.prover=weak_k1"])
+    assert cfg.rollouts.n_mc == 5 and cfg.search.alpha == 0.5
+    assert list(cfg.sweep.prover_k) == [2, 8]
+    # dropping the headline prover from the sweep is caught, naming search.prover, then rl.prover
+    rejects(["sweep.prover_k=[2,8]"], "search.prover='base_k4'", "base_k2")
+    rejects(["sweep.prover_k=[2,8]", "search.prover=base_k2"], "rl.prover='base_k4'")
+    # rl.prover only matters when the pav arm runs
+    assert compose("smoke", ["sweep.prover_k=[2,8]", "search.prover=base_k2", "rl.arms=[outcome]"])
+
+
+def test_tracking_off(smoke):
+    assert compose("smoke", ["tracking=off"]).tracking.mode == "off"
+    assert compose("didactic", ["tracking=off"]).tracking.mode == "off"
+    assert compose("smoke", ["tracking=online"]).tracking.mode == "online"
+
+
+# --- validate: each error names the key and the bad value ----------------------------------------
+
+@pytest.mark.parametrize("overrides, fragments", [
+    (["sweep.prover_k=[0,4]"], ["sweep.prover_k[0]=0"]),
+    (["sweep.prover_k=[1,-2]"], ["sweep.prover_k[1]=-2"]),
+    (["rollouts.n_mc=0"], ["rollouts.n_mc=0"]),
+    (["search.alpha=-1"], ["search.alpha=-1"]),
+    (["sweep.prover_k=[]"], ["sweep.prover_k=[]"]),
+    (["search.budgets=[6]", "search.expansions=4"], ["search.budgets[0]=6", "expansions=4"]),
+    (["search.budgets=[1,2,4,10]", "search.expansions=4"], ["search.budgets[3]=10"]),
+    (["search.k_budget=3"], ["search.k_budget=3", "expansions=2"]),
+    (["search.prover=strong_k4"], ["search.prover='strong_k4'"]),
+    (["sweep.cross_provers=[{policy:strong,k:2}]"], ["sweep.cross_provers[0].policy='strong'"]),
+    (["sweep.cross_provers=[{policy:weak,k:0}]"], ["sweep.cross_provers[0].k=0"]),
+    (["rl.arms=[outcome,bogus]"], ["rl.arms[1]='bogus'"]),
+    (["tracking.mode=bogus"], ["tracking.mode='bogus'"]),
+])
+def test_validate_names_key_and_value(overrides, fragments):
+    rejects(overrides, *fragments)
+
+
+def test_budgets_the_beam_can_spend_are_accepted():
+    # multiples of expansions, and budgets smaller than it (one beam of N candidates)
+    cfg = compose("smoke", ["search.expansions=4", "search.budgets=[1,2,3,4,8,12]", "search.k_budget=4"])
+    assert list(cfg.search.budgets) == [1, 2, 3, 4, 8, 12]
+
+
+def test_validate_directly_on_a_modified_config(smoke):
+    cfg = copy.deepcopy(smoke)
+    cfg.rollouts.n_mc = -3
+    with pytest.raises(ConfigError, match=r"rollouts\.n_mc=-3"):
+        validate(cfg)
+    cfg = copy.deepcopy(smoke)
+    cfg.search.alpha = -0.25
+    with pytest.raises(ConfigError, match=r"search\.alpha=-0\.25"):
+        validate(cfg)
+    # ConfigError is a ValueError, so callers catching ValueError still see it
+    assert issubclass(ConfigError, ValueError)
+
+
+# --- composition: unknown keys and wrong types fail before validate ------------------------------
+
+@pytest.mark.parametrize("override", ["rollouts.nmc=3", "rollouts.n_mc=abc", "search.budgets=[a]",
+                                      "sweeep.prover_k=[1]"])
+def test_compose_rejects_unknown_keys_and_wrong_types(override):
+    rejects([override], override)
+
+
+def test_compose_rejects_unknown_experiment_and_bad_override_list():
+    rejects([], "nosuch", experiment="nosuch")
+    with pytest.raises(ConfigError, match="overrides"):
+        compose("smoke", "rollouts.n_mc=3")  # a string, not a list
+
+
+# --- provers and rollout policies ----------------------------------------------------------------
+
+def test_provers_sweep_then_cross(didactic, smoke):
+    assert provers(didactic) == [("base", k) for k in (1, 2, 4, 8, 16, 32)] + [("weak", 4)]
+    assert rollout_policies(didactic) == ["base", "weak"]
+    assert provers(smoke) == [("base", 1), ("base", 4), ("weak", 1)]
+    assert rollout_policies(smoke) == ["base", "weak"]
+
+
+def test_provers_without_duplicates():
+    cfg = compose("smoke", ["sweep.prover_k=[1,4,4]",
+                            "sweep.cross_provers=[{policy:base,k:4},{policy:weak,k:2},{policy:weak,k:2}]"])
+    assert provers(cfg) == [("base", 1), ("base", 4), ("weak", 2)]
+    assert rollout_policies(cfg) == ["base", "weak"]
+    cfg = compose("smoke", ["sweep.cross_provers=[]"])
+    assert provers(cfg) == [("base", 1), ("base", 4)]
+    assert rollout_policies(cfg) == ["base"]
