@@ -240,3 +240,9 @@ def test_arith_spec_rejects_bad_ranges(bad):
 
 def test_arith_spec_accepts_edge_ranges():
     ArithSpec(min_operands=2, max_operands=2, modulus=2, add_max=1, mul_min=1, mul_max=1, ops="*")
+
+
+def test_too_small_a_question_space_is_an_error_naming_the_size():
+    spec = ArithSpec(min_operands=2, max_operands=2, modulus=2, add_max=1, mul_min=2, mul_max=2, ops="+")
+    with pytest.raises(ValueError, match="task.n_test=50"):
+        Arith(spec, {"train": 1, "val": 1, "test": 50}, seed=0).problems("test")

@@ -58,7 +58,7 @@ class SFTConfig:
 
 @dataclass
 class RolloutsConfig:
-    n_seed: int = 2  # sampled responses per train/val problem from the base policy
+    n_seed: int = 4  # sampled responses per train/val problem from the base policy
     n_mc: int = 8  # continuations per step prefix by the rollout policy
     temperature: float = 1.0
     max_new_tokens: int = 64
@@ -81,9 +81,9 @@ class SweepConfig:
 
 @dataclass
 class VerifierConfig:
-    steps: int = 400
+    steps: int = 200
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup: int = 20
     score_batch_size: int = 512
 
@@ -132,7 +132,6 @@ class JobConfig:
     rollout_policy: str = "base"
     prover: str = ""
     verifier: str = ""
-    method: str = ""
     arm: str = ""
     rl_seed: int = 0
 

@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import Callable
 
 import hydra
+import polars as pl
 import torch
 import transformers
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from pavflow.config import ConfigError, register, to_container, validate
+from pavflow.data import PROBLEMS, read_table
 from pavflow.paths import Layout
 from pavflow.policy.model import resolve_device
 from pavflow.provenance import write_provenance
+from pavflow.tasks.base import Problem
 from pavflow.tracking import Tracker
 
 CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[3] / "conf"))
@@ -82,14 +85,7 @@ def run(job_type: str, name: str, tags: list, body: Body, cfg: DictConfig) -> di
     return summary
 
 
-def load_problems(layout: Layout, splits) -> list:
+def load_problems(layout: Layout, splits) -> list[Problem]:
     """Problems of the given splits, in table order, from the problems stage's table."""
-    from pavflow.data import PROBLEMS, read_table
-    from pavflow.tasks.base import Problem
-    df = read_table(layout.problems(), PROBLEMS).filter(pl_col_in("split", list(splits)))
+    df = read_table(layout.problems(), PROBLEMS).filter(pl.col("split").is_in(list(splits)))
     return [Problem(**r) for r in df.iter_rows(named=True)]
-
-
-def pl_col_in(col: str, values: list):
-    import polars as pl
-    return pl.col(col).is_in(values)

@@ -95,8 +95,12 @@ class Arith(Task):
         if split not in SPLITS:
             raise ValueError(f"arith: unknown split {split!r}; expected one of {SPLITS}")
         rng = random.Random(f"arith-{self.seed}-{split}")
-        seen, out = set(), []
+        seen, out, draws = set(), [], 0
         while len(out) < self.sizes[split]:
+            draws += 1
+            if draws > 1000 * (self.sizes[split] + 100):
+                raise ValueError(f"arith: found only {len(out)} distinct {split} questions for "
+                                 f"task.n_{split}={self.sizes[split]}; the spec {self.spec} has too few")
             q = self.random_question(rng)
             if q in seen or split_of(q) != split:
                 continue
