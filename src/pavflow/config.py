@@ -143,7 +143,7 @@ class Config:
     results_dir: str = "results"
     device: str = "auto"  # auto picks CUDA when present
     dtype: str = "float32"
-    threads: int = 2
+    threads: int = 1
     task: TaskConfig = field(default_factory=TaskConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
