@@ -31,13 +31,19 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# The study's experiment and overrides reach the stages through these globals, which Snakemake
+# substitutes when it formats a shell command. They must not be literal in the shell text: Snakemake's
+# `code` rerun trigger compares that text, and every job would rerun whenever any override changed.
+# What a job depends on is in its `params` (pavflow.study.stage_params) instead.
+PAVFLOW_PYTHON = shlex.quote(sys.executable)
+PAVFLOW_ARGS = " ".join(shlex.quote(a) for a in [f"experiment={EXPERIMENT}", *OVERRIDES])
+
+
 def stage(name, **job):
     """Shell command running stage `name` with the study's overrides plus this job's settings
-    (job values may be "{wildcards.x}" placeholders; user overrides are quoted and brace-escaped)."""
-    esc = lambda a: shlex.quote(a).replace("{", "{{").replace("}", "}}")
+    (job values may be "{wildcards.x}" placeholders)."""
     run_dir = f"hydra.run.dir={L.logs()}/hydra/{name}" + "".join(f"-{v}" for v in job.values())
-    return " ".join([esc(sys.executable), "-m", f"pavflow.stages.{name}",
-                     *map(esc, [f"experiment={EXPERIMENT}", *OVERRIDES]),
+    return " ".join(["{PAVFLOW_PYTHON} -m", f"pavflow.stages.{name}", "{PAVFLOW_ARGS}",
                      *[f"job.{k}={v}" for k, v in job.items()], "threads={threads}", run_dir,
                      "> {log} 2>&1"])
 
