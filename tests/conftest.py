@@ -18,3 +18,18 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tok():
     return char_tokenizer(ALPHABET)
+
+
+@pytest.fixture(scope="module")
+def random_model(tok):
+    """A tiny untrained Llama with large random weights: a fresh init (std 0.02) greedily repeats one
+    token, while std 0.5 gives varied, prompt-dependent continuations and an occasional EOS, so rows
+    of a batch stop at different times."""
+    from pavflow.policy.model import tiny_llama
+    m = tiny_llama(len(tok), 32, 2, 2, 64, 128, seed=0).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5, generator=g)
+    return m

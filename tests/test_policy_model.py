@@ -3,7 +3,7 @@ import re
 import pytest
 import torch
 
-from pavflow.policy.model import (char_tokenizer, check_model_dir, load_policy, resolve_dtype,
+from pavflow.policy.model import (check_model_dir, load_policy, resolve_dtype,
                                   save_policy, tiny_llama)
 
 ALPHABET = "0123456789+-*=\nQA:"

@@ -4,11 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pavflow.policy.model import char_tokenizer, tiny_llama
+from pavflow.policy.model import tiny_llama
 from pavflow.policy.sft import lm_loss, sft_batch, train_sft
 from pavflow.tasks import Arith, ArithSpec
 
-ALPHABET = "0123456789+-*=\nQA:"
 TASK = Arith(ArithSpec(), {}, seed=0)
 PAIRS = [("Q:72*5-3\n", "72*5=60\n60-3=57\nA:57"), ("Q:1+2\n", "1+2=3\nA:3"),
          ("Q:9*2*2-1+4\n", "9*2=18\n18*2=36\n36-1=35\n35+4=39\nA:39")]

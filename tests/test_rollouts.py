@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-import torch
 
 from pavflow.data import MC, SAMPLES, conform
-from pavflow.policy.model import tiny_llama
 from pavflow.policy.sampler import Completion, Sampler, Samples
 from pavflow.rollouts import mc_pool, sample_responses
 from pavflow.tasks import make_task
@@ -28,15 +26,8 @@ def problems(task):
 
 
 @pytest.fixture(scope="module")
-def sampler(tok):  # tok, and torch at one thread, come from conftest.py
-    # larger random weights than the init: varied, prompt-dependent continuations and occasional EOS
-    m = tiny_llama(len(tok), 32, 2, 2, 64, 128, seed=0).eval()
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in m.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.5, generator=g)
-    return Sampler(m, tok, batch_size=64)
+def sampler(tok, random_model):  # tok, random_model and torch at one thread: conftest.py
+    return Sampler(random_model, tok, batch_size=64)
 
 
 def sample(sampler, task, problems, n=3, seed=0):

@@ -4,7 +4,7 @@ fails at composition, before any job runs, naming the key."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
