@@ -94,8 +94,9 @@ class Sampler:
         input_ids, mask = input_ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
-        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos,
-                            past_key_values=cache, use_cache=True).logits[:, -1]  # (U, V)
+        # logits_to_keep=1: only the last position's logits are used (a 49k vocabulary makes the rest costly)
+        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                            use_cache=True, logits_to_keep=1).logits[:, -1]  # (U, V)
         # fan out: row r continues prompt fan[r]
         fan = torch.repeat_interleave(torch.arange(U, device=dev), torch.tensor(copies, device=dev))
         if len(fan) != U or (fan != torch.arange(U, device=dev)).any():
