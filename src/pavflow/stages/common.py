@@ -20,10 +20,12 @@ from omegaconf import DictConfig
 from pavflow.config import ConfigError, register, to_container, validate
 from pavflow.data import PROBLEMS, read_table
 from pavflow.paths import Layout
-from pavflow.policy.model import resolve_device
+from pavflow.policy.model import load_policy, resolve_device
+from pavflow.policy.sampler import Sampler
 from pavflow.provenance import write_provenance
 from pavflow.tasks.base import Problem
 from pavflow.tracking import Tracker
+from pavflow.verifiers.value import ValueVerifier
 
 CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[3] / "conf"))
 log = logging.getLogger("pavflow")
@@ -89,3 +91,13 @@ def load_problems(layout: Layout, splits) -> list[Problem]:
     """Problems of the given splits, in table order, from the problems stage's table."""
     df = read_table(layout.problems(), PROBLEMS).filter(pl.col("split").is_in(list(splits)))
     return [Problem(**r) for r in df.iter_rows(named=True)]
+
+
+def policy_sampler(cfg, layout: Layout, policy: str, task) -> Sampler:
+    """The sampler of a trained policy, on the configured device and dtype."""
+    model, tok = load_policy(layout.policy(policy), cfg.device, cfg.dtype)
+    return Sampler(model, tok, step_sep=task.step_sep, batch_size=cfg.rollouts.batch_size)
+
+
+def load_verifier(cfg, layout: Layout, name: str) -> ValueVerifier:
+    return ValueVerifier.load(layout.verifier(name), str(device_of(cfg)), cfg.verifier.score_batch_size)

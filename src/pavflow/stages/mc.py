@@ -1,10 +1,8 @@
 """Stage `mc`: n_mc continuations by rollout policy job.rollout_policy from every step prefix of
 every base-policy seed. Independent of any prover K."""
 from pavflow.data import MC, SAMPLES, read_table, write_table
-from pavflow.policy.model import load_policy
-from pavflow.policy.sampler import Sampler
 from pavflow.rollouts import mc_pool
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.stages.common import derive_seed, load_problems, policy_sampler, stage_main
 from pavflow.tasks import make_task
 
 
@@ -12,8 +10,7 @@ from pavflow.tasks import make_task
 def main(cfg, layout, tracker) -> dict:
     rho, r = cfg.job.rollout_policy, cfg.rollouts
     task = make_task(cfg.task, cfg.seed)
-    model, tok = load_policy(layout.policy(rho), cfg.device, cfg.dtype)
-    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=r.batch_size)
+    sampler = policy_sampler(cfg, layout, rho, task)
     problems = {p.problem_id: p for p in load_problems(layout, r.splits)}
     seeds = read_table(layout.seeds(), SAMPLES)
     df = mc_pool(sampler, task, problems, seeds, n_mc=r.n_mc, seed=derive_seed(cfg.seed, "mc", rho),

@@ -7,9 +7,8 @@ from pavflow.data import RL_CURVE, write_table
 from pavflow.labels import parse_prover
 from pavflow.policy.model import load_policy
 from pavflow.rl.pg import RLConfig, train_rl
-from pavflow.stages.common import derive_seed, device_of, load_problems, stage_main
+from pavflow.stages.common import derive_seed, load_problems, load_verifier, stage_main
 from pavflow.tasks import make_task
-from pavflow.verifiers.value import ValueVerifier
 
 
 def tags(cfg) -> list[str]:
@@ -28,8 +27,7 @@ def main(cfg, layout, tracker) -> dict:
     test = load_problems(layout, ["test"])[:r.eval_problems]
     step_score = None
     if arm == "pav":  # values v_mu(s_h), h = 0..H; train_rl turns them into progress A^mu
-        step_score = ValueVerifier.load(layout.verifier(f"pav_{r.prover}"), str(device_of(cfg)),
-                                        cfg.verifier.score_batch_size).score
+        step_score = load_verifier(cfg, layout, f"pav_{r.prover}").score
     rc = RLConfig(updates=r.updates, problems_per_update=r.problems_per_update,
                   samples_per_problem=r.samples_per_problem, lr=r.lr, alpha=r.alpha if arm == "pav" else 0.0,
                   max_new_tokens=r.max_new_tokens, eval_every=r.eval_every, eval_samples=r.eval_samples,

@@ -4,13 +4,10 @@ import polars as pl
 
 from pavflow.data import SEARCH, write_table
 from pavflow.labels import parse_prover
-from pavflow.policy.model import load_policy
-from pavflow.policy.sampler import Sampler
 from pavflow.search.beam import beam_search, effective_reward, last_value
-from pavflow.stages.common import derive_seed, device_of, load_problems, stage_main
+from pavflow.stages.common import derive_seed, load_problems, load_verifier, policy_sampler, stage_main
 from pavflow.study import beam_budgets
 from pavflow.tasks import make_task
-from pavflow.verifiers.value import ValueVerifier
 
 
 @stage_main("search", lambda cfg: f"search-beam-{cfg.job.prover}",
@@ -20,11 +17,8 @@ def main(cfg, layout, tracker) -> dict:
     _, k = parse_prover(prover)
     task = make_task(cfg.task, cfg.seed)
     problems = load_problems(layout, [s.split])
-    model, tok = load_policy(layout.policy(cfg.sweep.policy), cfg.device, cfg.dtype)
-    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=cfg.rollouts.batch_size)
-    dev, bs = str(device_of(cfg)), cfg.verifier.score_batch_size
-    pqv = ValueVerifier.load(layout.verifier("pqv"), dev, bs)
-    pav = ValueVerifier.load(layout.verifier(f"pav_{prover}"), dev, bs)
+    sampler = policy_sampler(cfg, layout, cfg.sweep.policy, task)
+    pqv, pav = load_verifier(cfg, layout, "pqv"), load_verifier(cfg, layout, f"pav_{prover}")
     step_score = effective_reward(pqv.score, pav.score, s.alpha)
     tracker.define_metric("search/*", "search/budget")
     tables = []

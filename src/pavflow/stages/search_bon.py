@@ -4,9 +4,8 @@ import polars as pl
 
 from pavflow.data import SAMPLES, SEARCH, read_table, write_table
 from pavflow.search.bon import bon_search
-from pavflow.stages.common import device_of, load_problems, stage_main
+from pavflow.stages.common import load_problems, load_verifier, stage_main
 from pavflow.tasks import make_task
-from pavflow.verifiers.value import ValueVerifier
 
 # bon_search method -> (SEARCH method, verifier used)
 METHODS = {"best_of_n": ("bon", "orm"), "weighted_majority": ("weighted_majority", "orm"),
@@ -18,7 +17,7 @@ def main(cfg, layout, tracker) -> dict:
     task, s = make_task(cfg.task, cfg.seed), cfg.search
     problems = {p.problem_id: p for p in load_problems(layout, [s.split])}
     pool = read_table(layout.pool(), SAMPLES).sort("problem_id", "sample_id")
-    orm = ValueVerifier.load(layout.verifier("orm"), str(device_of(cfg)), cfg.verifier.score_batch_size)
+    orm = load_verifier(cfg, layout, "orm")
     values, v_tokens = orm.score([task.prompt(problems[p].question) for p in pool["problem_id"]],
                                  [task.split_steps(r) for r in pool["response"]])
     pool = pool.with_columns(score=pl.Series([float(v[-1]) for v in values]),

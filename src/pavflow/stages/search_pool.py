@@ -3,18 +3,15 @@ policy; best-of-N and voting at every budget N read their first N samples from i
 import polars as pl
 
 from pavflow.data import SAMPLES, write_table
-from pavflow.policy.model import load_policy
-from pavflow.policy.sampler import Sampler
 from pavflow.rollouts import sample_responses
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.stages.common import derive_seed, load_problems, policy_sampler, stage_main
 from pavflow.tasks import make_task
 
 
 @stage_main("search_pool", lambda cfg: f"search-pool-{cfg.sweep.policy}")
 def main(cfg, layout, tracker) -> dict:
     task, s = make_task(cfg.task, cfg.seed), cfg.search
-    model, tok = load_policy(layout.policy(cfg.sweep.policy), cfg.device, cfg.dtype)
-    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=cfg.rollouts.batch_size)
+    sampler = policy_sampler(cfg, layout, cfg.sweep.policy, task)
     df = sample_responses(sampler, task, load_problems(layout, [s.split]), n=max(s.budgets),
                           seed=derive_seed(cfg.seed, "search-pool"), temperature=s.temperature,
                           max_new_tokens=s.max_new_tokens, policy=cfg.sweep.policy)

@@ -2,18 +2,15 @@
 import polars as pl
 
 from pavflow.data import SAMPLES, write_table
-from pavflow.policy.model import load_policy
-from pavflow.policy.sampler import Sampler
 from pavflow.rollouts import sample_responses
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.stages.common import derive_seed, load_problems, policy_sampler, stage_main
 from pavflow.tasks import make_task
 
 
 @stage_main("seeds", lambda cfg: f"seeds-{cfg.sweep.policy}")
 def main(cfg, layout, tracker) -> dict:
     task, r = make_task(cfg.task, cfg.seed), cfg.rollouts
-    model, tok = load_policy(layout.policy(cfg.sweep.policy), cfg.device, cfg.dtype)
-    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=r.batch_size)
+    sampler = policy_sampler(cfg, layout, cfg.sweep.policy, task)
     df = sample_responses(sampler, task, load_problems(layout, r.splits), n=r.n_seed,
                           seed=derive_seed(cfg.seed, "seeds"), temperature=r.temperature,
                           max_new_tokens=r.max_new_tokens, policy=cfg.sweep.policy)
