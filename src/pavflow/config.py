@@ -210,7 +210,7 @@ def validate(cfg) -> None:
             bad(f"rollouts.{k}", r[k], "must be >= 1")
     if r.temperature <= 0:
         bad("rollouts.temperature", r.temperature, "MC rollouts sample: must be > 0")
-    if set(r.splits) != {"train", "val"} and not {"train", "val"} <= set(r.splits):
+    if not {"train", "val"} <= set(r.splits):
         bad("rollouts.splits", list(r.splits), "must include train (verifier training) and val "
             "(verifier quality)")
     if not cfg.sweep.prover_k:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -20,6 +19,7 @@ import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pavflow.labels import parse_prover as parse_prover_name
 from pavflow.data import Schema
 from pavflow.stats import bootstrap_ci, mean_ci, pass_at_k
 
@@ -145,8 +145,10 @@ def rl_final(rl: pl.DataFrame | None) -> pl.DataFrame:
 
 def parse_prover(prover: str) -> tuple[str, int | None]:
     """'base_k4' -> ('base', 4): prover BoK(policy). Names without a _k<K> suffix -> (name, None)."""
-    m = re.fullmatch(r"(.*)_k(\d+)", prover)
-    return (m[1], int(m[2])) if m else (prover, None)
+    try:
+        return parse_prover_name(prover)
+    except ValueError:
+        return prover, None
 
 
 # ----------------------------------------------------------------------------- figures

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from pavflow.config import ConfigError, register, to_container, validate
 from pavflow.data import PROBLEMS, read_table
+from pavflow.labels import parse_prover
 from pavflow.paths import Layout
 from pavflow.policy.model import load_policy, resolve_device
 from pavflow.policy.sampler import Sampler
@@ -91,6 +92,11 @@ def load_problems(layout: Layout, splits) -> list[Problem]:
     """Problems of the given splits, in table order, from the problems stage's table."""
     df = read_table(layout.problems(), PROBLEMS).filter(pl.col("split").is_in(list(splits)))
     return [Problem(**r) for r in df.iter_rows(named=True)]
+
+
+def prover_tags(prover: str) -> list[str]:
+    """W&B tags of a job that uses prover `prover`: the prover and its K."""
+    return [f"prover:{prover}", f"k:{parse_prover(prover)[1]}"]
 
 
 def policy_sampler(cfg, layout: Layout, policy: str, task) -> Sampler:

@@ -1,11 +1,11 @@
 """Stage `labels`: q_pi, v_mu and a_mu under prover job.prover = '<rho>_k<K>' from cached MC pools."""
 from pavflow.data import LABELS, MC, read_table, write_table
 from pavflow.labels import make_labels, parse_prover
-from pavflow.stages.common import stage_main
+from pavflow.stages.common import prover_tags, stage_main
 
 
 @stage_main("labels", lambda cfg: f"labels-{cfg.job.prover}",
-            lambda cfg: [f"prover:{cfg.job.prover}", f"k:{parse_prover(cfg.job.prover)[1]}"])
+            lambda cfg: prover_tags(cfg.job.prover))
 def main(cfg, layout, tracker) -> dict:
     rho, k = parse_prover(cfg.job.prover)
     pi_pool = read_table(layout.mc(cfg.sweep.policy), MC)

@@ -4,16 +4,14 @@ import polars as pl
 
 from pavflow.config import ConfigError
 from pavflow.data import RL_CURVE, write_table
-from pavflow.labels import parse_prover
 from pavflow.policy.model import load_policy
 from pavflow.rl.pg import RLConfig, train_rl
-from pavflow.stages.common import derive_seed, load_problems, load_verifier, stage_main
+from pavflow.stages.common import derive_seed, load_problems, load_verifier, prover_tags, stage_main
 from pavflow.tasks import make_task
 
 
 def tags(cfg) -> list[str]:
-    return [f"arm:{cfg.job.arm}"] + ([f"prover:{cfg.rl.prover}", f"k:{parse_prover(cfg.rl.prover)[1]}"]
-                                     if cfg.job.arm == "pav" else [])
+    return [f"arm:{cfg.job.arm}"] + (prover_tags(cfg.rl.prover) if cfg.job.arm == "pav" else [])
 
 
 @stage_main("rl", lambda cfg: f"rl-{cfg.job.arm}-s{cfg.job.rl_seed}", tags)

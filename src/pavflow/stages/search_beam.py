@@ -5,13 +5,13 @@ import polars as pl
 from pavflow.data import SEARCH, write_table
 from pavflow.labels import parse_prover
 from pavflow.search.beam import beam_search, effective_reward, last_value
-from pavflow.stages.common import derive_seed, load_problems, load_verifier, policy_sampler, stage_main
+from pavflow.stages.common import derive_seed, load_problems, load_verifier, policy_sampler, prover_tags, stage_main
 from pavflow.study import beam_budgets
 from pavflow.tasks import make_task
 
 
 @stage_main("search", lambda cfg: f"search-beam-{cfg.job.prover}",
-            lambda cfg: [f"prover:{cfg.job.prover}", f"k:{parse_prover(cfg.job.prover)[1]}"])
+            lambda cfg: prover_tags(cfg.job.prover))
 def main(cfg, layout, tracker) -> dict:
     prover, s = cfg.job.prover, cfg.search
     _, k = parse_prover(prover)
