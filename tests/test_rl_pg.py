@@ -207,3 +207,32 @@ def test_train_rl_seed_and_validation(task):
         return [np.zeros(len(s)) for s in steps], [0] * len(steps)  # H values instead of H + 1
     with pytest.raises(ValueError, match="H \\+ 1"):
         train_rl(m0, tok, task, train, test, cfg(updates=1), step_score_fn=bad_scorer)
+
+
+def test_train_rl_resumes_exactly_from_a_checkpoint(task, tmp_path):
+    from pavflow.checkpoint import load_checkpoint, save_checkpoint
+    train, test = task.problems("train"), task.problems("test")
+    c = cfg(updates=4, eval_every=1, eval_samples=1)
+    model, tok = tiny()
+    rows_full = train_rl(model, tok, task, train, test, c, step_score_fn=fake_pav([]), checkpoint_every=2)
+
+    class Killed(Exception):
+        pass
+
+    def die_at_3(row):
+        if row["update"] == 3:
+            raise Killed
+
+    path = tmp_path / "rl.pt"
+    with pytest.raises(Killed):
+        train_rl(tiny()[0], tok, task, train, test, c, step_score_fn=fake_pav([]), on_eval=die_at_3,
+                 checkpoint_every=2, on_checkpoint=lambda s: save_checkpoint(s, path, "job"))
+    state = load_checkpoint(path, "job")
+    assert state["update"] == 2
+    resumed = tiny()[0]
+    seen = []
+    rows = train_rl(resumed, tok, task, train, test, c, step_score_fn=fake_pav([]), on_eval=seen.append,
+                    checkpoint_every=2, resume=state)
+    assert str(rows) == str(rows_full)  # str: nan == nan
+    assert [r["update"] for r in seen] == [3, 4]  # only the new evaluation points are reported
+    assert all(torch.equal(x, y) for x, y in zip(weights(resumed), weights(model)))

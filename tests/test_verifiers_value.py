@@ -209,3 +209,30 @@ def test_save_load_round_trip(policy_dir, tok, tmp_path):
         # same weights and buffers; only the memory alignment of the loaded tensors differs, which
         # can move CPU kernels by an ulp
         np.testing.assert_allclose(v, w, rtol=1e-6, atol=0)
+
+
+def test_train_value_resumes_exactly_from_a_checkpoint(policy_dir, tok, tmp_path):
+    from pavflow.checkpoint import load_checkpoint, save_checkpoint
+    examples = nine_examples(6, seed=1)  # batch 4 of 6: the checkpoint falls mid-epoch
+    kw = dict(steps=9, batch_size=4, lr=1e-3, seed=0, warmup=2, log_every=2, checkpoint_every=3)
+    full = value_model_from_policy(policy_dir, seed=0)
+    rows_full = train_value(full, tok, examples, **kw)
+
+    class Killed(Exception):
+        pass
+
+    def die_at_6(row):
+        if row["step"] == 6:
+            raise Killed
+
+    path = tmp_path / "verifier.pt"
+    with pytest.raises(Killed):
+        train_value(value_model_from_policy(policy_dir, seed=0), tok, examples, on_log=die_at_6,
+                    on_checkpoint=lambda s: save_checkpoint(s, path, "job"), **kw)
+    state = load_checkpoint(path, "job")
+    assert state["step"] == 3
+    resumed = value_model_from_policy(policy_dir, seed=5)
+    rows = train_value(resumed, tok, examples, resume=state, **kw)
+    assert rows == rows_full
+    a, b = resumed.state_dict(), full.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -52,6 +52,7 @@ class SFTConfig:
     eval_problems: int = 128  # val problems for the stopping rule
     eval_samples: int = 4
     max_new_tokens: int = 64
+    checkpoint_every: int = 100  # steps between resume checkpoints; 0: none
     policies: Dict[str, SFTPolicyConfig] = field(default_factory=lambda: {
         "base": SFTPolicyConfig(800, 0.45), "weak": SFTPolicyConfig(800, 0.15)})
 
@@ -86,6 +87,7 @@ class VerifierConfig:
     lr: float = 2e-3
     warmup: int = 20
     score_batch_size: int = 512
+    checkpoint_every: int = 50  # steps between resume checkpoints; 0: none
 
 
 @dataclass
@@ -117,6 +119,7 @@ class RLConfig:
     eval_problems: int = 256
     eval_samples: int = 4
     max_new_tokens: int = 64
+    checkpoint_every: int = 5  # updates between resume checkpoints; 0: none
 
 
 @dataclass
@@ -250,6 +253,9 @@ def validate(cfg) -> None:
     for k in ("max_new_tokens", "max_steps", "max_step_tokens", "k_budget"):
         if s[k] < 1:
             bad(f"search.{k}", s[k], "must be >= 1")
+    for section in ("sft", "verifier", "rl"):
+        if cfg[section].checkpoint_every < 0:
+            bad(f"{section}.checkpoint_every", cfg[section].checkpoint_every, "must be >= 0 (0: no checkpoints)")
     rl = cfg.rl
     for i, a in enumerate(rl.arms):
         if a not in ("outcome", "pav"):

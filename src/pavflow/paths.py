@@ -56,6 +56,10 @@ class Layout:
     def report(self) -> Path:
         return self.root / "report"
 
+    def checkpoint(self, job: str) -> Path:
+        """Resume state of a running training job (sft, verifier, rl); removed when the job ends."""
+        return self.root / "checkpoints" / f"{job}.pt"
+
     def logs(self) -> Path:
         return self.root / "logs"
 

@@ -54,26 +54,27 @@ def _plain(node) -> dict:
 
 
 def stage_params(cfg, stage: str, **job) -> dict:
-    """The builtin-typed config a job's outputs depend on (Snakemake `params`: a change reruns it)."""
+    """The builtin-typed config a job's outputs depend on (Snakemake `params`: a change reruns it).
+    How often a job checkpoints does not change its outputs, so it is left out."""
     c = cfg
     common = {"seed": c.seed, "task": _plain(c.task), "dtype": c.dtype}
     model = {"base_policy": c.sweep.policy}
     s = _plain(c.search)
     by_stage = {
         "problems": {},
-        "sft": {"policy": _plain(c.policy), "sft": {**{k: v for k, v in _plain(c.sft).items() if k != "policies"},
+        "sft": {"policy": _plain(c.policy), "sft": {**{k: v for k, v in _plain(c.sft).items() if k not in ("policies", "checkpoint_every")},
                                                     "this": _plain(c.sft.policies[job["policy"]])
                                                     if job.get("policy") in c.sft.policies else None}},
         "seeds": {**model, "rollouts": {k: v for k, v in _plain(c.rollouts).items() if k != "n_mc"}},
         "mc": {**model, "rollouts": _plain(c.rollouts)},
         "labels": model,
-        "verifier": {**model, "verifier": {k: v for k, v in _plain(c.verifier).items() if k != "score_batch_size"}},
+        "verifier": {**model, "verifier": {k: v for k, v in _plain(c.verifier).items() if k not in ("score_batch_size", "checkpoint_every")}},
         "search_pool": {**model, "search": {k: s[k] for k in ("split", "temperature", "max_new_tokens")},
                         "n": max(s["budgets"])},
         "search_bon": {**model, "search": {k: s[k] for k in ("split", "budgets")}},
         "search_beam": {**model, "search": {k: v for k, v in s.items() if k not in ("budgets", "k_budget", "prover", "aggregate")},
                         "budgets": beam_budgets(cfg, job.get("prover", ""))},
-        "rl": {**model, "rl": {k: v for k, v in _plain(c.rl).items() if k not in ("arms", "seeds")}},
+        "rl": {**model, "rl": {k: v for k, v in _plain(c.rl).items() if k not in ("arms", "seeds", "checkpoint_every")}},
         "report": {"search": s, "rl": _plain(c.rl), "sweep": _plain(c.sweep)},
     }
     return {**common, **by_stage[stage], "code": code_hash(COMMON + CODE[stage])}

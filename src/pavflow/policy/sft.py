@@ -10,6 +10,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from pavflow.checkpoint import rng_state, set_rng_state
+
 
 def sft_batch(tok, pairs: list[tuple[str, str]], device) -> tuple[torch.Tensor, ...]:
     """Right-padded (ids, attention mask, loss mask) for (prompt, solution) pairs; EOS appended."""
@@ -40,10 +42,14 @@ def train_sft(model, tok, sample_pair: Callable[[random.Random], tuple[str, str]
               max_steps: int, batch_size: int, lr: float, warmup: int, seed: int,
               eval_every: int, evaluate: Callable[[], float] | None = None,
               target_acc: float | None = None,
-              on_log: Callable[[dict], None] | None = None) -> list[dict]:
+              on_log: Callable[[dict], None] | None = None,
+              checkpoint_every: int = 0, on_checkpoint: Callable[[dict], None] | None = None,
+              resume: dict | None = None) -> list[dict]:
     """AdamW with linear warmup and cosine decay over max_steps; returns the log rows.
 
     `evaluate()` returns the sampled accuracy used as stopping rule (>= target_acc stops training).
+    Every `checkpoint_every` steps (0: never) the full training state goes to `on_checkpoint`; given
+    back as `resume`, training continues from it exactly as if it had not stopped.
     """
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -51,8 +57,14 @@ def train_sft(model, tok, sample_pair: Callable[[random.Random], tuple[str, str]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) *
                                               0.5 * (1 + math.cos(math.pi * min(s, max_steps) / max_steps)))
-    log, tokens_seen = [], 0
-    for step in range(1, max_steps + 1):
+    log, tokens_seen, start = [], 0, 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["opt"])
+        sched.load_state_dict(resume["sched"])
+        set_rng_state(rng, resume["rng"])
+        log, tokens_seen, start = list(resume["log"]), resume["tokens_seen"], resume["step"] + 1
+    for step in range(start, max_steps + 1):
         model.train()
         ids, attn, loss_mask = sft_batch(tok, [sample_pair(rng) for _ in range(batch_size)], device)
         loss = lm_loss(model, ids, attn, loss_mask)
@@ -71,5 +83,9 @@ def train_sft(model, tok, sample_pair: Callable[[random.Random], tuple[str, str]
                 on_log(row)
             if target_acc is not None and acc >= target_acc:
                 break
+        if on_checkpoint is not None and checkpoint_every > 0 and step % checkpoint_every == 0 and step < max_steps:
+            on_checkpoint({"step": step, "model": model.state_dict(), "opt": opt.state_dict(),
+                           "sched": sched.state_dict(), "rng": rng_state(rng), "log": log,
+                           "tokens_seen": tokens_seen})
     model.eval()
     return log

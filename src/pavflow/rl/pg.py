@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from pavflow.checkpoint import rng_state, set_rng_state
 from pavflow.policy.sampler import Sampler
 from pavflow.tasks.base import Problem, Task
 
@@ -188,11 +189,13 @@ def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfi
 
 def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problems: list[Problem],
              cfg: RLConfig, *, step_score_fn: StepScoreFn | None = None,
-             on_eval: Callable[[dict], None] | None = None) -> list[dict]:
+             on_eval: Callable[[dict], None] | None = None, checkpoint_every: int = 0,
+             on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> list[dict]:
     """Policy gradient with LOO baseline; outcome arm, or pav arm (dense progress) if `step_score_fn`.
     Returns one row per evaluation (update 0, every eval_every updates, and the last update):
     update, samples_seen, train_reward, test_acc_greedy, test_acc_sampled (+ cumulative gen_tokens
-    and verifier_tokens spent by training)."""
+    and verifier_tokens spent by training). Every `checkpoint_every` updates (0: never) the training
+    state goes to `on_checkpoint`; given back as `resume`, training continues from it exactly."""
     if cfg.problems_per_update > len(train_problems):
         raise ValueError(f"train_rl: problems_per_update={cfg.problems_per_update} > "
                          f"{len(train_problems)} train problems")
@@ -216,8 +219,16 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
         if on_eval is not None:
             on_eval(row)
 
-    log_eval(0, math.nan)
-    for update in range(1, cfg.updates + 1):
+    start = 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["opt"])
+        set_rng_state(rng, resume["rng"])
+        rows, gen_tokens, verifier_tokens = list(resume["rows"]), resume["gen_tokens"], resume["verifier_tokens"]
+        start = resume["update"] + 1
+    else:
+        log_eval(0, math.nan)
+    for update in range(start, cfg.updates + 1):
         # sample G responses for each of P problems with the current policy
         problems = rng.sample(train_problems, P)
         prompts = [task.prompt(p.question) for p in problems]
@@ -251,6 +262,10 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
 
         if update % cfg.eval_every == 0 or update == cfg.updates:
             log_eval(update, rewards.mean().item())
+        if on_checkpoint is not None and checkpoint_every > 0 and update % checkpoint_every == 0 and update < cfg.updates:
+            on_checkpoint({"update": update, "model": model.state_dict(), "opt": opt.state_dict(),
+                           "rng": rng_state(rng), "rows": rows, "gen_tokens": gen_tokens,
+                           "verifier_tokens": verifier_tokens})
     model.eval()
     return rows
 

@@ -3,6 +3,7 @@ open the job's W&B run, write provenance, and print a one-line summary."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -17,6 +18,7 @@ import transformers
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from pavflow.checkpoint import load_checkpoint, save_checkpoint
 from pavflow.config import ConfigError, register, to_container, validate
 from pavflow.data import PROBLEMS, read_table
 from pavflow.labels import parse_prover
@@ -24,6 +26,7 @@ from pavflow.paths import Layout
 from pavflow.policy.model import load_policy, resolve_device
 from pavflow.policy.sampler import Sampler
 from pavflow.provenance import write_provenance
+from pavflow.study import stage_params
 from pavflow.tasks.base import Problem
 from pavflow.tracking import Tracker
 from pavflow.verifiers.value import ValueVerifier
@@ -107,3 +110,26 @@ def policy_sampler(cfg, layout: Layout, policy: str, task) -> Sampler:
 
 def load_verifier(cfg, layout: Layout, name: str) -> ValueVerifier:
     return ValueVerifier.load(layout.verifier(name), str(device_of(cfg)), cfg.verifier.score_batch_size)
+
+
+class Checkpoints:
+    """A training job's resume file, `<results>/checkpoints/<job>.pt`, fingerprinted by the job's
+    rerun triggers (its config section and code hash): `resume()` is None unless this very job was
+    interrupted; `save(state)` keeps the latest state; `done()` removes it once outputs are written."""
+
+    def __init__(self, cfg, layout: Layout, job: str, stage: str, **wildcards):
+        self.path = layout.checkpoint(job)
+        params = json.dumps(stage_params(cfg, stage, **wildcards), sort_keys=True, default=str)
+        self.fingerprint = hashlib.sha256(params.encode()).hexdigest()
+
+    def resume(self) -> dict | None:
+        state = load_checkpoint(self.path, self.fingerprint)
+        if state is not None:
+            log.info("resuming from checkpoint %s", self.path)
+        return state
+
+    def save(self, state: dict) -> None:
+        save_checkpoint(state, self.path, self.fingerprint)
+
+    def done(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ from pavflow.config import ConfigError
 from pavflow.data import RL_CURVE, write_table
 from pavflow.policy.model import load_policy
 from pavflow.rl.pg import RLConfig, train_rl
-from pavflow.stages.common import derive_seed, load_problems, load_verifier, prover_tags, stage_main
+from pavflow.stages.common import Checkpoints, derive_seed, load_problems, load_verifier, prover_tags, stage_main
 from pavflow.tasks import make_task
 
 
@@ -31,11 +31,14 @@ def main(cfg, layout, tracker) -> dict:
                   max_new_tokens=r.max_new_tokens, eval_every=r.eval_every, eval_samples=r.eval_samples,
                   seed=derive_seed(cfg.seed, "rl", seed))
     tracker.define_metric("rl/*", "rl/samples_seen")
+    ckpt = Checkpoints(cfg, layout, f"rl-{arm}-s{seed}", "rl", arm=arm, seed=seed)
     rows = train_rl(model, tok, task, train, test, rc, step_score_fn=step_score,
-                    on_eval=lambda row: tracker.log({f"rl/{k}": v for k, v in row.items()}))
+                    on_eval=lambda row: tracker.log({f"rl/{k}": v for k, v in row.items()}),
+                    checkpoint_every=r.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
     df = pl.DataFrame(rows).with_columns(arm=pl.lit(arm), prover=pl.lit(r.prover if arm == "pav" else ""),
                                          alpha=pl.lit(rc.alpha), seed=pl.lit(seed))
     write_table(df, layout.rl(arm, seed), RL_CURVE)
+    ckpt.done()
     first, last = rows[0], rows[-1]
     return {"test_acc_sampled_start": first["test_acc_sampled"], "test_acc_sampled_final": last["test_acc_sampled"],
             "test_acc_greedy_final": last["test_acc_greedy"], "samples_seen": last["samples_seen"]}

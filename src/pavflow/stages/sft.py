@@ -10,7 +10,7 @@ from pavflow.data import TRAIN_LOG, atomic_dir, write_table
 from pavflow.policy.model import char_tokenizer, save_policy, tiny_llama
 from pavflow.policy.sampler import Sampler
 from pavflow.policy.sft import train_sft
-from pavflow.stages.common import derive_seed, device_of, load_problems, stage_main
+from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, stage_main
 from pavflow.tasks import make_task
 
 log = logging.getLogger("pavflow")
@@ -38,17 +38,20 @@ def main(cfg, layout, tracker) -> dict:
         return float(np.mean([task.grade(c.text, p.answer) for p, cs in zip(val, out.completions) for c in cs]))
 
     tracker.define_metric("sft/*", "sft/step")
+    ckpt = Checkpoints(cfg, layout, f"sft-{name}", "sft", policy=name)
     rows = train_sft(model, tok, task.sample_train, max_steps=spec.max_steps, batch_size=cfg.sft.batch_size,
                      lr=cfg.sft.lr, warmup=cfg.sft.warmup, seed=derive_seed(cfg.seed, "sft", name),
                      eval_every=cfg.sft.eval_every, evaluate=evaluate, target_acc=spec.target_val_acc,
                      on_log=lambda r: (tracker.log({f"sft/{k}": v for k, v in r.items()}),
                                        log.info("sft %s step %d loss %.3f val acc %.3f", name, r["step"],
-                                                r["loss"], r["val_acc"])))
+                                                r["loss"], r["val_acc"])),
+                     checkpoint_every=cfg.sft.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
     with atomic_dir(layout.policy(name)) as tmp:
         save_policy(model, tok, tmp)
     df = pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen", loss="loss",
                                    val_metric=pl.lit("val_sampled_acc"), val_value="val_acc")
     write_table(df, layout.policy_log(name), TRAIN_LOG)
+    ckpt.done()
     tracker.artifact(f"policy-{name}", "model", layout.policy(name))
     last = rows[-1]
     reached = spec.target_val_acc is None or last["val_acc"] >= spec.target_val_acc

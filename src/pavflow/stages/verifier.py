@@ -5,7 +5,7 @@ import polars as pl
 from transformers import AutoTokenizer
 
 from pavflow.data import LABELS, MC, METRICS, SAMPLES, TRAIN_LOG, atomic_dir, read_table, write_table
-from pavflow.stages.common import derive_seed, device_of, load_problems, stage_main
+from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, stage_main
 from pavflow.stats import bootstrap_ci
 from pavflow.tasks import make_task
 from pavflow.verifiers.metrics import auroc
@@ -59,10 +59,12 @@ def main(cfg, layout, tracker) -> dict:
     model = model.to(device_of(cfg))
     tok = AutoTokenizer.from_pretrained(layout.policy(cfg.sweep.policy))
     tracker.define_metric("verifier/*", "verifier/step")
+    ckpt = Checkpoints(cfg, layout, f"verifier-{name}", "verifier", verifier=name)
     rows = train_value(model, tok, train, steps=v.steps, batch_size=v.batch_size, lr=v.lr,
                        warmup=v.warmup, seed=derive_seed(cfg.seed, "verifier-train", name),
                        log_every=max(1, v.steps // 20),
-                       on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}))
+                       on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
+                       checkpoint_every=v.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
     with atomic_dir(layout.verifier(name)) as tmp:
         save_value_model(model, tok, tmp)
     write_table(pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen",
@@ -73,6 +75,7 @@ def main(cfg, layout, tracker) -> dict:
     metrics = quality(name, model, tok, val, split["val"]["correct"].to_numpy().astype(np.float64),
                       v.score_batch_size)
     write_table(metrics, layout.verifier_metrics(name), METRICS)
+    ckpt.done()
     tracker.table("verifier/quality", metrics)
     tracker.artifact(f"verifier-{name}", "model", layout.verifier(name))
     return {f"val_{m}": x for m, x in zip(metrics["metric"], metrics["value"])} | {"final_loss": rows[-1]["loss"]}

@@ -128,11 +128,14 @@ class StateExample:
 def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_size: int, lr: float,
                 seed: int, weight_decay: float = 0.0, warmup: int = 0, schedule: str = "cosine",
                 min_lr_frac: float = 0.1, grad_clip: float = 1.0, log_every: int = 50,
-                on_log=None) -> list[dict]:
+                on_log=None, checkpoint_every: int = 0, on_checkpoint=None,
+                resume: dict | None = None) -> list[dict]:
     """Fit the head (and backbone) by BCE at target-carrying boundaries; AdamW, linear warmup over
     `warmup` steps then `schedule` (cosine|linear) decay to min_lr_frac * lr. Minibatches are drawn
     from seeded epoch permutations, so the same seed gives identical weights. Returns the log rows
-    {"step", "loss", "tokens_seen"} (loss = mean over the steps since the previous row)."""
+    {"step", "loss", "tokens_seen"} (loss = mean over the steps since the previous row).
+    Every `checkpoint_every` steps (0: never) the training state goes to `on_checkpoint`; given back
+    as `resume`, training continues from it exactly as if it had not stopped."""
     if schedule not in ("cosine", "linear"):
         raise ValueError(f"train_value: schedule must be cosine or linear, got {schedule!r}")
     if steps < 1 or batch_size < 1 or log_every < 1:
@@ -168,9 +171,15 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
 
     gen = torch.Generator().manual_seed(seed)
     order, cursor = [], 0
-    pad, rows, tokens_seen, loss_sum, loss_n = _pad_id(tok), [], 0, 0.0, 0
+    pad, rows, tokens_seen, loss_sum, loss_n, start = _pad_id(tok), [], 0, 0.0, 0, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["opt"])
+        gen.set_state(resume["gen"])
+        order, cursor, rows = list(resume["order"]), resume["cursor"], list(resume["rows"])
+        tokens_seen, loss_sum, loss_n, start = resume["tokens_seen"], resume["loss_sum"], resume["loss_n"], resume["step"]
     model.train()
-    for t in range(steps):
+    for t in range(start, steps):
         batch = []
         while len(batch) < min(batch_size, len(data)):
             if cursor == len(order):
@@ -197,6 +206,10 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
             loss_sum, loss_n = 0.0, 0
             if on_log is not None:
                 on_log(rows[-1])
+        if on_checkpoint is not None and checkpoint_every > 0 and (t + 1) % checkpoint_every == 0 and t + 1 < steps:
+            on_checkpoint({"step": t + 1, "model": model.state_dict(), "opt": opt.state_dict(),
+                           "gen": gen.get_state(), "order": order, "cursor": cursor, "rows": rows,
+                           "tokens_seen": tokens_seen, "loss_sum": loss_sum, "loss_n": loss_n})
     model.eval()
     return rows
 
