@@ -124,3 +124,54 @@ def test_code_modules_exist():
         code_hash(COMMON + modules)
     # distinct stages depending on distinct code get distinct hashes
     assert code_hash(COMMON + CODE["problems"]) != code_hash(COMMON + CODE["report"])
+
+
+# --- where a bad value came from -----------------------------------------------------------------
+
+@pytest.fixture()
+def conf_copy(tmp_path, monkeypatch):
+    """A copy of conf/ that compose() reads instead of the real one."""
+    import shutil
+
+    import pavflow.stages.common as common
+    conf = tmp_path / "conf"
+    shutil.copytree(common.CONF_DIR, conf)
+    monkeypatch.setattr(common, "CONF_DIR", str(conf))
+    return conf
+
+
+def compose_error(experiment: str, overrides: list[str]) -> str:
+    from pavflow.config import ConfigError
+    with pytest.raises(ConfigError) as e:
+        compose(experiment, overrides)
+    return str(e.value)
+
+
+def test_bad_value_names_the_override_it_came_from():
+    msg = compose_error("smoke", ["search.alpha=-1"])
+    assert "search.alpha=-1.0" in msg and "from override 'search.alpha=-1'" in msg
+    msg = compose_error("smoke", ["sweep.prover_k=[1,0]"])
+    assert "sweep.prover_k[1]=0" in msg and "from override 'sweep.prover_k=[1,0]'" in msg
+
+
+def test_bad_value_names_the_file_it_came_from(conf_copy):
+    exp = conf_copy / "experiment" / "typo.yaml"
+    exp.write_text("# @package _global_\nname: typo\nrollouts:\n  n_mc: 0\n")
+    msg = compose_error("typo", [])
+    assert "rollouts.n_mc=0" in msg and f"set in {exp}" in msg
+    # a group file's value, when no preset or override sets it
+    (conf_copy / "search" / "default.yaml").write_text(
+        (conf_copy / "search" / "default.yaml").read_text().replace("alpha: 1.0", "alpha: -2.0"))
+    msg = compose_error("didactic", [])
+    assert "search.alpha=-2.0" in msg and f"set in {conf_copy / 'search' / 'default.yaml'}" in msg
+    # an override wins over the file
+    assert "from override 'search.alpha=-3'" in compose_error("didactic", ["search.alpha=-3"])
+
+
+def test_unknown_key_or_wrong_type_in_a_preset_names_the_preset(conf_copy):
+    (conf_copy / "experiment" / "typo.yaml").write_text("# @package _global_\nrollouts:\n  nmc: 4\n")
+    msg = compose_error("typo", [])
+    assert "experiment/typo" in msg and "nmc" in msg
+    (conf_copy / "experiment" / "typo.yaml").write_text("# @package _global_\nrollouts:\n  n_mc: four\n")
+    msg = compose_error("typo", [])
+    assert "experiment/typo" in msg and "four" in msg and "rollouts.n_mc" in msg

@@ -165,7 +165,12 @@ def register() -> None:
 
 
 class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the key and the value."""
+    """A configuration value is invalid; the message names the key and the value (`key`, when known,
+    lets the caller say where the value came from)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 def provers(cfg) -> list[tuple[str, int]]:
@@ -183,7 +188,7 @@ def rollout_policies(cfg) -> list[str]:
 def validate(cfg) -> None:
     """Relations between values; raises ConfigError naming the first bad key."""
     def bad(key: str, value, why: str):
-        raise ConfigError(f"config {key}={value!r}: {why}")
+        raise ConfigError(f"config {key}={value!r}: {why}", key=key)
 
     t = cfg.task
     if t.name != "arith":

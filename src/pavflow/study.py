@@ -3,6 +3,9 @@ and validated config, the jobs of the sweep, and each job's rerun triggers (its 
 section and the hash of the code it runs)."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from omegaconf import OmegaConf
 
 from pavflow.config import ConfigError, provers, register, rollout_policies, validate
@@ -44,9 +47,42 @@ def compose(experiment: str, overrides: list[str]):
         with initialize_config_dir(conf_dir, version_base="1.3"):
             cfg = hydra_compose("config", overrides=[f"experiment={experiment}", *overrides])
     except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(f"experiment={experiment!r} overrides={list(overrides)}: {e}") from None
-    validate(cfg)
+        cause = f" ({type(e.__cause__).__name__}: {e.__cause__})" if e.__cause__ else ""
+        raise ConfigError(f"experiment={experiment!r} overrides={list(overrides)}: {e}{cause}") from None
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        if e.key is None:
+            raise
+        raise ConfigError(f"{e} [{value_source(e.key, experiment, overrides, Path(conf_dir))}]", key=e.key) from None
     return cfg
+
+
+def value_source(key: str, experiment: str, overrides: list[str], conf_dir: Path) -> str:
+    """Where the value of `key` (e.g. "sweep.prover_k[0]") came from: an override, the experiment
+    preset, its group's config file, conf/config.yaml, or the schema's default."""
+    path = re.sub(r"\[\d+\]", "", key).split(".")
+    for o in overrides:
+        name = o.split("=", 1)[0].lstrip("+~").split(".")
+        if "=" in o and name == path[:len(name)]:
+            return f"from override {o!r}"
+    files = [(conf_dir / "experiment" / f"{experiment}.yaml", path)]
+    if len(path) > 1:
+        choice = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == path[0]), None)
+        if choice is None:
+            defaults = OmegaConf.to_container(OmegaConf.load(conf_dir / "config.yaml")).get("defaults", [])
+            choice = next((d[path[0]] for d in defaults if isinstance(d, dict) and path[0] in d), None)
+        if choice is not None:
+            files.append((conf_dir / path[0] / f"{choice}.yaml", path[1:]))
+    files.append((conf_dir / "config.yaml", path))
+    for f, keys in files:
+        node = OmegaConf.load(f) if f.exists() else None
+        if node is not None and OmegaConf.select(node, ".".join(keys), default=_MISSING) is not _MISSING:
+            return f"set in {f}"
+    return "the schema's default (pavflow.config)"
+
+
+_MISSING = object()
 
 
 def _plain(node) -> dict:
