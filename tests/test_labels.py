@@ -168,3 +168,48 @@ def test_make_labels_mismatched_pools_raise(drop_from):
         rho = rho.filter(~drop)
     with pytest.raises(ValueError, match="strong"):
         make_labels(pi, rho, rollout_policy="strong", k=4)
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+counts = st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(nc=counts, k=st.integers(1, 64))
+def test_bok_value_properties(nc, k):
+    n, c = nc
+    v = bok(n, c, k)
+    assert 0.0 <= v <= 1.0
+    if k > 1 and (k <= n) == (k - 1 <= n):
+        # a larger K never makes the prover weaker, within each estimator: DESIGN.md's switch from the
+        # unbiased estimator (K <= n) to plug-in (K > n) is not monotone, e.g. n=2, c=1: 1.0 at K=2,
+        # 0.875 at K=3
+        assert v >= bok(n, c, k - 1) - 1e-12
+    if c < n:
+        assert bok(n, c + 1, k) >= v - 1e-12  # one more success never lowers the value
+    assert (v == 0.0) == (c == 0)
+    if k <= n:
+        assert (v == 1.0) == (n - c < k)
+        assert v == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k), abs=1e-12)
+    else:
+        assert v == pytest.approx(1 - (1 - c / n) ** k, abs=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(pools=st.lists(st.lists(counts, min_size=1, max_size=6), min_size=1, max_size=4), k=st.integers(1, 16))
+def test_make_labels_progress_telescopes(pools, k):
+    """Per seed, the progress a_mu of steps 1..H sums to v_mu(s_H) - v_mu(s_0), and q_pi = c / n."""
+    rows = [("p", "train", i, "base", h, n, c, 0) for i, states in enumerate(pools) for h, (n, c) in enumerate(states)]
+    pool = conform(pl.DataFrame(rows, schema=MC, orient="row"), MC)
+    df = make_labels(pool, pool, rollout_policy="base", k=k)
+    assert df.height == len(rows)
+    for i, states in enumerate(pools):
+        seed = df.filter(pl.col("sample_id") == i).sort("h")
+        v, a = seed["v_mu"].to_list(), seed["a_mu"].to_list()
+        assert a[0] is None
+        assert sum(a[1:]) == pytest.approx(v[-1] - v[0], abs=1e-9)
+        assert seed["q_pi"].to_list() == pytest.approx([c / n for n, c in states])

@@ -101,6 +101,20 @@ def test_load_policy_missing_weights_names_path(tok, tmp_path):
     assert str(path) in str(e.value)
 
 
+@pytest.mark.parametrize("victim, garbage", [("model.safetensors", b"\x00" * 64),
+                                              ("config.json", b'{"architectures": ['),
+                                              ("tokenizer.json", b"not json")])
+def test_load_policy_corrupt_file_names_path(tok, tmp_path, victim, garbage):
+    """A truncated or overwritten file of a saved policy: an error naming the directory, not a crash
+    deep in a stage."""
+    path = tmp_path / "p"
+    save_policy(tiny_llama(len(tok), 32, 1, 2, 64, 64, seed=0), tok, path)
+    (path / victim).write_bytes(garbage)
+    with pytest.raises(RuntimeError) as e:
+        load_policy(path)
+    assert str(path) in str(e.value)
+
+
 def test_resolve_dtype():
     assert resolve_dtype("float32") is torch.float32
     assert resolve_dtype("bfloat16") is torch.bfloat16

@@ -2,7 +2,7 @@ import random
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pavflow.tasks import Arith, ArithSpec, Problem, Task, make_task
@@ -246,3 +246,30 @@ def test_too_small_a_question_space_is_an_error_naming_the_size():
     spec = ArithSpec(min_operands=2, max_operands=2, modulus=2, add_max=1, mul_min=2, mul_max=2, ops="+")
     with pytest.raises(ValueError, match="task.n_test=50"):
         Arith(spec, {"train": 1, "val": 1, "test": 50}, seed=0).problems("test")
+
+
+# --- answers and grading on arbitrary text -------------------------------------------------------
+
+any_response = (st.text(alphabet=st.sampled_from("0123456789A:Q+-*=\n \u0663"), max_size=40)
+                | st.text(max_size=40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(r=any_response, answer=st.from_regex(r"[0-9]{1,3}", fullmatch=True))
+@example(r="1+2=3\nA:\u0663", answer="3")  # a non-ASCII digit is not the answer 3
+def test_extract_and_grade_never_raise_and_agree(r, answer):
+    task = arith()
+    got = task.extract_answer(r)
+    assert got is None or (got.isascii() and got.isdigit() and r.endswith("A:" + got))
+    assert task.grade(r, answer) == int(got == answer)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(st.from_regex(r"[0-9+\-*=]{1,8}", fullmatch=True), max_size=5),
+       answer=st.from_regex(r"[0-9]{1,3}", fullmatch=True))
+def test_answer_step_is_graded_whatever_precedes_it(steps, answer):
+    task = arith()
+    r = "".join(s + "\n" for s in steps) + "A:" + answer
+    assert task.extract_answer(r) == answer and task.grade(r, answer) == 1
+    assert task.grade(r + "\n", answer) == 0  # a trailing empty line is not an answer step
+    assert task.grade(r + "0", answer) == 0

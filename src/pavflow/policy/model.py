@@ -93,8 +93,6 @@ def load_policy(path: str | os.PathLike, device: str = "cpu", dtype: str = "floa
     try:
         tok = AutoTokenizer.from_pretrained(path, **kw)
     except Exception as e:
-        if gguf_file is None:
-            raise
         raise RuntimeError(f"{where}: could not load the tokenizer ({type(e).__name__}: {e})") from e
     tok.padding_side = "left"
     if tok.pad_token is None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pavflow.tasks.base import Problem, Task
 
 SPLITS = ("train", "val", "test")
-ANSWER_RE = re.compile(r"A:(\d+)")
+ANSWER_RE = re.compile(r"A:([0-9]+)")  # ASCII digits only: \d also matches e.g. Arabic-Indic digits
 
 
 @dataclass(frozen=True)
