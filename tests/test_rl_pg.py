@@ -6,8 +6,8 @@ import torch
 
 from pavflow.policy.model import char_tokenizer, tiny_llama
 from pavflow.policy.sampler import Sampler
-from pavflow.rl.pg import (RLConfig, loo_advantages, pg_loss, policy_step, sequence_logprobs,
-                           step_of_token, token_advantages, train_rl)
+from pavflow.rl.pg import (DegenerateRun, RLConfig, degeneration, kl_penalized, loo_advantages, pg_loss, policy_step,
+                           sequence_logprobs, step_of_token, token_advantages, token_log_ratios, train_rl)
 from pavflow.tasks.arith import Arith, ArithSpec
 
 torch.set_num_threads(2)
@@ -236,3 +236,82 @@ def test_train_rl_resumes_exactly_from_a_checkpoint(task, tmp_path):
     assert str(rows) == str(rows_full)  # str: nan == nan
     assert [r["update"] for r in seen] == [3, 4]  # only the new evaluation points are reported
     assert all(torch.equal(x, y) for x, y in zip(weights(resumed), weights(model)))
+
+
+# --- metrics, KL, guardrails ---------------------------------------------------------------------
+
+def test_eval_rows_carry_every_metric(task):
+    model, tok = tiny()
+    rows = train_rl(model, tok, task, task.problems("train"), task.problems("test"), cfg(updates=2))
+    for r in rows:
+        assert 0.0 <= r["test_acc_sampled"] <= r["pass_at_n"] <= 1.0
+        assert r["response_tokens"] > 0 and r["n_steps"] >= 1
+        assert math.isnan(r["newly_solved"]) or 0.0 <= r["newly_solved"] <= 1.0
+    assert rows[0]["kl_ref"] == 0.0  # the policy is its own reference before any update
+    assert rows[-1]["kl_ref"] != 0.0
+
+
+def test_token_log_ratios_zero_for_the_same_model():
+    model, tok = tiny()
+    r = token_log_ratios(model, model, [[1, 5, 6], [1, 7]], [[8, 9], []], tok.pad_token_id, 64)
+    assert [x.shape for x in r] == [(2,), (0,)] and torch.equal(r[0], torch.zeros(2))
+
+
+def test_kl_penalty_is_credited_to_the_tokens_before_it():
+    got = kl_penalized([1.0, 1.0, 1.0], [0.5, -0.25, 2.0], kl_coef=0.1)
+    assert got == pytest.approx([1 - 0.1 * 2.25, 1 - 0.1 * 1.75, 1 - 0.1 * 2.0])
+    assert kl_penalized([], [], 0.1) == []
+    with pytest.raises(ValueError):
+        kl_penalized([1.0], [], 0.1)
+
+
+def test_kl_penalty_keeps_the_policy_nearer_its_reference(task):
+    """A strong dense reward pulls the policy away; the KL penalty holds it back (seeded run)."""
+    train, test = task.problems("train"), task.problems("test")
+    kl = {}
+    for coef in (0.0, 5.0):
+        model, tok = tiny()
+        rows = train_rl(model, tok, task, train, test, cfg(updates=4, lr=1e-2, alpha=3.0, kl_coef=coef, eval_every=4),
+                        step_score_fn=fake_pav([]))
+        kl[coef] = rows[-1]["kl_ref"]
+    assert kl[5.0] < 0.7 * kl[0.0], kl
+
+
+def row(acc, length, steps):
+    return {"test_acc_sampled": acc, "test_acc_greedy": acc, "response_tokens": length, "n_steps": steps}
+
+
+@pytest.mark.parametrize("now, trips", [
+    (row(0.2, 40, 3), True),    # length x4 while accuracy fell 0.3
+    (row(0.2, 2, 3), True),     # length /5 while accuracy fell
+    (row(0.2, 10, 12), True),   # step count x4 while accuracy fell
+    (row(0.45, 40, 12), False),  # drifted, but accuracy held (within guard_acc_drop)
+    (row(0.1, 20, 4), False),   # accuracy fell, lengths within guard_ratio
+    (row(0.8, 40, 3), False),   # longer and better
+])
+def test_degeneration_rule(now, trips):
+    reason = degeneration(row(0.5, 10, 3), now, cfg())
+    assert (reason is not None) == trips
+    if trips:
+        assert "fell from 0.500 to 0.200" in reason
+
+
+def test_guardrail_stops_on_a_planted_nan_reward_and_keeps_the_checkpoint_before_it(task, tmp_path):
+    from pavflow.checkpoint import load_checkpoint, save_checkpoint
+    calls = []
+
+    def nan_from_second_update(prompts, steps):
+        v, cost = fake_pav(calls)(prompts, steps)
+        return ([np.full_like(x, np.nan) for x in v] if len(calls) >= 2 else v), cost
+
+    path = tmp_path / "rl.pt"
+    model, tok = tiny()
+    with pytest.raises(DegenerateRun) as e:
+        train_rl(model, tok, task, task.problems("train"), task.problems("test"), cfg(updates=4),
+                 step_score_fn=nan_from_second_update, checkpoint_every=1,
+                 on_checkpoint=lambda s: save_checkpoint(s, path, "job"))
+    assert e.value.update == 2 and "non-finite" in str(e.value) and "update 2" in str(e.value)
+    assert [r["update"] for r in e.value.rows] == [0, 1]  # the evaluations before the bad update
+    state = load_checkpoint(path, "job")
+    assert state["update"] == 1  # the degenerate update was never applied nor checkpointed
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -119,6 +119,9 @@ class RLConfig:
     eval_problems: int = 256
     eval_samples: int = 4
     max_new_tokens: int = 64
+    kl_coef: float = 0.0  # per-token KL penalty to the initial policy; 0: none
+    guard_ratio: float = 3.0  # guardrail: response length or step count off by this factor from update 0 ...
+    guard_acc_drop: float = 0.1  # ... while sampled test accuracy fell by this much stops the run
     checkpoint_every: int = 5  # updates between resume checkpoints; 0: none
 
 
@@ -269,6 +272,12 @@ def validate(cfg) -> None:
         bad("rl.prover", rl.prover, f"not a prover of the sweep; provers are {names}")
     if rl.alpha < 0:
         bad("rl.alpha", rl.alpha, "must be >= 0")
+    if rl.kl_coef < 0:
+        bad("rl.kl_coef", rl.kl_coef, "must be >= 0")
+    if rl.guard_ratio <= 1:
+        bad("rl.guard_ratio", rl.guard_ratio, "must be > 1 (a factor of drift from update 0)")
+    if rl.guard_acc_drop <= 0:
+        bad("rl.guard_acc_drop", rl.guard_acc_drop, "must be > 0")
     if rl.samples_per_problem < 2:
         bad("rl.samples_per_problem", rl.samples_per_problem, "the leave-one-out baseline needs >= 2")
     if rl.problems_per_update > t.n_train:

@@ -58,11 +58,18 @@ SEARCH: Schema = {
     "correct": pl.Int8, "gen_tokens": pl.Int64, "prompt_tokens": pl.Int64,
     "verifier_tokens": pl.Int64,
 }
-# RL learning curve: one row per evaluation point.
+# RL learning curve: one row per evaluation point (pavflow.rl.pg.evaluate: pass_at_n over eval_samples
+# samples; response_tokens, n_steps and kl_ref (nats per response) are means over sampled test
+# responses; newly_solved = fraction of the test problems unsolved at update 0 solved now).
+# gen_tokens / verifier_tokens: spent by training so far. stop_reason: null, or why a guardrail
+# stopped the run (then the last row is the evaluation that tripped it).
 RL_CURVE: Schema = {
     "arm": pl.String, "prover": pl.String, "alpha": pl.Float64, "seed": pl.Int32,
     "update": pl.Int32, "samples_seen": pl.Int64, "train_reward": pl.Float64,
-    "test_acc_greedy": pl.Float64, "test_acc_sampled": pl.Float64,
+    "test_acc_greedy": pl.Float64, "test_acc_sampled": pl.Float64, "pass_at_n": pl.Float64,
+    "response_tokens": pl.Float64, "n_steps": pl.Float64, "kl_ref": pl.Float64,
+    "newly_solved": pl.Float64, "gen_tokens": pl.Int64, "verifier_tokens": pl.Int64,
+    "stop_reason": pl.String,
 }
 
 SCHEMAS: dict[str, Schema] = {

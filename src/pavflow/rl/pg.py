@@ -7,10 +7,17 @@ response gets the advantage
     pav arm:      A_tok = r - mean(r of the others) + alpha * a_mu[h-1]     (effective reward)
 
 where a_mu[h-1] = v_mu[h] - v_mu[h-1] is the progress of step h under the prover, as predicted by a
-PAV (`step_score_fn`). The loss is -sum(A_tok * log pi(tok)) / (generated tokens of the batch).
+PAV (`step_score_fn`). With `kl_coef` > 0 every token's advantage also pays
+-kl_coef * (log pi(tok) - log pi_ref(tok)), pi_ref being the initial policy. The loss is
+-sum(A_tok * log pi(tok)) / (generated tokens of the batch).
+
+Guardrails: a non-finite loss, or response length / step count drifting away (by `guard_ratio`) while
+sampled test accuracy falls (by `guard_acc_drop`), stops the run with `DegenerateRun`, before the
+degenerate state is checkpointed.
 """
 from __future__ import annotations
 
+import copy
 import math
 import random
 from dataclasses import dataclass
@@ -63,6 +70,16 @@ def token_advantages(outcome_adv: float, step_of_token: list[int], step_rewards:
         if not 1 <= h <= H:
             raise ValueError(f"token_advantages: token of step {h}, but only {H} step rewards")
     return [float(outcome_adv) + alpha * float(step_rewards[h - 1]) for h in step_of_token]
+
+
+def kl_penalized(advantages: list[float], log_ratios: list[float], kl_coef: float) -> list[float]:
+    """Token advantages minus kl_coef * (sum of log pi/pi_ref over this and the later tokens of the
+    response): the KL penalty as a per-token reward, credited to the tokens that lead to it
+    (reward-to-go), so that its policy gradient is that of kl_coef * KL(pi || pi_ref)."""
+    if len(advantages) != len(log_ratios):
+        raise ValueError(f"kl_penalized: {len(advantages)} advantages but {len(log_ratios)} log-ratios")
+    to_go = np.cumsum(np.asarray(log_ratios, dtype=np.float64)[::-1])[::-1]
+    return [float(a - kl_coef * r) for a, r in zip(advantages, to_go)]
 
 
 # -----------------------------------------------------------------------------
@@ -123,6 +140,9 @@ def policy_step(model, opt, prompt_ids: list[list[int]], gen_ids: list[list[int]
         loss = _pg_sum(lps, advantages[sl]) / n_tok
         loss.backward()
         loss_total += loss.item()
+    if not math.isfinite(loss_total):
+        opt.zero_grad(set_to_none=True)
+        raise FloatingPointError(f"non-finite policy-gradient loss {loss_total}")
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
@@ -146,6 +166,9 @@ class RLConfig:
     grad_clip: float = 1.0  # 0 disables clipping
     seed: int = 0
     micro_batch: int = 64  # sequences per forward/backward pass of the update (memory, not math)
+    kl_coef: float = 0.0  # per-token KL penalty to the initial policy; 0: none
+    guard_ratio: float = 3.0  # response length or step count off by this factor from update 0 ...
+    guard_acc_drop: float = 0.1  # ... while sampled test accuracy fell this much: degenerate
 
     def __post_init__(self):
         bad = [f"{k}={v!r}" for k, v, ok in [
@@ -158,7 +181,10 @@ class RLConfig:
             ("eval_every", self.eval_every, self.eval_every >= 1),
             ("eval_samples", self.eval_samples, self.eval_samples >= 0),
             ("grad_clip", self.grad_clip, self.grad_clip >= 0),
-            ("micro_batch", self.micro_batch, self.micro_batch >= 1)] if not ok]
+            ("micro_batch", self.micro_batch, self.micro_batch >= 1),
+            ("kl_coef", self.kl_coef, self.kl_coef >= 0),
+            ("guard_ratio", self.guard_ratio, self.guard_ratio > 1),
+            ("guard_acc_drop", self.guard_acc_drop, self.guard_acc_drop > 0)] if not ok]
         if bad:
             raise ValueError(f"RLConfig: bad values {', '.join(bad)} (samples_per_problem >= 2, "
                              f"temperature > 0, eval_every >= 1, ...)")
@@ -169,22 +195,77 @@ def derive_seed(seed: int, kind: str, update: int) -> int:
     return random.Random(f"pavflow-rl-{seed}-{kind}-{update}").getrandbits(62)
 
 
-def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfig) -> tuple[float, float]:
-    """(greedy accuracy, mean sampled accuracy at T=1 over eval_samples samples) on `problems`.
-    The same sampler seed at every evaluation point: common random numbers along the curve."""
+class DegenerateRun(RuntimeError):
+    """RL stopped by a guardrail at `update`; `rows` are the evaluations so far."""
+
+    def __init__(self, reason: str, update: int, rows: list[dict]):
+        super().__init__(f"RL stopped at update {update}: {reason}")
+        self.reason, self.update, self.rows = reason, update, rows
+
+
+@torch.no_grad()
+def token_log_ratios(model, ref, prompt_ids: list[list[int]], gen_ids: list[list[int]], pad_id: int,
+                     micro_batch: int) -> list[torch.Tensor]:
+    """log pi(tok) - log pi_ref(tok) of every generated token: a list of (len(gen),) tensors.
+    Summed over a response it is a one-sample estimate of KL(pi || pi_ref) for its prompt."""
+    out = []
+    for i in range(0, len(gen_ids), micro_batch):
+        sl = slice(i, i + micro_batch)
+        lp = sequence_logprobs(model, prompt_ids[sl], gen_ids[sl], pad_id)
+        lp_ref = sequence_logprobs(ref, prompt_ids[sl], gen_ids[sl], pad_id)
+        out += [a - b for a, b in zip(lp, lp_ref)]
+    return out
+
+
+def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfig,
+             ref=None) -> tuple[dict, list[bool]]:
+    """Test metrics of the current policy, and which problems it solved (greedy or any sample).
+
+    test_acc_greedy; with eval_samples > 0: test_acc_sampled (T=1, mean over samples) and
+    pass_at_n (a problem counts if any of its eval_samples samples is correct); response_tokens and
+    n_steps (means over the sampled responses, or the greedy ones without samples); kl_ref (mean over
+    those responses of sum log pi - log pi_ref, nats; nan without `ref`). The same sampler seeds at
+    every evaluation point: common random numbers along the curve."""
     sampler.model.eval()
     prompts = [task.prompt(p.question) for p in problems]
     greedy = sampler.sample(prompts, 1, seed=derive_seed(cfg.seed, "eval-greedy", 0), temperature=0.0,
                             max_new_tokens=cfg.max_new_tokens)
-    acc_greedy = float(np.mean([task.grade(cs[0].text, p.answer)
-                                for cs, p in zip(greedy.completions, problems)]))
-    acc_sampled = math.nan
+    solved = [bool(task.grade(cs[0].text, p.answer)) for cs, p in zip(greedy.completions, problems)]
+    m = {"test_acc_greedy": float(np.mean(solved)), "test_acc_sampled": math.nan, "pass_at_n": math.nan}
+    outs = greedy
     if cfg.eval_samples > 0:
-        samp = sampler.sample(prompts, cfg.eval_samples, seed=derive_seed(cfg.seed, "eval-sampled", 0),
+        outs = sampler.sample(prompts, cfg.eval_samples, seed=derive_seed(cfg.seed, "eval-sampled", 0),
                               temperature=1.0, max_new_tokens=cfg.max_new_tokens)
-        acc_sampled = float(np.mean([task.grade(c.text, p.answer)
-                                     for cs, p in zip(samp.completions, problems) for c in cs]))
-    return acc_greedy, acc_sampled
+        correct = np.array([[task.grade(c.text, p.answer) for c in cs]
+                            for cs, p in zip(outs.completions, problems)], dtype=np.float64)  # (P, S)
+        m["test_acc_sampled"] = float(correct.mean())
+        m["pass_at_n"] = float((correct.max(axis=1) > 0).mean())
+        solved = [g or bool(c.max()) for g, c in zip(solved, correct)]
+    comps = [c for cs in outs.completions for c in cs]
+    m["response_tokens"] = float(np.mean([c.gen_tokens for c in comps]))
+    m["n_steps"] = float(np.mean([len(task.split_steps(c.text)) for c in comps]))
+    m["kl_ref"] = math.nan
+    if ref is not None:
+        prompt_ids = sampler.encode(prompts)
+        n = len(comps) // len(prompts)
+        ratios = token_log_ratios(sampler.model, ref, [prompt_ids[i // n] for i in range(len(comps))],
+                                  [c.tokens for c in comps], sampler.pad_id, cfg.micro_batch)
+        m["kl_ref"] = float(np.mean([float(r.sum()) for r in ratios]))
+    return m, solved
+
+
+def degeneration(start: dict, now: dict, cfg: RLConfig) -> str | None:
+    """Why the evaluation `now` looks degenerate against the one at update 0, or None: response length
+    or step count off by more than guard_ratio while accuracy fell by guard_acc_drop or more."""
+    acc = "test_acc_sampled" if cfg.eval_samples > 0 else "test_acc_greedy"
+    if not now[acc] <= start[acc] - cfg.guard_acc_drop:
+        return None
+    for key, what in (("response_tokens", "mean response length"), ("n_steps", "mean step count")):
+        a, b = start[key], now[key]
+        if a > 0 and not a / cfg.guard_ratio <= b <= a * cfg.guard_ratio:
+            return (f"{what} went from {a:.1f} to {b:.1f} while {acc} fell from {start[acc]:.3f} "
+                    f"to {now[acc]:.3f}")
+    return None
 
 
 def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problems: list[Problem],
@@ -192,10 +273,12 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
              on_eval: Callable[[dict], None] | None = None, checkpoint_every: int = 0,
              on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> list[dict]:
     """Policy gradient with LOO baseline; outcome arm, or pav arm (dense progress) if `step_score_fn`.
-    Returns one row per evaluation (update 0, every eval_every updates, and the last update):
-    update, samples_seen, train_reward, test_acc_greedy, test_acc_sampled (+ cumulative gen_tokens
-    and verifier_tokens spent by training). Every `checkpoint_every` updates (0: never) the training
-    state goes to `on_checkpoint`; given back as `resume`, training continues from it exactly."""
+    `model` holds the initial policy, which is also the KL reference. Returns one row per evaluation
+    (update 0, every eval_every updates, and the last update): update, samples_seen, train_reward,
+    the `evaluate` metrics, newly_solved (fraction of the test problems unsolved at update 0 that are
+    solved now) and the cumulative gen_tokens and verifier_tokens spent by training. Every
+    `checkpoint_every` updates (0: never) the training state goes to `on_checkpoint`; given back as
+    `resume`, training continues from it exactly. Raises DegenerateRun when a guardrail trips."""
     if cfg.problems_per_update > len(train_problems):
         raise ValueError(f"train_rl: problems_per_update={cfg.problems_per_update} > "
                          f"{len(train_problems)} train problems")
@@ -203,21 +286,29 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
         raise ValueError("train_rl: no test problems to evaluate on")
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
+    ref = copy.deepcopy(model).eval().requires_grad_(False)
     sampler = Sampler(model, tok, step_sep=task.step_sep)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     P, G = cfg.problems_per_update, cfg.samples_per_problem
     is_sep = sampler.step_mask.tolist()
     rows: list[dict] = []
+    unsolved0: list[int] = []
     gen_tokens = verifier_tokens = 0
 
     def log_eval(update: int, train_reward: float):
-        acc_greedy, acc_sampled = evaluate(sampler, task, test_problems, cfg)
-        row = {"update": update, "samples_seen": update * P * G, "train_reward": train_reward,
-               "test_acc_greedy": acc_greedy, "test_acc_sampled": acc_sampled,
-               "gen_tokens": gen_tokens, "verifier_tokens": verifier_tokens}
+        nonlocal unsolved0
+        m, solved = evaluate(sampler, task, test_problems, cfg, ref)
+        if update == 0:
+            unsolved0 = [i for i, s in enumerate(solved) if not s]
+        newly = float(np.mean([solved[i] for i in unsolved0])) if unsolved0 else math.nan
+        row = {"update": update, "samples_seen": update * P * G, "train_reward": train_reward, **m,
+               "newly_solved": newly, "gen_tokens": gen_tokens, "verifier_tokens": verifier_tokens}
         rows.append(row)
         if on_eval is not None:
             on_eval(row)
+        reason = degeneration(rows[0], row, cfg)
+        if reason is not None:
+            raise DegenerateRun(reason, update, rows)
 
     start = 1
     if resume is not None:
@@ -225,7 +316,7 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
         opt.load_state_dict(resume["opt"])
         set_rng_state(rng, resume["rng"])
         rows, gen_tokens, verifier_tokens = list(resume["rows"]), resume["gen_tokens"], resume["verifier_tokens"]
-        start = resume["update"] + 1
+        unsolved0, start = list(resume["unsolved0"]), resume["update"] + 1
     else:
         log_eval(0, math.nan)
     for update in range(start, cfg.updates + 1):
@@ -257,18 +348,27 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
         advantages = [token_advantages(outcome_adv[i], step_of_token(c.tokens, is_sep, len(steps[i])),
                                        a_mu[i], cfg.alpha) for i, c in enumerate(comps)]
         prompt_ids = sampler.encode(prompts)
-        policy_step(model, opt, [prompt_ids[i // G] for i in range(len(comps))], [c.tokens for c in comps],
-                    advantages, sampler.pad_id, cfg.grad_clip, cfg.micro_batch)
+        seq_prompts = [prompt_ids[i // G] for i in range(len(comps))]
+        if cfg.kl_coef > 0:
+            ratios = token_log_ratios(model, ref, seq_prompts, [c.tokens for c in comps], sampler.pad_id,
+                                      cfg.micro_batch)
+            advantages = [kl_penalized(adv, ratio.tolist(), cfg.kl_coef) for adv, ratio in zip(advantages, ratios)]
+        try:
+            policy_step(model, opt, seq_prompts, [c.tokens for c in comps], advantages, sampler.pad_id,
+                        cfg.grad_clip, cfg.micro_batch)
+        except FloatingPointError as e:
+            raise DegenerateRun(str(e), update, rows) from e
 
         if update % cfg.eval_every == 0 or update == cfg.updates:
             log_eval(update, rewards.mean().item())
         if on_checkpoint is not None and checkpoint_every > 0 and update % checkpoint_every == 0 and update < cfg.updates:
             on_checkpoint({"update": update, "model": model.state_dict(), "opt": opt.state_dict(),
-                           "rng": rng_state(rng), "rows": rows, "gen_tokens": gen_tokens,
-                           "verifier_tokens": verifier_tokens})
+                           "rng": rng_state(rng), "rows": rows, "unsolved0": unsolved0,
+                           "gen_tokens": gen_tokens, "verifier_tokens": verifier_tokens})
     model.eval()
     return rows
 
 
-__all__ = ["RLConfig", "StepScoreFn", "derive_seed", "evaluate", "loo_advantages", "pg_loss",
-           "policy_step", "sequence_logprobs", "step_of_token", "token_advantages", "train_rl"]
+__all__ = ["DegenerateRun", "RLConfig", "StepScoreFn", "degeneration", "derive_seed", "evaluate",
+           "kl_penalized", "loo_advantages", "pg_loss", "policy_step", "sequence_logprobs", "step_of_token",
+           "token_advantages", "token_log_ratios", "train_rl"]
