@@ -62,7 +62,9 @@ def rl() -> pl.DataFrame:
                 acc = base + 0.02 * u + 0.01 * seed
                 rows.append(dict(arm=arm, prover=prover, alpha=alpha, seed=seed, update=u,
                                  samples_seen=256 * u, train_reward=acc, test_acc_greedy=acc + 0.05,
-                                 test_acc_sampled=acc))
+                                 test_acc_sampled=acc, pass_at_n=acc + 0.2, response_tokens=20.0,
+                                 n_steps=4.0, kl_ref=0.1 * u, newly_solved=0.1 * u, gen_tokens=5000 * u,
+                                 verifier_tokens=0, stop_reason=None))
     return conform(pl.DataFrame(rows), RL_CURVE, "rl")
 
 
