@@ -106,7 +106,19 @@ class SearchConfig:
 
 
 @dataclass
+class RFTConfig:
+    """Rejection fine-tuning: SFT of the base policy on its own correct samples on train problems."""
+    samples_per_problem: int = 4
+    steps: int = 100
+    batch_size: int = 64
+    lr: float = 1.0e-3
+    warmup: int = 10
+
+
+@dataclass
 class RLConfig:
+    init: str = "base"  # base: RL starts from the base policy; rft: from its rejection-fine-tuned version
+    rft: RFTConfig = field(default_factory=RFTConfig)
     arms: List[str] = field(default_factory=lambda: ["outcome", "pav"])
     seeds: List[int] = field(default_factory=lambda: [0])
     prover: str = "base_k4"
@@ -272,6 +284,13 @@ def validate(cfg) -> None:
         bad("rl.prover", rl.prover, f"not a prover of the sweep; provers are {names}")
     if rl.alpha < 0:
         bad("rl.alpha", rl.alpha, "must be >= 0")
+    if rl.init not in ("base", "rft"):
+        bad("rl.init", rl.init, "expected base or rft")
+    for k in ("samples_per_problem", "steps", "batch_size"):
+        if rl.rft[k] < 1:
+            bad(f"rl.rft.{k}", rl.rft[k], "must be >= 1")
+    if rl.rft.lr <= 0:
+        bad("rl.rft.lr", rl.rft.lr, "must be > 0")
     if rl.kl_coef < 0:
         bad("rl.kl_coef", rl.kl_coef, "must be >= 0")
     if rl.guard_ratio <= 1:

@@ -49,9 +49,15 @@ class Layout:
     def search(self, method: str) -> Path:
         return self.root / "search" / f"{method}.parquet"
 
-    # RL and the report
+    # RL, its rejection-fine-tuned initial policy, and the report
     def rl(self, arm: str, seed) -> Path:
         return self.root / "rl" / f"{arm}_s{seed}.parquet"
+
+    def rft_policy(self) -> Path:
+        return self.root / "rl" / "rft" / "model"
+
+    def rft_log(self) -> Path:
+        return self.root / "rl" / "rft" / "train_log.parquet"
 
     def report(self) -> Path:
         return self.root / "report"

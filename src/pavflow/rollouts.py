@@ -28,6 +28,13 @@ def sample_responses(sampler: Sampler, task: Task, problems: list[Problem], *, n
     return conform(pl.DataFrame(rows, schema_overrides=SAMPLES), SAMPLES, "samples")
 
 
+def correct_pairs(samples: pl.DataFrame, prompts: dict[str, str]) -> list[tuple[str, str]]:
+    """(prompt, response) of every distinct correct response in a SAMPLES table, in table order: the
+    training set of rejection fine-tuning."""
+    kept = samples.filter(pl.col("correct") == 1).unique(["problem_id", "response"], maintain_order=True)
+    return [(prompts[pid], resp) for pid, resp in kept.select("problem_id", "response").iter_rows()]
+
+
 def mc_pool(sampler: Sampler, task: Task, problems: dict[str, Problem], seeds: pl.DataFrame, *,
             n_mc: int, seed: int, temperature: float, max_new_tokens: int,
             rollout_policy: str) -> pl.DataFrame:

@@ -27,6 +27,7 @@ CODE = {
     "search_pool": ["tasks", "policy", "rollouts.py", "stages/search_pool.py"],
     "search_bon": ["tasks", "search/bon.py", "verifiers", "stages/search_bon.py"],
     "search_beam": ["tasks", "policy", "search/beam.py", "verifiers", "labels.py", "stages/search_beam.py"],
+    "rft": ["tasks", "policy", "rollouts.py", "stages/rft.py"],
     "rl": ["tasks", "policy", "rl", "verifiers", "labels.py", "stages/rl.py"],
     "report": ["report.py", "stats.py", "labels.py", "stages/report.py"],
 }
@@ -110,6 +111,7 @@ def stage_params(cfg, stage: str, **job) -> dict:
         "search_bon": {**model, "search": {k: s[k] for k in ("split", "budgets")}},
         "search_beam": {**model, "search": {k: v for k, v in s.items() if k not in ("budgets", "k_budget", "prover", "aggregate")},
                         "budgets": beam_budgets(cfg, job.get("prover", ""))},
+        "rft": {**model, "rft": _plain(c.rl.rft), "max_new_tokens": c.rl.max_new_tokens},
         "rl": {**model, "rl": {k: v for k, v in _plain(c.rl).items() if k not in ("arms", "seeds", "checkpoint_every")}},
         "report": {"search": s, "rl": _plain(c.rl), "sweep": _plain(c.sweep)},
     }

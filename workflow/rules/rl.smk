@@ -1,5 +1,25 @@
+rule rft:
+    input:
+        L.problems(),
+        L.policy(CFG.sweep.policy),
+    output:
+        model=directory(L.rft_policy()),
+        log=L.rft_log(),
+    params:
+        cfg=params("rft"),
+    log:
+        log_of("rft"),
+    benchmark:
+        bench_of("rft")
+    threads: CFG.threads
+    resources:
+        **RES,
+    shell:
+        stage("rft")
+
+
 def rl_inputs(wildcards):
-    ins = [L.problems(), L.policy(CFG.sweep.policy)]
+    ins = [L.problems(), L.rft_policy() if CFG.rl.init == "rft" else L.policy(CFG.sweep.policy)]
     if wildcards.arm == "pav":
         ins.append(L.verifier(f"pav_{CFG.rl.prover}"))
     return [str(p) for p in ins]

@@ -58,6 +58,8 @@ def stage_main(job_type: str, run_name: Callable[[DictConfig], str], tags: Calla
                 run(job_type, run_name(cfg), tags(cfg), body, cfg)
 
             _run()
+        # the same job on an already composed config, in this process (tests, notebooks)
+        main.call = lambda cfg: run(job_type, run_name(cfg), tags(cfg), body, cfg)
         return main
     return deco
 

@@ -1,5 +1,6 @@
-"""Stage `rl`: online policy gradient from the base policy with arm job.arm (outcome | pav) and
-seed job.rl_seed; test accuracy against samples seen."""
+"""Stage `rl`: online policy gradient from the base policy (rl.init=base) or its rejection-fine-tuned
+version (rl.init=rft) with arm job.arm (outcome | pav) and seed job.rl_seed; test metrics against
+samples seen."""
 import logging
 
 import polars as pl
@@ -24,7 +25,8 @@ def main(cfg, layout, tracker) -> dict:
     if arm not in ("outcome", "pav"):
         raise ConfigError(f"job.arm={arm!r}: expected outcome or pav")
     task = make_task(cfg.task, cfg.seed)
-    model, tok = load_policy(layout.policy(cfg.sweep.policy), cfg.device, cfg.dtype)
+    init = layout.rft_policy() if r.init == "rft" else layout.policy(cfg.sweep.policy)
+    model, tok = load_policy(init, cfg.device, cfg.dtype)  # also the KL reference
     train = load_problems(layout, ["train"])
     test = load_problems(layout, ["test"])[:r.eval_problems]
     step_score = None
