@@ -68,3 +68,33 @@ def test_pass_at_k():
     np.testing.assert_allclose(pass_at_k(n, c, 4), [0.0, 1.0, 1.0, 1 - 35 / 210])
     with pytest.raises(ValueError):
         pass_at_k(n, c, 5)
+
+
+# --- learning curves -----------------------------------------------------------------------------
+
+def test_samples_to_reach_interpolates_between_points():
+    from pavflow.stats import samples_to_reach
+    x = np.array([0, 100, 200, 300])
+    assert samples_to_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.5) == pytest.approx(150)
+    assert samples_to_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.1) == 0
+    assert samples_to_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.6) == 200
+    assert samples_to_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.8) == float("inf")
+    assert samples_to_reach(x, np.array([0.2, np.nan, 0.6, 0.7]), 0.4) == pytest.approx(100)
+
+
+def test_sample_efficiency_of_a_twice_as_fast_arm():
+    from pavflow.stats import sample_efficiency
+    x = np.arange(0, 500, 100)  # 0..400 samples
+    base = np.array([[0.1, 0.2, 0.3, 0.4, 0.5]] * 3) + np.array([[-0.01], [0.0], [0.01]])
+    fast = np.array([[0.1, 0.3, 0.5, 0.6, 0.65]] * 3) + np.array([[-0.01], [0.0], [0.01]])
+    r = sample_efficiency(x, base, fast, n_boot=500)
+    assert r["target_acc"] == pytest.approx(0.5) and r["samples_needed"] == pytest.approx(200)
+    assert r["sample_efficiency"] == pytest.approx(2.0)
+    assert r["ci_low"] <= 2.0 <= r["ci_high"] and r["ci_high"] - r["ci_low"] > 0  # seeds differ
+    assert sample_efficiency(x, base, base, n_boot=50)["sample_efficiency"] == pytest.approx(1.0)
+    never = sample_efficiency(x, base, base - 0.2, n_boot=50)
+    assert never["sample_efficiency"] == 0.0 and never["samples_needed"] == float("inf")
+    # a run stopped early by a guardrail (nan tail) only leaves the mean where it has points
+    stopped = fast.copy()
+    stopped[0, 3:] = np.nan
+    assert sample_efficiency(x, base, stopped, n_boot=50)["samples_needed"] == pytest.approx(200, abs=10)
