@@ -50,7 +50,7 @@ def test_stage_params_are_builtin(didactic):
 
 def test_stage_params_cover_every_stage(didactic):
     assert set(CODE) == {"problems", "sft", "seeds", "mc", "labels", "verifier", "search_pool",
-                         "search_bon", "search_beam", "rl", "report"}
+                         "search_bon", "search_beam", "rft", "rl", "report"}
     # sft params depend on the policy trained; the untrained-policy case still gives builtins
     base, weak = (stage_params(didactic, "sft", policy=p) for p in ("base", "weak"))
     assert base != weak and base["sft"]["this"] == {"max_steps": 1000, "target_val_acc": 0.45}
@@ -109,7 +109,7 @@ def test_study_jobs(didactic):
     assert jobs["verifiers"] == ["orm", "pqv"] + [f"pav_{p}" for p in provers]
     assert jobs["policies"] == ["base", "weak"]
     assert jobs["rollout_policies"] == ["base", "weak"]
-    assert jobs["rl_runs"] == [("outcome", 0), ("pav", 0)]
+    assert jobs["rl_runs"] == [(arm, s) for arm in ("outcome", "pav") for s in (0, 1, 2)]  # seed bands
     smoke = compose("smoke", ["rl.seeds=[0,1]"])
     jobs = study_jobs(smoke)
     assert jobs["verifiers"] == ["orm", "pqv", "pav_base_k1", "pav_base_k4", "pav_weak_k1"]

@@ -120,7 +120,7 @@ class RLConfig:
     init: str = "base"  # base: RL starts from the base policy; rft: from its rejection-fine-tuned version
     rft: RFTConfig = field(default_factory=RFTConfig)
     arms: List[str] = field(default_factory=lambda: ["outcome", "pav"])
-    seeds: List[int] = field(default_factory=lambda: [0])
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     prover: str = "base_k4"
     alpha: float = 1.0
     updates: int = 40

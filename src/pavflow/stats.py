@@ -1,6 +1,8 @@
 """Uncertainty over problems: percentile bootstrap of a mean, and the unbiased pass@k estimator."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 _MAX_DRAWS = 1 << 22  # resampled values held in memory at once (~32 MB of int64 indices)
@@ -76,7 +78,9 @@ def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.nda
     base, treat = np.atleast_2d(np.asarray(baseline, float)), np.atleast_2d(np.asarray(treated, float))
 
     def ratio(b: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:
-        b_mean, t_mean = np.nanmean(b, axis=0), np.nanmean(t, axis=0)
+        with warnings.catch_warnings():  # a resample of only early-stopped seeds has all-nan points
+            warnings.simplefilter("ignore", RuntimeWarning)
+            b_mean, t_mean = np.nanmean(b, axis=0), np.nanmean(t, axis=0)
         last = np.flatnonzero(~np.isnan(b_mean))[-1]
         target, needed = float(b_mean[last]), samples_to_reach(x, t_mean, float(b_mean[last]))
         return (x[last] / needed if needed > 0 else float("inf")), target, needed
@@ -88,5 +92,4 @@ def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.nda
     tail = (1 - level) / 2
     lo, hi = np.quantile(boot, [tail, 1 - tail])
     return {"sample_efficiency": r, "ci_low": float(lo), "ci_high": float(hi), "target_acc": target,
-            "samples_needed": needed, "baseline_samples": float(x[np.flatnonzero(~np.isnan(np.nanmean(base, 0)))[-1]]),
-            "n_seeds": (len(base), len(treat))}
+            "samples_needed": needed, "n_seeds": (len(base), len(treat))}
