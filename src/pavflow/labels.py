@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from pavflow.data import LABELS
+from pavflow.stats import pass_at_k
 
 
 def bok_value(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
@@ -20,12 +21,10 @@ def bok_value(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     n, c = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
     if (n < 1).any() or (c < 0).any() or (c > n).any():
         raise ValueError("MC counts need n >= 1 and 0 <= c <= n")
-    plug_in = 1.0 - (1.0 - c / n) ** k
-    # C(n-c, K) / C(n, K) = prod_{i<K} (n-c-i) / (n-i); zero as soon as n-c-i hits 0
-    all_fail = np.ones(n.shape, dtype=np.float64)
-    for i in range(min(k, int(n.max(initial=0)))):
-        all_fail *= np.clip(n - c - i, 0, None) / np.maximum(n - i, 1)
-    return np.where(k <= n, 1.0 - all_fail, plug_in)
+    out = 1.0 - (1.0 - c / n) ** k  # plug-in, kept where K > n
+    unbiased = k <= n
+    out[unbiased] = pass_at_k(n[unbiased], c[unbiased], k)
+    return out
 
 
 def prover_name(policy: str, k: int) -> str:
