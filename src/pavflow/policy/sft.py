@@ -10,6 +10,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from pavflow.progress import progress
+
 
 def sft_batch(tok, pairs: list[tuple[str, str]], device) -> tuple[torch.Tensor, ...]:
     """Right-padded (ids, attention mask, loss mask) for (prompt, solution) pairs; EOS appended."""
@@ -52,7 +54,7 @@ def train_sft(model, tok, sample_pair: Callable[[random.Random], tuple[str, str]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) *
                                               0.5 * (1 + math.cos(math.pi * min(s, max_steps) / max_steps)))
     log, tokens_seen = [], 0
-    for step in range(1, max_steps + 1):
+    for step in progress(range(1, max_steps + 1), desc="sft steps"):
         model.train()
         ids, attn, loss_mask = sft_batch(tok, [sample_pair(rng) for _ in range(batch_size)], device)
         loss = lm_loss(model, ids, attn, loss_mask)

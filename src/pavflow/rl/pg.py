@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from pavflow.progress import progress
 from pavflow.policy.sampler import Sampler
 from pavflow.tasks.base import Problem, Task
 
@@ -217,7 +218,7 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
             on_eval(row)
 
     log_eval(0, math.nan)
-    for update in range(1, cfg.updates + 1):
+    for update in progress(range(1, cfg.updates + 1), desc="rl updates"):
         # sample G responses for each of P problems with the current policy
         problems = rng.sample(train_problems, P)
         prompts = [task.prompt(p.question) for p in problems]

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
 from pavflow.policy.model import check_model_dir, resolve_device
+from pavflow.progress import progress
 
 
 # -----------------------------------------------------------------------------
@@ -170,7 +171,7 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
     order, cursor = [], 0
     pad, rows, tokens_seen, loss_sum, loss_n = _pad_id(tok), [], 0, 0.0, 0
     model.train()
-    for t in range(steps):
+    for t in progress(range(steps), desc="verifier steps"):
         batch = []
         while len(batch) < min(batch_size, len(data)):
             if cursor == len(order):
