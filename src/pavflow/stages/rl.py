@@ -6,7 +6,7 @@ from pavflow.config import ConfigError
 from pavflow.data import RL_CURVE, write_table
 from pavflow.policy.model import load_policy
 from pavflow.rl.pg import RLConfig, train_rl
-from pavflow.stages.common import derive_seed, load_problems, load_verifier, prover_tags, stage_main
+from pavflow.stages.common import derive_seed, load_problems, load_verifier, prover_tags, record, stage_main
 from pavflow.tasks import make_task
 
 
@@ -36,6 +36,7 @@ def main(cfg, layout, tracker) -> dict:
     df = pl.DataFrame(rows).with_columns(arm=pl.lit(arm), prover=pl.lit(r.prover if arm == "pav" else ""),
                                          alpha=pl.lit(rc.alpha), seed=pl.lit(seed))
     write_table(df, layout.rl(arm, seed), RL_CURVE)
+    record(tracker, cfg, f"rl-{arm}-s{seed}", "table", layout.rl(arm, seed))
     first, last = rows[0], rows[-1]
     return {"test_acc_sampled_start": first["test_acc_sampled"], "test_acc_sampled_final": last["test_acc_sampled"],
             "test_acc_greedy_final": last["test_acc_greedy"], "samples_seen": last["samples_seen"]}
