@@ -188,6 +188,24 @@ def test_wandb_runs_tell_the_story(study):
     assert L.report().resolve().joinpath("acc_vs_tokens.png").as_uri() in runs["report"].references["smoke-report"]
 
 
+def test_wandb_report_panels_plot_what_the_runs_logged(study):
+    from test_stages_wandb_report import grids
+
+    from pavflow.stages.wandb_report import build_report
+    _, cfg, L = study
+    runs = find_offline_runs(L.root)
+    for job_type, panels in grids(build_report(cfg, entity="someone")).items():
+        mine = [r for r in runs if r.job_type == job_type]
+        logged = {k for r in mine for h in r.history for k in h} | {k for r in mine for k in r.summary}
+        tables = {k for r in mine for k in r.tables}
+        for p in panels:
+            if hasattr(p, "table_name"):
+                assert p.table_name in tables, (job_type, p.table_name)
+                continue
+            keys = (p.metrics if hasattr(p, "metrics") else [p.x, *p.y])
+            assert set(keys) <= logged, (job_type, set(keys) - logged)
+
+
 # ----------------------------------------------------------------------------- the HTML report
 
 FIGURES = ["acc_vs_tokens", "acc_vs_budget", "prover_k_N{k}", "verifier_quality", "rl_curves",
