@@ -387,13 +387,15 @@ def plot_verifier_quality(metrics: pl.DataFrame | None, out_dir: str | os.PathLi
             rows = {r["subject"]: r for r in metrics.filter(pl.col("metric") == m).iter_rows(named=True)}
             for i, v in enumerate(names):
                 r = rows.get(v)
-                if r is None or not _ok(r["value"]):
+                if r is None or not _ok(r["value"]):  # e.g. AUROC when val has one outcome class only
+                    ax.annotate("n/a", (i, 0), ha="center", va="bottom", fontsize=8)
                     continue
                 err = None
                 if _ok(r["ci_low"]) and _ok(r["ci_high"]):
                     err = [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]
                 ax.bar(i, r["value"], color=colors[v], yerr=err, capsize=3, label=v)
             ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+            ax.set_xlim(-0.6, len(names) - 0.4)
             ax.set(xlabel="verifier", ylabel=m.replace("_", " "), title=title)
             if m == "outcome_auroc":
                 ax.axhline(0.5, color="k", lw=0.8, ls=":", label="chance")
