@@ -11,6 +11,9 @@ min_version("9.0")
 config.setdefault("experiment", "didactic")
 config.setdefault("overrides", [])
 
+# `snakemake --report results/<experiment>/report.html`: this page, then the report stage's figures and tables.
+report: "workflow/report/workflow.rst"
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/problems.smk"

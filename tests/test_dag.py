@@ -1,19 +1,24 @@
 """The smoke experiment end to end through Snakemake: every table matches its schema, every job
-left a W&B offline run with the metrics its stage logged, and the DAG reruns only what a config
-change touches."""
+left a W&B offline run with the metrics its stage logged, the Snakemake HTML report holds every
+figure and opens in headless Chromium, and the DAG reruns only what a config change touches."""
 from __future__ import annotations
 
+import base64
+import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
+from PIL import Image
 
 from pavflow import data
 from pavflow.paths import Layout
@@ -213,3 +218,162 @@ def test_another_seed_gives_other_tables(study, tmp_path):
     for path in (L.problems(), L.seeds()):
         rel = path.relative_to(L.root)
         assert path.read_bytes() != (L_ref.root / rel).read_bytes(), rel
+
+
+def test_wandb_runs_tell_the_story(study):
+    _, cfg, L = study
+    jobs = study_jobs(cfg)
+    runs = {r.name: r for r in find_offline_runs(L.root)}
+    assert {r.group for r in runs.values()} == {"smoke"}
+    assert {r.job_type for r in runs.values()} == {"problems", "sft", "seeds", "mc", "labels", "verifier",
+                                                   "search_pool", "search", "rl", "report"}
+    for p in jobs["provers"]:
+        k = p.rsplit("_k", 1)[1]
+        assert {f"prover:{p}", f"k:{k}"} <= set(runs[f"labels-{p}"].tags) <= set(runs[f"search-beam-{p}"].tags)
+    # metrics against the figures' axes
+    for name in ["search-bon-orm"] + [f"search-beam-{p}" for p in jobs["provers"]]:
+        assert runs[name].axes == {"search/acc/*": "search/budget", "search/gen_tokens": "search/budget",
+                                   "search/acc_vs_tokens/*": "search/gen_tokens"}, name
+    assert runs["rl-pav-s0"].axes == {"rl/*": "rl/samples_seen"}
+    head = runs[f"search-beam-{cfg.search.prover}"]
+    logged = [(h["search/budget"], h["search/acc/beam"], h["search/acc_vs_tokens/beam"], h["search/gen_tokens"])
+              for h in head.history if "search/budget" in h]
+    # per-budget table = history = the SEARCH table
+    beam = data.read_table(L.search(f"beam_{cfg.search.prover}"), data.SEARCH)
+    per_budget = beam.group_by("budget").agg(pl.col("correct").mean(), pl.col("gen_tokens").mean()).sort("budget")
+    assert [r["budget"] for r in head.tables["search/per_budget"]] == list(cfg.search.budgets)
+    assert [r["acc"] for r in head.tables["search/per_budget"]] == pytest.approx(per_budget["correct"].to_list())
+    assert [x for b, a, _, t in logged for x in (b, a, t)] == pytest.approx(
+        [x for r in per_budget.iter_rows() for x in r])
+    assert all(a == a2 for _, a, a2, _ in logged)
+    bon = runs["search-bon-orm"].tables["search/per_budget"]
+    assert {r["method"] for r in bon} == {"bon", "weighted_majority", "majority", "pass"}
+    # the report run: per-budget curves with CIs, per-K results, verifier quality, RL finals
+    rep = runs["report"].tables
+    curves = pl.read_parquet(L.report() / "curves.parquet")
+    assert len(rep["report/per_budget"]) == curves.height
+    assert {"acc", "ci_low", "ci_high", "gen_tokens", "budget"} <= set(rep["report/per_budget"][0])
+    assert sorted((r["prover"], r["K"]) for r in rep["report/per_k"]) == sorted(
+        (p, int(p.rsplit("_k", 1)[1])) for p in jobs["provers"])
+    assert {r["budget"] for r in rep["report/per_k"]} == {cfg.search.k_budget}
+    assert {r["subject"] for r in rep["report/verifier_quality"]} == set(jobs["verifiers"])
+    assert sorted((r["arm"], r["seed"]) for r in rep["report/rl_final"]) == sorted(jobs["rl_runs"])
+    # artifacts by reference to the outputs' paths
+    expected = {"sft-base": {"smoke-policy-base": L.policy("base"), "smoke-policy-base-train-log": L.policy_log("base")},
+                "verifier-pqv": {"smoke-verifier-pqv": L.verifier("pqv"),
+                                 "smoke-verifier-pqv-metrics": L.verifier_metrics("pqv")},
+                f"labels-{cfg.search.prover}": {f"smoke-labels-{cfg.search.prover}": L.labels(cfg.search.prover)},
+                "search-bon-orm": {"smoke-search-bon-orm": L.search("bon_orm")},
+                "rl-pav-s0": {"smoke-rl-pav-s0": L.rl("pav", 0)},
+                "report": {"smoke-report": L.report()}}
+    for name, arts in expected.items():
+        assert sorted(runs[name].artifacts) == sorted(arts), name
+        for art, path in arts.items():
+            refs = runs[name].references[art]
+            assert refs and all(r.startswith(path.resolve().as_uri()) for r in refs), (art, refs[:3])
+    assert L.report().resolve().joinpath("acc_vs_tokens.png").as_uri() in runs["report"].references["smoke-report"]
+
+
+def test_wandb_report_panels_plot_what_the_runs_logged(study):
+    from test_stages_wandb_report import grids
+
+    from pavflow.stages.wandb_report import build_report
+    _, cfg, L = study
+    runs = find_offline_runs(L.root)
+    for job_type, panels in grids(build_report(cfg, entity="someone")).items():
+        mine = [r for r in runs if r.job_type == job_type]
+        logged = {k for r in mine for h in r.history for k in h} | {k for r in mine for k in r.summary}
+        tables = {k for r in mine for k in r.tables}
+        for p in panels:
+            if hasattr(p, "table_name"):
+                assert p.table_name in tables, (job_type, p.table_name)
+                continue
+            keys = (p.metrics if hasattr(p, "metrics") else [p.x, *p.y])
+            assert set(keys) <= logged, (job_type, set(keys) - logged)
+
+
+# ----------------------------------------------------------------------------- the HTML report
+
+FIGURES = ["acc_vs_tokens", "acc_vs_budget", "prover_k_N{k}", "verifier_quality", "rl_curves",
+           "success_histogram", "train_logs"]
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed (.ci/run installs Debian's chromium package)")
+        pytest.skip("chromium not installed: apt-get install -y --no-install-recommends chromium")
+    return exe
+
+
+def _browse(page: Path, *args: str) -> subprocess.CompletedProcess:
+    """Load `page` in headless Chromium; JavaScript timers run for up to 10 s of virtual time."""
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           "--virtual-time-budget=10000", "--window-size=1400,1000", *args, page.resolve().as_uri()]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=page.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def report_html(study):
+    workdir, cfg, L = study
+    html = L.root / "report.html"
+    out = snakemake(workdir, "--report", str(html))
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    return html
+
+
+def _js_var(page: str, name: str):
+    """The JSON data the report app renders: <script id="name">var name = {...};</script>."""
+    return json.loads(re.search(rf'<script id="{name}">\s*var {name} = (.*?);\s*</script>', page, re.S).group(1))
+
+
+def test_report_holds_every_figure_the_tables_and_the_config(study, report_html):
+    _, cfg, L = study
+    page = report_html.read_text()
+    results, categories = _js_var(page, "results"), _js_var(page, "categories")
+    by_name = {Path(p).name: r for p, r in results.items()}
+    for f in FIGURES:
+        png = L.report() / (f.format(k=cfg.search.k_budget) + ".png")
+        r = by_name[png.name]
+        assert r["mime_type"] == "image/png" and r["caption"], png.name
+        assert base64.b64decode(r["data_uri"].split("base64,", 1)[1]) == png.read_bytes()
+    summary = by_name["summary.html"]
+    assert summary["mime_type"] == "text/html"
+    tables = base64.b64decode(summary["data_uri"].split("base64,", 1)[1]).decode()
+    assert tables.count("<table>") >= 6 and "95% CI" in tables and "not run" not in tables
+    assert "<h2>Resolved configuration</h2>" in tables and "name: smoke" in tables
+    assert base64.b64decode(by_name["config.yaml"]["data_uri"].split("base64,", 1)[1]).decode() == (
+        L.report() / "config.yaml").read_text()
+    assert sorted(categories) == ["1. Summary", "2. Test-time search", "3. Verifiers", "4. Online RL", "5. Policies"]
+
+
+def test_report_loads_in_chromium_and_shows_a_figure(study, report_html, tmp_path):
+    _, cfg, L = study
+    # The page loads: the React app rendered its navigation with every results category.
+    dom = _browse(report_html, "--dump-dom").stdout
+    app = dom[dom.index('<div id="app">'):]
+    app = app[:app.index("<script")]  # the rendered app, not the data it was rendered from
+    assert "<nav" in app and "Workflow" in app and "Statistics" in app
+    for c in ["1. Summary", "2. Test-time search", "3. Verifiers", "4. Online RL", "5. Policies"]:
+        assert f">{c}<" in app, c
+    # The results section: open the accuracy-vs-compute figure as a click on it does (the app's own
+    # setView), then check the figure is in the page and the screenshot shows it.
+    show = """<script>window.addEventListener("load", () => setTimeout(() => {
+      const path = Object.keys(results).find(p => p.endsWith("/acc_vs_tokens.png"));
+      app.setView({content: "img", contentPath: results[path].data_uri, resultPath: path});
+    }, 100));</script>"""
+    page = report_html.read_text()
+    shown = tmp_path / "report.html"
+    shown.write_text(page[:page.rindex("</body>")] + show + page[page.rindex("</body>"):])
+    png = base64.b64encode((L.report() / "acc_vs_tokens.png").read_bytes()).decode()
+    dom = _browse(shown, "--dump-dom").stdout
+    img = re.search(r'<div class="p-3"><img src="data:image/png[^"]*base64,([^"]+)"', dom)
+    assert img and img.group(1) == png
+    _browse(shown, f"--screenshot={tmp_path / 'results.png'}")
+    shot = np.asarray(Image.open(tmp_path / "results.png").convert("L"), dtype=np.float64)
+    content = shot[:, int(0.25 * shot.shape[1]):]  # right of the navigation bar
+    assert content.std() > 20, content.std()  # a blank page has std 0
+    assert (content < 100).mean() > 0.005  # dark pixels: axes, text, lines

@@ -144,6 +144,15 @@ def test_prompt_tokens_count_every_batch(model, tok):
     assert all(len(cs) == 5 for cs in out.completions)
 
 
+def test_progress_bar_counts_continuations_and_changes_nothing(model, tok, capsys):
+    s = Sampler(model, tok, batch_size=2)
+    quiet = s.sample(PROMPTS, 5, seed=0, temperature=1.0, max_new_tokens=4)
+    shown = s.sample(PROMPTS, 5, seed=0, temperature=1.0, max_new_tokens=4, desc="test rollouts")
+    assert tokens_of(shown) == tokens_of(quiet)
+    err = capsys.readouterr().err
+    assert "test rollouts: 100%" in err and f"{5 * len(PROMPTS)}/{5 * len(PROMPTS)}" in err
+
+
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_stop_at_step(tok, sampler, temperature):
     out = sampler.sample(PROMPTS, 4, seed=3, temperature=temperature, max_new_tokens=25,

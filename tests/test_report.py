@@ -7,8 +7,8 @@ import pytest
 from pavflow.data import METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, conform
 from pavflow.report import (
     CURVES, parse_prover, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_prover_k,
-    plot_rl_curves, plot_success_histogram, plot_train_logs, rl_final, search_curves,
-    success_histogram, success_rates, write_summary,
+    markdown_html, plot_rl_curves, plot_success_histogram, plot_train_logs, plot_verifier_quality, rl_final,
+    search_curves, success_histogram, success_rates, write_summary,
 )
 
 PROBLEMS = ["p0", "p1", "p2", "p3"]
@@ -84,6 +84,14 @@ def metrics() -> pl.DataFrame:
     return conform(pl.DataFrame(rows), METRICS, "metrics")
 
 
+@pytest.fixture
+def quality() -> pl.DataFrame:
+    rows = [dict(subject=v, metric=m, value=x, ci_low=lo, ci_high=hi, n=40)
+            for v, b, a in (("orm", 0.20, 0.71), ("pqv", 0.15, 0.66), ("pav_base_k4", 0.12, 0.78))
+            for m, x, lo, hi in (("brier", b, b - 0.02, b + 0.03), ("outcome_auroc", a, None, None))]
+    return conform(pl.DataFrame(rows), METRICS, "metrics")
+
+
 def _row(curves: pl.DataFrame, **keys) -> dict:
     df = curves.filter(*[pl.col(k) == v for k, v in keys.items()])
     assert df.height == 1, keys
@@ -143,7 +151,7 @@ def test_parse_prover():
     assert parse_prover("oracle") == ("oracle", None)
 
 
-def test_figures(tmp_path, search, pool, rl, train_log):
+def test_figures(tmp_path, search, pool, rl, train_log, quality):
     curves = search_curves(search)
     paths = [
         *plot_accuracy_vs_tokens(curves, tmp_path),
@@ -152,10 +160,11 @@ def test_figures(tmp_path, search, pool, rl, train_log):
         *plot_rl_curves(rl, tmp_path),
         *plot_success_histogram(pool, tmp_path),
         *plot_train_logs(train_log, tmp_path),
+        *plot_verifier_quality(quality, tmp_path),
     ]
     names = {p.name for p in paths}
     for stem in ("acc_vs_tokens", "acc_vs_budget", "prover_k_N4", "rl_curves", "success_histogram",
-                 "train_logs"):
+                 "train_logs", "verifier_quality"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
     for p in paths:
         assert p.exists()
@@ -174,6 +183,8 @@ def test_figures_tolerate_missing(tmp_path, search):
     assert plot_rl_curves(None, tmp_path) == []
     assert plot_success_histogram(None, tmp_path) == []
     assert plot_train_logs(pl.DataFrame(schema=TRAIN_LOG), tmp_path) == []
+    assert plot_verifier_quality(None, tmp_path) == []
+    assert plot_verifier_quality(pl.DataFrame(schema=METRICS), tmp_path) == []
     assert list(tmp_path.iterdir()) == []
 
 
@@ -252,3 +263,23 @@ def test_write_summary_missing(tmp_path):
                   rl=pl.DataFrame(schema=RL_CURVE), verifier_metrics=pl.DataFrame(schema=METRICS),
                   headline_prover="base_k4", k_budget=4)
     assert (tmp_path / "summary.md").read_text().count("_not run_") == 6
+
+
+def test_summary_html_holds_the_tables_and_the_config(tmp_path, search, pool, rl, metrics):
+    config = "name: toy\nsearch:\n  budgets: [1, 4]  # <N>\n"
+    write_summary(tmp_path, experiment="toy", pool=pool, curves=search_curves(search), rl=rl,
+                  verifier_metrics=metrics, headline_prover="base_k4", k_budget=4, config=config)
+    md, page = (tmp_path / "summary.md").read_text(), (tmp_path / "summary.html").read_text()
+    assert md.rstrip().endswith("```") and "## Resolved configuration" in md and config in md
+    assert page.startswith("<!doctype html>") and "<title>pavflow: toy</title>" in page
+    assert page.count("<table>") == md.count("\n|---") == 6
+    assert "<td>orm</td><td>0.710 [0.680, 0.740]</td><td>0.400</td>" in page
+    assert "<h2>Resolved configuration</h2>" in page and "budgets: [1, 4]  # &lt;N&gt;" in page
+
+
+def test_markdown_html_subset():
+    page = markdown_html("# t\n\n_not run_ for pav_base_k4, **warn**\n\n- [f](f.png)\n\n"
+                         "| a | b |\n|---|---|\n| 1 | <2> |\n", title="t")
+    assert "<h1>t</h1>" in page and "<p><em>not run</em> for pav_base_k4, <strong>warn</strong></p>" in page
+    assert '<ul><li><a href="f.png">f</a></li></ul>' in page
+    assert "<thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td><td>&lt;2&gt;</td></tr>" in page

@@ -58,7 +58,8 @@ def test_offline_roundtrip(tmp_path):
     assert r.summary["acc"] == 0.5 and r.summary["_step"] == 59
     assert r.tables == {"search": [{"method": "bok", "budget": 4, "acc": 0.25},
                                    {"method": "beam", "budget": 16, "acc": None}]}
-    assert r.artifacts == ["search-results"]
+    assert r.artifacts == ["search-results"] and r.references == {"search-results": [blob.as_uri()]}
+    assert r.axes == {"acc": "budget"}
     assert r.exit_code == 0
     assert read_offline_run(r.path) == r
     assert (r.path / f"run-{r.run_id}.wandb").stat().st_size > 3 * 32 * 1024

@@ -1,4 +1,4 @@
-"""Report: aggregate stage tables into curves, figures (PNG + SVG) and summary.md.
+"""Report: aggregate stage tables into curves, figures (PNG + SVG) and summary.md / summary.html.
 
 Every function takes DataFrames (schemas in pavflow.data) and an output directory; none reads config.
 Accuracies are fractions in tables and percentages in figures and markdown. CIs are 95% percentile
@@ -7,8 +7,10 @@ and makes its summary section say "not run".
 """
 from __future__ import annotations
 
+import html
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -214,8 +216,9 @@ def plot_accuracy_vs_budget(curves: pl.DataFrame | None, out_dir: str | os.PathL
                        "Accuracy vs search budget", out_dir, "acc_vs_budget")
 
 
-def _prover_rows(curves: pl.DataFrame, budget: int, method: str = "beam") -> pl.DataFrame:
-    """Search rows with a prover at `budget`, with parsed `policy` and `K` (k column, else from name)."""
+def prover_rows(curves: pl.DataFrame, budget: int, method: str = "beam") -> pl.DataFrame:
+    """CURVES rows of `method` with a prover at `budget`, with `label`, parsed `policy` and `K` (k column,
+    else from the prover name): the per-K results."""
     c = curve_labels(curves).filter((pl.col("method") == method) & (pl.col("budget") == budget)
                                     & (pl.col("prover") != ""))
     parsed = [parse_prover(p) for p in c["prover"]]
@@ -241,7 +244,7 @@ def plot_prover_k(curves: pl.DataFrame | None, budget: int, out_dir: str | os.Pa
     """
     if _missing(curves):
         return []
-    rows = _prover_rows(curves, budget, method)
+    rows = prover_rows(curves, budget, method)
     if rows.height == 0:
         return []
     base_policy = base_policy or _base_policy(rows)
@@ -367,6 +370,38 @@ def plot_train_logs(train_log: pl.DataFrame | None, out_dir: str | os.PathLike) 
             ax.set_visible(False)
         fig.suptitle("Training logs")
         return _save(fig, out_dir, "train_logs")
+
+
+def plot_verifier_quality(metrics: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
+    """Per verifier: Brier score against its own MC targets on val states (95% CI error bars) and
+    outcome AUROC of its final-state value on val responses."""
+    panels = {"brier": "Brier score vs own targets (lower is better)",
+              "outcome_auroc": "outcome AUROC of v(s_H) (higher is better)"}
+    if _missing(metrics) or not metrics["metric"].is_in(list(panels)).any():
+        return []
+    names = metrics["subject"].unique(maintain_order=True).to_list()
+    colors = _colors(names)
+    with matplotlib.rc_context(_STYLE):
+        fig, axes = _figure(1, 2)
+        for ax, (m, title) in zip(axes, panels.items()):
+            rows = {r["subject"]: r for r in metrics.filter(pl.col("metric") == m).iter_rows(named=True)}
+            for i, v in enumerate(names):
+                r = rows.get(v)
+                if r is None or not _ok(r["value"]):  # e.g. AUROC when val has one outcome class only
+                    ax.annotate("n/a", (i, 0), ha="center", va="bottom", fontsize=8)
+                    continue
+                err = None
+                if _ok(r["ci_low"]) and _ok(r["ci_high"]):
+                    err = [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]
+                ax.bar(i, r["value"], color=colors[v], yerr=err, capsize=3, label=v)
+            ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+            ax.set_xlim(-0.6, len(names) - 0.4)
+            ax.set(xlabel="verifier", ylabel=m.replace("_", " "), title=title)
+            if m == "outcome_auroc":
+                ax.axhline(0.5, color="k", lw=0.8, ls=":", label="chance")
+                ax.set_ylim(0, 1)
+        fig.suptitle("Verifier quality on validation states (error bars: 95% CI)")
+        return _save(fig, out_dir, "verifier_quality")
 
 
 # ----------------------------------------------------------------------------- summary
@@ -513,7 +548,7 @@ def _headline_section(curves: pl.DataFrame | None, prover: str, head: dict) -> l
 def _prover_k_section(curves: pl.DataFrame | None, budget: int, base_policy: str,
                       head: dict) -> list[str]:
     md = [f"## Beam search accuracy vs prover K (N={budget})", ""]
-    rows = None if _missing(curves) else _prover_rows(curves, budget)
+    rows = None if _missing(curves) else prover_rows(curves, budget)
     if _missing(rows):
         return md + NOT_RUN
     rows = rows.sort([pl.col("policy") != base_policy, "policy", "K", "verifier", "alpha"])
@@ -586,11 +621,14 @@ def _figures_section(out_dir: Path, figures: Iterable[str | os.PathLike] | None)
 def write_summary(out_dir: str | os.PathLike, *, experiment: str, pool: pl.DataFrame | None = None,
                   curves: pl.DataFrame | None = None, rl: pl.DataFrame | None = None,
                   verifier_metrics: pl.DataFrame | None = None, headline_prover: str = "",
-                  k_budget: int = 0, figures: Iterable[str | os.PathLike] | None = None) -> dict:
-    """Write out_dir/summary.md; return the headline numbers as a flat dict (keys like
-    'pool/base/acc', 'search/beam/pqv+pav/base_k4/acc@64', 'rl/<arm>/final_acc_sampled').
+                  k_budget: int = 0, figures: Iterable[str | os.PathLike] | None = None,
+                  config: str | None = None) -> dict:
+    """Write out_dir/summary.md and the same as a standalone page, out_dir/summary.html; return the
+    headline numbers as a flat dict (keys like 'pool/base/acc', 'search/beam/pqv+pav/base_k4/acc@64',
+    'rl/<arm>/final_acc_sampled').
 
     `figures` defaults to the PNGs already in out_dir. Absent or empty tables give "not run".
+    `config` (the resolved configuration as YAML text) ends the summary when given.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -604,8 +642,63 @@ def write_summary(out_dir: str | os.PathLike, *, experiment: str, pool: pl.DataF
     md += _rl_section(rl, head)
     md += _metrics_section(verifier_metrics, head)
     md += _figures_section(out_dir, figures)
+    if config is not None:
+        md += ["## Resolved configuration", "", "```yaml", config.rstrip("\n"), "```", ""]
     _write_text(out_dir / "summary.md", "\n".join(md))
+    _write_text(out_dir / "summary.html", markdown_html("\n".join(md), title=f"pavflow: {experiment}"))
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in head.items()}
+
+
+_CSS = """body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;font-size:14px;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}
+th{background:#eef}td:first-child,th:first-child{text-align:left}h2{border-bottom:1px solid #ccc;margin-top:1.4em}
+pre{background:#f6f6f6;padding:.6em;font-size:12px;overflow-x:auto}"""
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text, quote=False)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    text = re.sub(r"(?<![\w/])_(.+?)_(?![\w/])", r"<em>\1</em>", text)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
+
+
+def markdown_html(md: str, title: str) -> str:
+    """The markdown write_summary emits (headings, pipe tables, lists, paragraphs, a code block) as a
+    standalone HTML page."""
+    out, lines, i = [], md.split("\n"), 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            j = lines.index("```", i + 1)
+            out.append("<pre>" + html.escape("\n".join(lines[i + 1:j]), quote=False) + "</pre>")
+            i = j + 1
+            continue
+        if line.startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            rows = [[c.strip() for c in r.strip().strip("|").split("|")] for r in lines[i:j]]
+            head = "".join(f"<th>{_inline(c)}</th>" for c in rows[0])
+            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows[2:])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            i = j
+            continue
+        if line.startswith("- "):
+            j = i
+            while j < len(lines) and lines[j].startswith("- "):
+                j += 1
+            out.append("<ul>" + "".join(f"<li>{_inline(r[2:])}</li>" for r in lines[i:j]) + "</ul>")
+            i = j
+            continue
+        m = re.match(r"(#{1,3}) (.*)", line)
+        if m:
+            n = len(m.group(1))
+            out.append(f"<h{n}>{_inline(m.group(2))}</h{n}>")
+        elif line.strip():
+            out.append(f"<p>{_inline(line)}</p>")
+        i += 1
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(out) + "\n</body></html>\n")
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -17,7 +17,8 @@ def sample_responses(sampler: Sampler, task: Task, problems: list[Problem], *, n
                      temperature: float, max_new_tokens: int, policy: str) -> pl.DataFrame:
     """SAMPLES rows: n sampled responses per problem (sample_id 0..n-1)."""
     prompts = [task.prompt(p.question) for p in problems]
-    out = sampler.sample(prompts, n, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens)
+    out = sampler.sample(prompts, n, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens,
+                         desc=f"{policy} responses")
     rows = []
     for p, comps, ids in zip(problems, out.completions, sampler.encode(prompts)):
         for sid, c in enumerate(comps):
@@ -50,7 +51,7 @@ def mc_pool(sampler: Sampler, task: Task, problems: dict[str, Problem], seeds: p
         if steps:
             terminal.append(r | {"h": len(steps)})
     out = sampler.sample(prefixes, n_mc, seed=seed, temperature=temperature,
-                         max_new_tokens=max_new_tokens)
+                         max_new_tokens=max_new_tokens, desc=f"{rollout_policy} MC rollouts")
     rows = []
     for (r, h, steps), comps in zip(states, out.completions):
         answer, done = problems[r["problem_id"]].answer, "".join(steps[:h])

@@ -23,7 +23,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,8 @@ class OfflineRun:
     tables: dict[str, list[dict]]  # table key -> rows (last logged version of that key)
     artifacts: list[str]  # logged artifacts, excluding wandb's own run_table artifacts
     exit_code: int | None = None  # None: the run never finished (crashed or still running)
+    axes: dict[str, str] = field(default_factory=dict)  # define_metric: metric or glob -> step metric
+    references: dict[str, list[str]] = field(default_factory=dict)  # artifact -> its file:// refs
 
 
 def _log_records(path: Path) -> Iterator[bytes]:
@@ -303,6 +305,9 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
             _apply(run.summary, rec.summary)
         elif kind == "artifact" and rec.artifact.type != "run_table":
             run.artifacts.append(rec.artifact.name)
+            run.references[rec.artifact.name] = [e.ref for e in rec.artifact.manifest.contents if e.ref]
+        elif kind == "metric" and rec.metric.step_metric:
+            run.axes[rec.metric.name or rec.metric.glob_name] = rec.metric.step_metric
         elif kind == "exit":
             run.exit_code = rec.exit.exit_code
     run.config.pop("_wandb", None)

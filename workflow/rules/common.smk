@@ -20,7 +20,8 @@ except ConfigError as e:
     raise WorkflowError(f"pavflow: {e}") from None
 L = Layout(Path(CFG.results_dir) / CFG.name)
 JOBS = study_jobs(CFG)
-logger.info(f"pavflow: experiment {CFG.name} -> {L.root}; provers {', '.join(JOBS['provers'])}; "
+logger.info(f"pavflow: experiment {CFG.name} -> {L.root}; overrides {' '.join(OVERRIDES) or 'none'}; "
+            f"sweep: provers {', '.join(JOBS['provers'])}, budgets N {list(CFG.search.budgets)}; "
             f"RL {', '.join(f'{a}/s{s}' for a, s in JOBS['rl_runs'])}")
 
 wildcard_constraints:

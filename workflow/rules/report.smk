@@ -1,3 +1,12 @@
+# The report stage's outputs. Figures, summary tables and the resolved config are Snakemake report
+# items: `snakemake --report results/<experiment>/report.html` gathers them (captions in
+# workflow/report/*.rst), one category per part of the study, the stage the data came from as
+# subcategory.
+def figure(name, category, subcategory):
+    return report(L.report() / f"{name}.png", caption=f"../report/{name.split('_N')[0]}.rst",
+                  category=category, subcategory=subcategory, labels={"figure": name})
+
+
 rule report:
     input:
         L.pool(),
@@ -9,6 +18,17 @@ rule report:
     output:
         summary=L.report() / "summary.md",
         headline=L.report() / "headline.json",
+        tables=report(L.report() / "summary.html", caption="../report/summary.rst", category="1. Summary",
+                      subcategory="tables with 95% CIs", labels={"table": "summary"}),
+        config=report(L.report() / "config.yaml", caption="../report/config.rst", category="1. Summary",
+                      subcategory="resolved configuration", labels={"table": "config.yaml"}),
+        acc_vs_tokens=figure("acc_vs_tokens", "2. Test-time search", "search_bon, search_beam"),
+        acc_vs_budget=figure("acc_vs_budget", "2. Test-time search", "search_bon, search_beam"),
+        prover_k=figure(f"prover_k_N{CFG.search.k_budget}", "2. Test-time search", "search_beam per prover"),
+        verifier_quality=figure("verifier_quality", "3. Verifiers", "verifier"),
+        rl_curves=figure("rl_curves", "4. Online RL", "rl"),
+        success_histogram=figure("success_histogram", "5. Policies", "search_pool"),
+        train_logs=figure("train_logs", "5. Policies", "sft, verifier"),
     params:
         cfg=params("report"),
     log:

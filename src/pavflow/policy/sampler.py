@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+from pavflow.progress import progress
+
 
 @dataclass
 class Completion:
@@ -56,8 +58,10 @@ class Sampler:
 
     @torch.no_grad()
     def sample(self, prompts: list[str], n: int = 1, *, seed: int, temperature: float = 1.0,
-               top_p: float = 1.0, max_new_tokens: int = 64, stop_at_step: bool = False) -> Samples:
-        """n continuations of each prompt. temperature 0 is greedy. Deterministic given all arguments."""
+               top_p: float = 1.0, max_new_tokens: int = 64, stop_at_step: bool = False,
+               desc: str | None = None) -> Samples:
+        """n continuations of each prompt. temperature 0 is greedy. Deterministic given all arguments.
+        `desc` shows a progress bar over the continuations under that name."""
         gen = torch.Generator(device=self.device).manual_seed(seed)
         ids = self.encode(prompts)
         out: list[list[Completion | None]] = [[None] * n for _ in prompts]
@@ -68,6 +72,7 @@ class Sampler:
             for start in range(0, n, self.batch_size):
                 items.append((i, start, min(n - start, self.batch_size)))
         batch, rows = [], 0
+        bar = progress(desc=desc, total=len(prompts) * n) if desc else None
         for item in items + [None]:
             if item is None or rows + item[2] > self.batch_size:
                 if batch:
@@ -76,10 +81,14 @@ class Sampler:
                             temperature, top_p, max_new_tokens, stop_at_step)):
                         out[i][start:start + m] = comps
                         prompt_tokens[i] += len(ids[i])
+                    if bar is not None:
+                        bar.update(rows)
                 batch, rows = [], 0
             if item is not None:
                 batch.append(item)
                 rows += item[2]
+        if bar is not None:
+            bar.close()
         return Samples(out, prompt_tokens)
 
     def _run(self, prompt_ids: list[list[int]], copies: list[int], gen: torch.Generator,

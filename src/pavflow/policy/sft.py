@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from pavflow.checkpoint import rng_state, set_rng_state
+from pavflow.progress import progress
 
 
 def sft_batch(tok, pairs: list[tuple[str, str]], device) -> tuple[torch.Tensor, ...]:
@@ -64,7 +65,7 @@ def train_sft(model, tok, sample_pair: Callable[[random.Random], tuple[str, str]
         sched.load_state_dict(resume["sched"])
         set_rng_state(rng, resume["rng"])
         log, tokens_seen, start = list(resume["log"]), resume["tokens_seen"], resume["step"] + 1
-    for step in range(start, max_steps + 1):
+    for step in progress(range(start, max_steps + 1), desc="sft steps"):
         model.train()
         ids, attn, loss_mask = sft_batch(tok, [sample_pair(rng) for _ in range(batch_size)], device)
         loss = lm_loss(model, ids, attn, loss_mask)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from pavflow.checkpoint import rng_state, set_rng_state
+from pavflow.progress import progress
 from pavflow.policy.sampler import Sampler
 from pavflow.tasks.base import Problem, Task
 
@@ -319,7 +320,7 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
         unsolved0, start = list(resume["unsolved0"]), resume["update"] + 1
     else:
         log_eval(0, math.nan)
-    for update in range(start, cfg.updates + 1):
+    for update in progress(range(start, cfg.updates + 1), desc="rl updates"):
         # sample G responses for each of P problems with the current policy
         problems = rng.sample(train_problems, P)
         prompts = [task.prompt(p.question) for p in problems]

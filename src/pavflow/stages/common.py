@@ -99,6 +99,30 @@ def load_problems(layout: Layout, splits) -> list[Problem]:
     return [Problem(**r) for r in df.iter_rows(named=True)]
 
 
+# W&B axes of the figures: accuracy vs budget N and vs mean generated tokens per problem. A metric has
+# one step metric, so each search accuracy is logged under both prefixes.
+BUDGET, GEN_TOKENS = "search/budget", "search/gen_tokens"
+ACC_BY_BUDGET, ACC_BY_TOKENS = "search/acc/", "search/acc_vs_tokens/"
+
+
+def search_axes(tracker: Tracker) -> None:
+    tracker.define_metric(ACC_BY_BUDGET + "*", BUDGET)
+    tracker.define_metric(GEN_TOKENS, BUDGET)
+    tracker.define_metric(ACC_BY_TOKENS + "*", GEN_TOKENS)
+
+
+def log_search(tracker: Tracker, budget: int, gen_tokens: float, acc: dict[str, float]) -> None:
+    """One search budget: accuracy per method (fractions) against budget and generated tokens."""
+    tracker.log({BUDGET: budget, GEN_TOKENS: gen_tokens, **{ACC_BY_BUDGET + m: a for m, a in acc.items()},
+                 **{ACC_BY_TOKENS + m: a for m, a in acc.items()}})
+
+
+def record(tracker: Tracker, cfg, name: str, type: str, path) -> None:
+    """Record an output (a table, a model directory) in the job's W&B run as an artifact by reference
+    to its path, named <experiment>-<name> so studies sharing a project do not mix versions."""
+    tracker.artifact(f"{cfg.name}-{name}", type, path)
+
+
 def prover_tags(prover: str) -> list[str]:
     """W&B tags of a job that uses prover `prover`: the prover and its K."""
     return [f"prover:{prover}", f"k:{parse_prover(prover)[1]}"]

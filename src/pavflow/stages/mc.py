@@ -2,7 +2,7 @@
 every base-policy seed. Independent of any prover K."""
 from pavflow.data import MC, SAMPLES, read_table, write_table
 from pavflow.rollouts import mc_pool
-from pavflow.stages.common import derive_seed, load_problems, policy_sampler, stage_main
+from pavflow.stages.common import derive_seed, load_problems, policy_sampler, record, stage_main
 from pavflow.tasks import make_task
 
 
@@ -16,6 +16,7 @@ def main(cfg, layout, tracker) -> dict:
     df = mc_pool(sampler, task, problems, seeds, n_mc=r.n_mc, seed=derive_seed(cfg.seed, "mc", rho),
                  temperature=r.temperature, max_new_tokens=r.max_new_tokens, rollout_policy=rho)
     write_table(df, layout.mc(rho), MC)
+    record(tracker, cfg, f"mc-{rho}", "table", layout.mc(rho))
     sampled = df.filter(df["gen_tokens"] > 0)
     return {"n_states": df.height, "gen_tokens": int(df["gen_tokens"].sum()),
             "mean_value": float((sampled["c"] / sampled["n"]).mean())}

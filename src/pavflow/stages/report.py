@@ -1,16 +1,17 @@
-"""Stage `report`: every table of the study -> results/<experiment>/report/ (summary.md, curves,
-headline.json, PNG + SVG figures)."""
+"""Stage `report`: every table of the study -> results/<experiment>/report/ (summary.md and
+summary.html with 95% CIs, curves, headline.json, the resolved config.yaml, PNG + SVG figures)."""
 import json
 
 import polars as pl
+from omegaconf import OmegaConf
 
 from pavflow.config import provers, rollout_policies
 from pavflow.data import METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, read_table
 from pavflow.labels import prover_name
-from pavflow.report import (plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_prover_k,
-                            plot_rl_curves, plot_success_histogram, plot_train_logs, search_curves,
-                            write_summary)
-from pavflow.stages.common import stage_main
+from pavflow.report import (CURVES, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_prover_k,
+                            plot_rl_curves, plot_success_histogram, plot_train_logs, plot_verifier_quality,
+                            prover_rows, rl_final, search_curves, write_summary)
+from pavflow.stages.common import record, stage_main
 from pavflow.study import study_jobs
 
 
@@ -18,23 +19,32 @@ from pavflow.study import study_jobs
 def main(cfg, layout, tracker) -> dict:
     out = layout.report()
     out.mkdir(parents=True, exist_ok=True)
+    verifiers = study_jobs(cfg)["verifiers"]
     pool = read_table(layout.pool(), SAMPLES)
     search = pl.concat([read_table(layout.search("bon_orm"), SEARCH)] +
                        [read_table(layout.search(f"beam_{prover_name(p, k)}"), SEARCH) for p, k in provers(cfg)])
     curves = search_curves(search, split=cfg.search.split)
     curves.write_parquet(out / "curves.parquet")
     rl = pl.concat([read_table(layout.rl(arm, s), RL_CURVE) for arm in cfg.rl.arms for s in cfg.rl.seeds])
-    metrics = pl.concat([read_table(layout.verifier_metrics(v), METRICS) for v in study_jobs(cfg)["verifiers"]])
+    metrics = pl.concat([read_table(layout.verifier_metrics(v), METRICS) for v in verifiers])
     logs = pl.concat([read_table(layout.policy_log(p), TRAIN_LOG) for p in cfg.sft.policies] +
-                     [read_table(layout.verifier_log(v), TRAIN_LOG) for v in study_jobs(cfg)["verifiers"]])
+                     [read_table(layout.verifier_log(v), TRAIN_LOG) for v in verifiers])
     figures = (plot_accuracy_vs_tokens(curves, out) + plot_accuracy_vs_budget(curves, out)
                + plot_prover_k(curves, cfg.search.k_budget, out, base_policy=cfg.sweep.policy)
-               + plot_rl_curves(rl, out) + plot_success_histogram(pool, out) + plot_train_logs(logs, out))
+               + plot_rl_curves(rl, out) + plot_verifier_quality(metrics, out)
+               + plot_success_histogram(pool, out) + plot_train_logs(logs, out))
+    config = OmegaConf.to_yaml(cfg, resolve=True)
+    (out / "config.yaml").write_text(config)
     head = write_summary(out, experiment=cfg.name, pool=pool, curves=curves, rl=rl, verifier_metrics=metrics,
                          headline_prover=cfg.search.prover, k_budget=cfg.search.k_budget,
-                         figures=[f for f in figures if f.suffix == ".png"])
+                         figures=[f for f in figures if f.suffix == ".png"], config=config)
     (out / "headline.json").write_text(json.dumps(head, indent=2, sort_keys=True))
-    tracker.table("report/curves", curves)
+    per_k = prover_rows(curves, cfg.search.k_budget).select("policy", "K", *[c for c in CURVES if c != "k"])
+    tracker.table("report/per_budget", curves)  # accuracy [95% CI] and tokens per configuration and N
+    tracker.table("report/per_k", per_k)  # beam search at N = search.k_budget per prover
+    tracker.table("report/verifier_quality", metrics)
+    tracker.table("report/rl_final", rl_final(rl))
+    record(tracker, cfg, "report", "report", out)
     tracker.summary({k: v for k, v in head.items() if isinstance(v, (int, float))})
     return {"n_figures": sum(f.suffix == ".png" for f in figures), "rollout_policies": len(rollout_policies(cfg))}
 

@@ -8,7 +8,7 @@ from pavflow.data import TRAIN_LOG, atomic_dir, write_table
 from pavflow.policy.model import save_policy
 from pavflow.policy.sft import train_sft
 from pavflow.rollouts import correct_pairs, sample_responses
-from pavflow.stages.common import derive_seed, load_problems, policy_sampler, stage_main
+from pavflow.stages.common import derive_seed, load_problems, policy_sampler, record, stage_main
 from pavflow.tasks import make_task
 
 
@@ -44,7 +44,8 @@ def main(cfg, layout, tracker) -> dict:
     df = pl.DataFrame(rows).select(model=pl.lit(f"{base}_rft"), step="step", tokens_seen="tokens_seen",
                                    loss="loss", val_metric=pl.lit("val_sampled_acc"), val_value="val_acc")
     write_table(df, layout.rft_log(), TRAIN_LOG)
-    tracker.artifact(f"policy-{base}_rft", "model", layout.rft_policy())
+    record(tracker, cfg, f"policy-{base}_rft", "model", layout.rft_policy())
+    record(tracker, cfg, f"policy-{base}_rft-train-log", "table", layout.rft_log())
     return {"train_acc_sampled": float(samples["correct"].mean()), "n_pairs": len(pairs),
             "val_sampled_acc_before": start_acc,
             "val_sampled_acc_after": rows[-1]["val_acc"]}

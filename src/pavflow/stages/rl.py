@@ -9,7 +9,7 @@ from pavflow.config import ConfigError
 from pavflow.data import RL_CURVE, write_table
 from pavflow.policy.model import load_policy
 from pavflow.rl.pg import DegenerateRun, RLConfig, train_rl
-from pavflow.stages.common import Checkpoints, derive_seed, load_problems, load_verifier, prover_tags, stage_main
+from pavflow.stages.common import Checkpoints, derive_seed, load_problems, load_verifier, prover_tags, record, stage_main
 from pavflow.tasks import make_task
 
 log = logging.getLogger("pavflow")
@@ -54,6 +54,7 @@ def main(cfg, layout, tracker) -> dict:
     write_table(df, layout.rl(arm, seed), RL_CURVE)
     if stop_reason is None:
         ckpt.done()
+    record(tracker, cfg, f"rl-{arm}-s{seed}", "table", layout.rl(arm, seed))
     first, last = rows[0], rows[-1]
     return {"test_acc_sampled_start": first["test_acc_sampled"], "test_acc_sampled_final": last["test_acc_sampled"],
             "test_acc_greedy_final": last["test_acc_greedy"], "pass_at_n_final": last["pass_at_n"],

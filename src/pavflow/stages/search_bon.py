@@ -4,7 +4,7 @@ import polars as pl
 
 from pavflow.data import SAMPLES, SEARCH, read_table, write_table
 from pavflow.search.bon import bon_search
-from pavflow.stages.common import load_problems, load_verifier, stage_main
+from pavflow.stages.common import load_problems, load_verifier, log_search, record, search_axes, stage_main
 from pavflow.tasks import make_task
 
 # bon_search method -> (SEARCH method, verifier used)
@@ -36,14 +36,17 @@ def main(cfg, layout, tracker) -> dict:
                            k=pl.lit(0), alpha=pl.lit(0.0),
                            verifier_tokens=pl.when(verifier == "").then(0).otherwise(pl.col("verifier_tokens")))
     write_table(res, layout.search("bon_orm"), SEARCH)
-    acc = res.group_by("method", "budget").agg(pl.col("correct").mean(), pl.col("gen_tokens").mean()).sort("method", "budget")
-    tracker.define_metric("search/*", "search/budget")
-    for n in s.budgets:
+    record(tracker, cfg, "search-bon-orm", "table", layout.search("bon_orm"))
+    acc = (res.group_by("method", "budget").agg(acc=pl.col("correct").mean(), gen_tokens=pl.col("gen_tokens").mean(),
+                                                verifier_tokens=pl.col("verifier_tokens").mean())
+           .sort("method", "budget"))
+    search_axes(tracker)
+    for n in s.budgets:  # every method reads the same first n samples: one gen_tokens per budget
         a = acc.filter(pl.col("budget") == n)
-        tracker.log({"search/budget": n, **{f"search/{m}_acc": x for m, x in zip(a["method"], a["correct"])}})
-    tracker.table("search/accuracy", acc)
+        log_search(tracker, n, float(a["gen_tokens"].max()), dict(zip(a["method"], a["acc"])))
+    tracker.table("search/per_budget", acc)
     top = acc.filter(pl.col("budget") == max(s.budgets))
-    return {f"{m}_acc@{max(s.budgets)}": x for m, x in zip(top["method"], top["correct"])}
+    return {f"{m}_acc@{max(s.budgets)}": x for m, x in zip(top["method"], top["acc"])}
 
 
 if __name__ == "__main__":

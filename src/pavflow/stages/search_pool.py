@@ -4,7 +4,7 @@ import polars as pl
 
 from pavflow.data import SAMPLES, write_table
 from pavflow.rollouts import sample_responses
-from pavflow.stages.common import derive_seed, load_problems, policy_sampler, stage_main
+from pavflow.stages.common import derive_seed, load_problems, policy_sampler, record, stage_main
 from pavflow.tasks import make_task
 
 
@@ -16,6 +16,7 @@ def main(cfg, layout, tracker) -> dict:
                           seed=derive_seed(cfg.seed, "search-pool"), temperature=s.temperature,
                           max_new_tokens=s.max_new_tokens, policy=cfg.sweep.policy)
     write_table(df, layout.pool(), SAMPLES)
+    record(tracker, cfg, "search-pool", "table", layout.pool())
     rates = df.group_by("problem_id").agg(pl.col("correct").mean())["correct"]
     return {"sampled_acc": float(df["correct"].mean()), "n_problems": rates.len(),
             "never_solved": int((rates == 0).sum()), "always_solved": int((rates == 1).sum())}

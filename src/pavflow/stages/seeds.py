@@ -3,7 +3,7 @@ import polars as pl
 
 from pavflow.data import SAMPLES, write_table
 from pavflow.rollouts import sample_responses
-from pavflow.stages.common import derive_seed, load_problems, policy_sampler, stage_main
+from pavflow.stages.common import derive_seed, load_problems, policy_sampler, record, stage_main
 from pavflow.tasks import make_task
 
 
@@ -15,6 +15,7 @@ def main(cfg, layout, tracker) -> dict:
                           seed=derive_seed(cfg.seed, "seeds"), temperature=r.temperature,
                           max_new_tokens=r.max_new_tokens, policy=cfg.sweep.policy)
     write_table(df, layout.seeds(), SAMPLES)
+    record(tracker, cfg, "seeds", "table", layout.seeds())
     acc = df.group_by("split").agg(pl.col("correct").mean()).sort("split")
     return {**{f"acc_{s}": a for s, a in acc.iter_rows()}, "n_samples": df.height,
             "gen_tokens": int(df["gen_tokens"].sum()), "mean_steps": float(df["n_steps"].mean())}

@@ -10,7 +10,7 @@ from pavflow.data import TRAIN_LOG, atomic_dir, write_table
 from pavflow.policy.model import char_tokenizer, save_policy, tiny_llama
 from pavflow.policy.sampler import Sampler
 from pavflow.policy.sft import train_sft
-from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, stage_main
+from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, record, stage_main
 from pavflow.tasks import make_task
 
 log = logging.getLogger("pavflow")
@@ -52,7 +52,8 @@ def main(cfg, layout, tracker) -> dict:
                                    val_metric=pl.lit("val_sampled_acc"), val_value="val_acc")
     write_table(df, layout.policy_log(name), TRAIN_LOG)
     ckpt.done()
-    tracker.artifact(f"policy-{name}", "model", layout.policy(name))
+    record(tracker, cfg, f"policy-{name}", "model", layout.policy(name))
+    record(tracker, cfg, f"policy-{name}-train-log", "table", layout.policy_log(name))
     last = rows[-1]
     reached = spec.target_val_acc is None or last["val_acc"] >= spec.target_val_acc
     if not reached:

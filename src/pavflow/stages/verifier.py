@@ -5,7 +5,7 @@ import polars as pl
 from transformers import AutoTokenizer
 
 from pavflow.data import LABELS, MC, METRICS, SAMPLES, TRAIN_LOG, atomic_dir, read_table, write_table
-from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, stage_main
+from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, record, stage_main
 from pavflow.stats import bootstrap_ci
 from pavflow.tasks import make_task
 from pavflow.verifiers.metrics import auroc
@@ -77,7 +77,8 @@ def main(cfg, layout, tracker) -> dict:
     write_table(metrics, layout.verifier_metrics(name), METRICS)
     ckpt.done()
     tracker.table("verifier/quality", metrics)
-    tracker.artifact(f"verifier-{name}", "model", layout.verifier(name))
+    record(tracker, cfg, f"verifier-{name}", "model", layout.verifier(name))
+    record(tracker, cfg, f"verifier-{name}-metrics", "table", layout.verifier_metrics(name))
     return {f"val_{m}": x for m, x in zip(metrics["metric"], metrics["value"])} | {"final_loss": rows[-1]["loss"]}
 
 

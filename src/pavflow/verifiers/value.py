@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
 from pavflow.policy.model import check_model_dir, resolve_device
+from pavflow.progress import progress
 
 
 # -----------------------------------------------------------------------------
@@ -179,7 +180,7 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
         order, cursor, rows = list(resume["order"]), resume["cursor"], list(resume["rows"])
         tokens_seen, loss_sum, loss_n, start = resume["tokens_seen"], resume["loss_sum"], resume["loss_n"], resume["step"]
     model.train()
-    for t in range(start, steps):
+    for t in progress(range(start, steps), desc="verifier steps"):
         batch = []
         while len(batch) < min(batch_size, len(data)):
             if cursor == len(order):
