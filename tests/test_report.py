@@ -56,7 +56,7 @@ def pool() -> pl.DataFrame:
 @pytest.fixture
 def rl() -> pl.DataFrame:
     rows = []
-    for arm, prover, alpha, base in (("orm_rl", "", 0.0, 0.30), ("pav_rl", "base_k4", 3.0, 0.35)):
+    for arm, prover, alpha, base in (("outcome", "", 0.0, 0.30), ("pav", "base_k4", 3.0, 0.35)):
         for seed in (0, 1):
             for u in range(4):
                 acc = base + 0.02 * u + 0.01 * seed
@@ -237,9 +237,14 @@ def test_write_summary(tmp_path, search, pool, rl, metrics):
     assert rows[4][5].startswith("100.0 [")
 
     rows = _section(md, "Online RL")
-    assert rows[1][0] == "orm_rl" and rows[1][5] == "36.5" and rows[1][6] == "0: 36.0, 1: 37.0"
-    assert head["rl/pav_rl/final_acc_sampled"] == pytest.approx(0.415)
-    assert head["rl/pav_rl/final_acc_greedy"] == pytest.approx(0.465)
+    assert rows[1][0] == "outcome" and rows[1][5] == "36.5 (36.0, 37.0)" and rows[1][6] == "41.5 (41.0, 42.0)"
+    assert rows[1][7:] == ["56.5 (56.0, 57.0)", "30.0 (30.0, 30.0)", "0.3", "20"]
+    assert head["rl/pav/final_acc_sampled"] == pytest.approx(0.415)
+    assert head["rl/pav/final_acc_greedy"] == pytest.approx(0.465)
+    # outcome ends at 36.5%; pav's seed mean passes it halfway between 0 and 256 samples: 768 / 128
+    assert head["rl/sample_efficiency"] == pytest.approx(6.0)
+    assert head["rl/sample_efficiency_ci_low"] <= 6.0 <= head["rl/sample_efficiency_ci_high"]
+    assert "**6.00×** fewer" in md
 
     rows = _section(md, "Verifier quality")
     assert rows[0] == ["subject", "auroc", "bon@16"]

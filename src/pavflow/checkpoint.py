@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
 from pathlib import Path
 
 import torch
+
+from pavflow.data import atomic_file
 
 log = logging.getLogger("pavflow.checkpoint")
 
@@ -28,17 +29,9 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(state: dict, path: str | os.PathLike, fingerprint: str) -> Path:
     """Write `state` to `path` atomically (temp file in the same directory, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         torch.save({"fingerprint": fingerprint, "state": state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, fingerprint: str) -> dict | None:

@@ -90,20 +90,35 @@ def conform(df: pl.DataFrame, schema: Schema, name: str = "table") -> pl.DataFra
     return df.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
 
 
-def write_table(df: pl.DataFrame, path: str | os.PathLike, schema: Schema) -> Path:
-    """Write `df` as Parquet atomically (temp file in the same directory, then rename)."""
+@contextmanager
+def atomic_file(path: str | os.PathLike):
+    """Yield a temp file path beside `path`; on success it replaces `path` in one rename, so a
+    killed writer never leaves a partial file under the real name."""
     path = Path(path)
-    df = conform(df, schema, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        df.write_parquet(tmp, statistics=False)
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_table(df: pl.DataFrame, path: str | os.PathLike, schema: Schema) -> Path:
+    """Write `df` as Parquet atomically."""
+    df = conform(df, schema, str(path))
+    with atomic_file(path) as tmp:
+        df.write_parquet(tmp, statistics=False)
+    return Path(path)
 
 
 def read_table(path: str | os.PathLike, schema: Schema) -> pl.DataFrame:

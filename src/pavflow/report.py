@@ -11,7 +11,6 @@ import html
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -22,8 +21,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pavflow.labels import parse_prover as parse_prover_name
-from pavflow.data import Schema
-from pavflow.stats import bootstrap_ci, mean_ci, pass_at_k
+from pavflow.data import Schema, atomic_file, write_text
+from pavflow.stats import bootstrap_ci, mean_ci, pass_at_k, sample_efficiency
 
 CURVE_KEYS = ["method", "verifier", "prover", "k", "alpha", "budget"]
 # One row per search configuration and budget, aggregated over problems.
@@ -167,8 +166,9 @@ def _save(fig: Figure, out_dir: str | os.PathLike, name: str) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    fig.savefig(paths[0])
-    fig.savefig(paths[1], metadata={"Date": None})  # reproducible SVG
+    for path, fmt, meta in ((paths[0], "png", None), (paths[1], "svg", {"Date": None})):  # reproducible SVG
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, format=fmt, metadata=meta)
     return paths
 
 
@@ -276,36 +276,64 @@ def plot_prover_k(curves: pl.DataFrame | None, budget: int, out_dir: str | os.Pa
         return _save(fig, out_dir, f"prover_k_N{budget}")
 
 
+RL_PANELS = {  # column -> (y label, title, scale to display)
+    "test_acc_sampled": ("test accuracy (%)", "Sampled test accuracy (T = 1)", 100),
+    "test_acc_greedy": ("test accuracy (%)", "Greedy test accuracy", 100),
+    "pass_at_n": ("pass@N (%)", "Test pass@N (N = rl.eval_samples)", 100),
+    "newly_solved": ("% of unsolved at start", "Test problems unsolved at start, now solved", 100),
+    "kl_ref": ("KL (nats per response)", "KL to the initial policy", 1),
+    "response_tokens": ("tokens", "Mean response length", 1),
+}
+
+
 def plot_rl_curves(rl: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
-    """Test accuracy (sampled | greedy) vs training samples seen; line = mean over seeds, band = min..max."""
+    """RL_PANELS vs training samples seen, one line per arm; line = mean over seeds, band = min..max."""
     if _missing(rl):
         return []
-    metrics = {"test_acc_sampled": "sampled (temperature > 0)", "test_acc_greedy": "greedy"}
     agg = (rl.group_by(["arm", "update"])
            .agg(pl.col("samples_seen").mean(), pl.col("seed").n_unique().alias("n_seeds"),
-                *[e for m in metrics for e in (pl.col(m).mean().alias(f"{m}_mean"),
-                                               pl.col(m).min().alias(f"{m}_min"),
-                                               pl.col(m).max().alias(f"{m}_max"))])
+                *[e for m in RL_PANELS for e in (pl.col(m).fill_nan(None).mean().alias(f"{m}_mean"),
+                                                 pl.col(m).fill_nan(None).min().alias(f"{m}_min"),
+                                                 pl.col(m).fill_nan(None).max().alias(f"{m}_max"))])
            .sort(["arm", "update"]))
     colors = _colors(agg["arm"])
     with matplotlib.rc_context(_STYLE):
-        fig, axes = _figure(1, 2)
-        for ax, (m, desc) in zip(axes, metrics.items()):
+        fig, axes = _figure(2, 3)
+        for ax, (m, (ylabel, title, scale)) in zip(axes.flat, RL_PANELS.items()):
             for arm, color in colors.items():
                 g = agg.filter((pl.col("arm") == arm) & pl.col(f"{m}_mean").is_not_null())
                 if g.height == 0:
                     continue
                 xs = g["samples_seen"].to_numpy()
-                ax.plot(xs, 100 * g[f"{m}_mean"].to_numpy(), color=color, marker="o",
+                ax.plot(xs, scale * g[f"{m}_mean"].to_numpy(), color=color, marker="o",
                         label=f"{arm} ({g['n_seeds'].max()} seeds)")
-                ax.fill_between(xs, 100 * g[f"{m}_min"].to_numpy(), 100 * g[f"{m}_max"].to_numpy(),
+                ax.fill_between(xs, scale * g[f"{m}_min"].to_numpy(), scale * g[f"{m}_max"].to_numpy(),
                                 color=color, alpha=0.15, lw=0)
-            ax.set(xlabel="training samples seen (responses)", ylabel="test accuracy (%)",
-                   title=f"Test accuracy, {desc}")
+            ax.set(xlabel="training samples seen (responses)", ylabel=ylabel, title=title)
             if ax.lines:
                 ax.legend(loc="best", title="arm (band: min..max over seeds)", title_fontsize=8)
         fig.suptitle("Online RL: mean over seeds")
         return _save(fig, out_dir, "rl_curves")
+
+
+def rl_efficiency(rl: pl.DataFrame | None, baseline: str = "outcome", treated: str = "pav") -> dict | None:
+    """stats.sample_efficiency of `treated` over `baseline` on sampled test accuracy (greedy when no
+    samples were drawn), seeds as rows; None unless both arms ran."""
+    if _missing(rl) or not {baseline, treated} <= set(rl["arm"]):
+        return None
+    metric = "test_acc_sampled" if rl["test_acc_sampled"].fill_nan(None).drop_nulls().len() else "test_acc_greedy"
+    x = np.array(sorted(set(rl["samples_seen"].to_list())), dtype=np.float64)
+
+    def matrix(arm: str) -> np.ndarray:  # (seeds, points); nan where a seed has no evaluation
+        g = rl.filter(pl.col("arm") == arm)
+        seeds = sorted(set(g["seed"].to_list()))
+        out = np.full((len(seeds), len(x)), np.nan)
+        for r in g.iter_rows(named=True):
+            out[seeds.index(r["seed"]), np.searchsorted(x, r["samples_seen"])] = r[metric]
+        return out
+
+    return {**sample_efficiency(x, matrix(baseline), matrix(treated)), "metric": metric,
+            "baseline": baseline, "treated": treated}
 
 
 def plot_success_histogram(pool: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
@@ -563,7 +591,7 @@ def _prover_k_section(curves: pl.DataFrame | None, budget: int, base_policy: str
 
 
 def _rl_section(rl: pl.DataFrame | None, head: dict) -> list[str]:
-    md = ["## Online RL: final test accuracy", ""]
+    md = ["## Online RL: final test metrics", ""]
     if _missing(rl):
         return md + NOT_RUN
     final = rl_final(rl)
@@ -571,14 +599,37 @@ def _rl_section(rl: pl.DataFrame | None, head: dict) -> list[str]:
     for (arm,), g in final.group_by("arm", maintain_order=True):
         row = [arm, ", ".join(sorted({p or "–" for p in g["prover"]})),
                ", ".join(sorted({_num(a) for a in g["alpha"]})), g.height, _range_str(g["samples_seen"])]
-        for m in ("test_acc_sampled", "test_acc_greedy"):
-            vals = g.select("seed", m).drop_nulls()
+        for m in ("test_acc_sampled", "test_acc_greedy", "pass_at_n", "newly_solved"):
+            vals = g.select("seed", pl.col(m).fill_nan(None)).drop_nulls()
             mean = vals[m].mean() if vals.height else None
             head[f"rl/{arm}/final_{m.removeprefix('test_')}"] = mean
-            row += [_pct(mean), ", ".join(f"{s}: {_pct(v)}" for s, v in vals.iter_rows()) or "–"]
+            row += [_pct(mean) + (f" ({', '.join(_pct(v) for v in vals[m])})" if vals.height > 1 else "")]
+        for m in ("kl_ref", "response_tokens"):
+            vals = g[m].fill_nan(None).drop_nulls()
+            head[f"rl/{arm}/final_{m}"] = vals.mean() if vals.len() else None
+            row.append(_num(vals.mean()) if vals.len() else "–")
         rows.append(row)
-    return md + _table(["arm", "prover", "α", "seeds", "samples seen", "sampled acc % (mean)",
-                        "per seed", "greedy acc % (mean)", "per seed"], rows)
+    md += _table(["arm", "prover", "α", "seeds", "samples seen", "sampled acc % (per seed)",
+                  "greedy acc %", "pass@N %", "newly solved %", "KL to init (nats)", "response tokens"], rows)
+    stopped = rl.filter(pl.col("stop_reason").is_not_null()).group_by(["arm", "seed"]).agg(
+        pl.col("update").max(), pl.col("stop_reason").first())
+    for r in stopped.sort(["arm", "seed"]).iter_rows(named=True):
+        md += [f"- **{r['arm']} seed {r['seed']} stopped by a guardrail at update {r['update']}**: "
+               f"{r['stop_reason']}", ""]
+    eff = rl_efficiency(rl)
+    if eff is not None:
+        head["rl/sample_efficiency"] = eff["sample_efficiency"]
+        head["rl/sample_efficiency_ci_low"], head["rl/sample_efficiency_ci_high"] = eff["ci_low"], eff["ci_high"]
+        head["rl/sample_efficiency_target_acc"] = eff["target_acc"]
+        reached = math.isfinite(eff["samples_needed"])
+        md += [f"**Sample efficiency** (`{eff['treated']}` over `{eff['baseline']}`, {eff['metric']}): "
+               f"the {eff['baseline']} arm ends at {_pct(eff['target_acc'])}% (mean of {eff['n_seeds'][0]} seeds); "
+               + (f"the {eff['treated']} arm's seed mean first reaches it after {eff['samples_needed']:.0f} samples: "
+                  f"**{eff['sample_efficiency']:.2f}×** fewer [95% CI over seeds {eff['ci_low']:.2f}, "
+                  f"{eff['ci_high']:.2f}]." if reached else
+                  f"the {eff['treated']} arm's seed mean never reaches it (ratio < 1; CI over seeds "
+                  f"[{eff['ci_low']:.2f}, {eff['ci_high']:.2f}])."), ""]
+    return md
 
 
 def _metrics_section(metrics: pl.DataFrame | None, head: dict) -> list[str]:
@@ -644,8 +695,8 @@ def write_summary(out_dir: str | os.PathLike, *, experiment: str, pool: pl.DataF
     md += _figures_section(out_dir, figures)
     if config is not None:
         md += ["## Resolved configuration", "", "```yaml", config.rstrip("\n"), "```", ""]
-    _write_text(out_dir / "summary.md", "\n".join(md))
-    _write_text(out_dir / "summary.html", markdown_html("\n".join(md), title=f"pavflow: {experiment}"))
+    write_text(out_dir / "summary.md", "\n".join(md))
+    write_text(out_dir / "summary.html", markdown_html("\n".join(md), title=f"pavflow: {experiment}"))
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in head.items()}
 
 
@@ -701,13 +752,3 @@ def markdown_html(md: str, title: str) -> str:
             f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(out) + "\n</body></html>\n")
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -90,6 +90,6 @@ def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.nda
     boot = [ratio(base[rng.integers(0, len(base), len(base))], treat[rng.integers(0, len(treat), len(treat))])[0]
             for _ in range(n_boot)]
     tail = (1 - level) / 2
-    lo, hi = np.quantile(boot, [tail, 1 - tail])
+    lo, hi = np.quantile(boot, [tail, 1 - tail], method="inverted_cdf")  # no interpolation: ratios may be inf
     return {"sample_efficiency": r, "ci_low": float(lo), "ci_high": float(hi), "target_acc": target,
             "samples_needed": needed, "n_seeds": (len(base), len(treat))}

@@ -6,7 +6,7 @@ import polars as pl
 from omegaconf import OmegaConf
 
 from pavflow.config import provers, rollout_policies
-from pavflow.data import METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, read_table
+from pavflow.data import METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, atomic_file, read_table, write_text
 from pavflow.labels import prover_name
 from pavflow.report import (CURVES, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_prover_k,
                             plot_rl_curves, plot_success_histogram, plot_train_logs, plot_verifier_quality,
@@ -24,7 +24,8 @@ def main(cfg, layout, tracker) -> dict:
     search = pl.concat([read_table(layout.search("bon_orm"), SEARCH)] +
                        [read_table(layout.search(f"beam_{prover_name(p, k)}"), SEARCH) for p, k in provers(cfg)])
     curves = search_curves(search, split=cfg.search.split)
-    curves.write_parquet(out / "curves.parquet")
+    with atomic_file(out / "curves.parquet") as tmp:
+        curves.write_parquet(tmp)
     rl = pl.concat([read_table(layout.rl(arm, s), RL_CURVE) for arm in cfg.rl.arms for s in cfg.rl.seeds])
     metrics = pl.concat([read_table(layout.verifier_metrics(v), METRICS) for v in verifiers])
     logs = pl.concat([read_table(layout.policy_log(p), TRAIN_LOG) for p in cfg.sft.policies] +
@@ -34,11 +35,11 @@ def main(cfg, layout, tracker) -> dict:
                + plot_rl_curves(rl, out) + plot_verifier_quality(metrics, out)
                + plot_success_histogram(pool, out) + plot_train_logs(logs, out))
     config = OmegaConf.to_yaml(cfg, resolve=True)
-    (out / "config.yaml").write_text(config)
+    write_text(out / "config.yaml", config)
     head = write_summary(out, experiment=cfg.name, pool=pool, curves=curves, rl=rl, verifier_metrics=metrics,
                          headline_prover=cfg.search.prover, k_budget=cfg.search.k_budget,
                          figures=[f for f in figures if f.suffix == ".png"], config=config)
-    (out / "headline.json").write_text(json.dumps(head, indent=2, sort_keys=True))
+    write_text(out / "headline.json", json.dumps(head, indent=2, sort_keys=True))
     per_k = prover_rows(curves, cfg.search.k_budget).select("policy", "K", *[c for c in CURVES if c != "k"])
     tracker.table("report/per_budget", curves)  # accuracy [95% CI] and tokens per configuration and N
     tracker.table("report/per_k", per_k)  # beam search at N = search.k_budget per prover
