@@ -135,6 +135,7 @@ def test_a_bad_override_fails_before_any_job_naming_the_key(study):
     out = snakemake(workdir, "-n", overrides=["sweep.prover_k=[0,4]"])
     assert out.returncode != 0
     assert "sweep.prover_k[0]=0" in out.stdout + out.stderr
+    assert "from override 'sweep.prover_k=[0,4]'" in out.stdout + out.stderr
 
 
 # ------------------------------------------------------------------------------ reliability
