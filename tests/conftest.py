@@ -33,3 +33,15 @@ def random_model(tok):
             if p.dim() == 2:
                 p.normal_(0, 0.5, generator=g)
     return m
+
+
+class Killed(Exception):
+    """Raised by a training callback to simulate a job killed at that point."""
+
+
+def die_when(pred):
+    """A training callback (on_log / on_eval) that 'kills' the run at the first row where pred(row)."""
+    def callback(row):
+        if pred(row):
+            raise Killed
+    return callback

@@ -118,23 +118,17 @@ def test_train_sft_without_target_runs_to_max_steps_and_counts_tokens(tok):
 def test_train_sft_resumes_exactly_from_a_checkpoint(tok, tmp_path):
     """Killed after step 7 with a checkpoint at step 5: the resumed run ends with the uninterrupted
     run's weights and log (its RNG streams, optimiser and schedule are all in the checkpoint)."""
+    from conftest import Killed, die_when
+
     from pavflow.checkpoint import load_checkpoint, save_checkpoint
     kw = dict(max_steps=10, batch_size=4, lr=1e-3, warmup=2, eval_every=2, seed=0, checkpoint_every=5,
               evaluate=lambda: 0.0)
     full = new_model(tok)
     log_full = train_sft(full, tok, TASK.sample_train, **kw)
 
-    class Killed(Exception):
-        pass
-
     path = tmp_path / "sft.pt"
-
-    def die_after_7(row):
-        if row["step"] >= 7:
-            raise Killed
-
     with pytest.raises(Killed):
-        train_sft(new_model(tok), tok, TASK.sample_train, on_log=die_after_7,
+        train_sft(new_model(tok), tok, TASK.sample_train, on_log=die_when(lambda r: r["step"] >= 7),
                   on_checkpoint=lambda s: save_checkpoint(s, path, "job"), **kw)
     state = load_checkpoint(path, "job")
     assert state["step"] == 5

@@ -210,22 +210,17 @@ def test_train_rl_seed_and_validation(task):
 
 
 def test_train_rl_resumes_exactly_from_a_checkpoint(task, tmp_path):
+    from conftest import Killed, die_when
+
     from pavflow.checkpoint import load_checkpoint, save_checkpoint
     train, test = task.problems("train"), task.problems("test")
     c = cfg(updates=4, eval_every=1, eval_samples=1)
     model, tok = tiny()
     rows_full = train_rl(model, tok, task, train, test, c, step_score_fn=fake_pav([]), checkpoint_every=2)
 
-    class Killed(Exception):
-        pass
-
-    def die_at_3(row):
-        if row["update"] == 3:
-            raise Killed
-
     path = tmp_path / "rl.pt"
     with pytest.raises(Killed):
-        train_rl(tiny()[0], tok, task, train, test, c, step_score_fn=fake_pav([]), on_eval=die_at_3,
+        train_rl(tiny()[0], tok, task, train, test, c, step_score_fn=fake_pav([]), on_eval=die_when(lambda r: r["update"] == 3),
                  checkpoint_every=2, on_checkpoint=lambda s: save_checkpoint(s, path, "job"))
     state = load_checkpoint(path, "job")
     assert state["update"] == 2

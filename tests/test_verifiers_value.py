@@ -212,22 +212,17 @@ def test_save_load_round_trip(policy_dir, tok, tmp_path):
 
 
 def test_train_value_resumes_exactly_from_a_checkpoint(policy_dir, tok, tmp_path):
+    from conftest import Killed, die_when
+
     from pavflow.checkpoint import load_checkpoint, save_checkpoint
     examples = nine_examples(6, seed=1)  # batch 4 of 6: the checkpoint falls mid-epoch
     kw = dict(steps=9, batch_size=4, lr=1e-3, seed=0, warmup=2, log_every=2, checkpoint_every=3)
     full = value_model_from_policy(policy_dir, seed=0)
     rows_full = train_value(full, tok, examples, **kw)
 
-    class Killed(Exception):
-        pass
-
-    def die_at_6(row):
-        if row["step"] == 6:
-            raise Killed
-
     path = tmp_path / "verifier.pt"
     with pytest.raises(Killed):
-        train_value(value_model_from_policy(policy_dir, seed=0), tok, examples, on_log=die_at_6,
+        train_value(value_model_from_policy(policy_dir, seed=0), tok, examples, on_log=die_when(lambda r: r["step"] == 6),
                     on_checkpoint=lambda s: save_checkpoint(s, path, "job"), **kw)
     state = load_checkpoint(path, "job")
     assert state["step"] == 3
