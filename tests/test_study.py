@@ -1,6 +1,8 @@
 """What the workflow derives from a study: stage params (rerun triggers), beam budgets, the job list."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pavflow.provenance import PACKAGE_DIR, code_hash
@@ -124,3 +126,14 @@ def test_code_modules_exist():
         code_hash(COMMON + modules)
     # distinct stages depending on distinct code get distinct hashes
     assert code_hash(COMMON + CODE["problems"]) != code_hash(COMMON + CODE["report"])
+
+
+def test_study_finds_the_conf_tree_the_stages_use():
+    from pavflow.stages.common import CONF_DIR
+    from pavflow.study import CONF_DIR as study_conf_dir
+    assert study_conf_dir == CONF_DIR and (Path(study_conf_dir) / "config.yaml").exists()
+
+
+def test_resources_never_rerun_a_job(didactic):
+    other = compose("didactic", ["resources.mem_mb=64000", "resources.stages.sft.runtime=999"])
+    assert all_params(other) == all_params(didactic)

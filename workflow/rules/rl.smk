@@ -16,8 +16,8 @@ rule rl:
         log_of("rl", "arm", "seed"),
     benchmark:
         bench_of("rl", "arm", "seed")
-    threads: CFG.threads
+    threads: threads_of("rl")
     resources:
-        **RES,
+        **resources_of("rl"),
     shell:
         stage("rl", arm="{wildcards.arm}", rl_seed="{wildcards.seed}")
