@@ -26,6 +26,11 @@ include: "workflow/rules/rl.smk"
 include: "workflow/rules/report.smk"
 
 
+# The target rule runs no command: never send it to a cluster.
+localrules:
+    all,
+
+
 rule all:
     default_target: True
     input:

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -33,6 +37,30 @@ def random_model(tok):
             if p.dim() == 2:
                 p.normal_(0, 0.5, generator=g)
     return m
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_snakemake(workdir: Path, *args: str, overrides=(), experiment: str = "smoke", timeout: int = 900,
+                  env=None):
+    """`snakemake` on the repo's Snakefile in `workdir` (a fresh directory per study run)."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--config", f"experiment={experiment}", f"overrides={list(overrides)!r}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def smoke_local(tmp_path_factory):
+    """The smoke experiment run locally once per session (tests/test_dag.py checks it; tests/test_slurm.py
+    compares a Slurm run's tables with it): (workdir, composed config, Layout)."""
+    from pavflow.paths import Layout
+    from pavflow.study import compose
+    workdir = tmp_path_factory.mktemp("smoke")
+    out = run_snakemake(workdir, "--cores", "2")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    cfg = compose("smoke", [])
+    return workdir, cfg, Layout(workdir / cfg.results_dir / cfg.name)
 
 
 class Killed(Exception):

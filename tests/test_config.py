@@ -88,6 +88,16 @@ def test_tracking_off(smoke):
     (["sweep.cross_provers=[{policy:weak,k:0}]"], ["sweep.cross_provers[0].k=0"]),
     (["rl.arms=[outcome,bogus]"], ["rl.arms[1]='bogus'"]),
     (["tracking.mode=bogus"], ["tracking.mode='bogus'"]),
+    (["resources.mem_mb=0"], ["resources.mem_mb=0", ">= 1"]),
+    (["resources.runtime=-5"], ["resources.runtime=-5"]),
+    (["resources.stages.sft.mem_mb=0"], ["resources.stages.sft.mem_mb=0"]),
+    (["resources.stages.rl.runtime=0"], ["resources.stages.rl.runtime=0"]),
+    (["resources.gpus=-1"], ["resources.gpus=-1"]),
+    (["device=cuda", "resources.gpus=0"], ["resources.gpus=0", "device=cuda"]),
+    (["device=cuda:1", "resources.stages.mc.gpus=0"], ["resources.stages.mc.gpus=0", "device=cuda:1"]),
+    (["device=cpu", "resources.gpus=1"], ["resources.gpus=1", "device=cpu"]),
+    (["resources.stages.labels.gpus=1"], ["resources.stages.labels.gpus=1", "runs no model"]),
+    (["+resources.stages={sfft:{runtime:5}}"], ["resources.stages.sfft='sfft'", "not a stage"]),
 ])
 def test_validate_names_key_and_value(overrides, fragments):
     rejects(overrides, *fragments)
@@ -115,7 +125,8 @@ def test_validate_directly_on_a_modified_config(smoke):
 # --- composition: unknown keys and wrong types fail before validate ------------------------------
 
 @pytest.mark.parametrize("override", ["rollouts.nmc=3", "rollouts.n_mc=abc", "search.budgets=[a]",
-                                      "sweeep.prover_k=[1]"])
+                                      "sweeep.prover_k=[1]", "resources.mem_mb=lots",
+                                      "resources.stages.sfft.runtime=5", "resources.stages.sft.cpus=2"])
 def test_compose_rejects_unknown_keys_and_wrong_types(override):
     rejects([override], override)
 

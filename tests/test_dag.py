@@ -21,18 +21,16 @@ import pytest
 from PIL import Image
 
 from pavflow import data
-from pavflow.paths import Layout
-from pavflow.study import compose, study_jobs
+from pavflow.study import study_jobs
 from pavflow.tracking import find_offline_runs
+from conftest import REPO, run_snakemake
+from pavflow.paths import Layout
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.dag
 
 
 def snakemake(workdir: Path, *args: str, overrides: list[str] = (), timeout: int = 900):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--config", "experiment=smoke", f"overrides={list(overrides)!r}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return run_snakemake(workdir, *args, overrides=overrides, timeout=timeout)
 
 
 def scheduled(workdir: Path, overrides: list[str] = ()) -> dict[str, int]:
@@ -47,12 +45,9 @@ def scheduled(workdir: Path, overrides: list[str] = ()) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("smoke")
-    out = snakemake(workdir, "--cores", "2")
-    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
-    cfg = compose("smoke", [])
-    return workdir, cfg, Layout(workdir / cfg.results_dir / cfg.name)
+def study(smoke_local):
+    """The smoke experiment, run once per session (conftest.py)."""
+    return smoke_local
 
 
 def test_every_table_matches_its_schema(study):

@@ -1,6 +1,8 @@
 """What the workflow derives from a study: stage params (rerun triggers), beam budgets, the job list."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pavflow.provenance import PACKAGE_DIR, code_hash
@@ -133,10 +135,10 @@ def conf_copy(tmp_path, monkeypatch):
     """A copy of conf/ that compose() reads instead of the real one."""
     import shutil
 
-    import pavflow.stages.common as common
+    import pavflow.study as study
     conf = tmp_path / "conf"
-    shutil.copytree(common.CONF_DIR, conf)
-    monkeypatch.setattr(common, "CONF_DIR", str(conf))
+    shutil.copytree(study.CONF_DIR, conf)
+    monkeypatch.setattr(study, "CONF_DIR", str(conf))
     return conf
 
 
@@ -175,3 +177,14 @@ def test_unknown_key_or_wrong_type_in_a_preset_names_the_preset(conf_copy):
     (conf_copy / "experiment" / "typo.yaml").write_text("# @package _global_\nrollouts:\n  n_mc: four\n")
     msg = compose_error("typo", [])
     assert "experiment/typo" in msg and "four" in msg and "rollouts.n_mc" in msg
+
+
+def test_the_stages_use_the_studys_conf_tree():
+    from pavflow.stages.common import CONF_DIR
+    from pavflow.study import CONF_DIR as study_conf_dir
+    assert study_conf_dir == CONF_DIR and (Path(study_conf_dir) / "config.yaml").exists()
+
+
+def test_resources_never_rerun_a_job(didactic):
+    other = compose("didactic", ["resources.mem_mb=64000", "resources.stages.sft.runtime=999"])
+    assert all_params(other) == all_params(didactic)

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from pavflow.labels import prover_name
+from pavflow.resources import MODEL_STAGES, STAGES, uses_cuda
 
 
 @dataclass
@@ -144,6 +145,23 @@ class TrackingConfig:
 
 
 @dataclass
+class StageResourcesConfig:
+    """Overrides of one stage's resources; null keeps the experiment-wide value."""
+    mem_mb: Optional[int] = None
+    runtime: Optional[int] = None
+    gpus: Optional[int] = None
+
+
+@dataclass
+class ResourcesConfig:
+    """What each job asks the scheduler for (pavflow.resources.stage_resources derives it per stage)."""
+    mem_mb: int = 4000  # memory per job, MB
+    runtime: int = 60  # wall time per job, minutes
+    gpus: Optional[int] = None  # per model-running job; None: 1 when device is cuda or cuda:<i>, else 0
+    stages: Dict[str, StageResourcesConfig] = field(default_factory=dict)  # per-stage overrides
+
+
+@dataclass
 class JobConfig:
     """Which job of the DAG a stage runs: set by the workflow from its wildcards."""
     policy: str = "base"
@@ -171,6 +189,7 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     job: JobConfig = field(default_factory=JobConfig)
 
 
@@ -303,6 +322,28 @@ def validate(cfg) -> None:
         bad("rl.problems_per_update", rl.problems_per_update, f"more than task.n_train={t.n_train}")
     if cfg.tracking.mode not in ("offline", "online", "off"):
         bad("tracking.mode", cfg.tracking.mode, "expected offline, online or off")
+    validate_resources(cfg, bad)
+
+
+def validate_resources(cfg, bad) -> None:
+    res = cfg.resources
+    stages = list(res.stages.items())
+    for key, value in [("resources.mem_mb", res.mem_mb), ("resources.runtime", res.runtime)] + [
+            (f"resources.stages.{s}.{k}", getattr(o, k)) for s, o in stages for k in ("mem_mb", "runtime")]:
+        if value is not None and value < 1:
+            bad(key, value, "must be >= 1 (mem_mb in MB, runtime in minutes)")
+    for s, o in stages:
+        if s not in STAGES:
+            bad(f"resources.stages.{s}", s, f"not a stage; stages are {list(STAGES)}")
+        if o.gpus and s not in MODEL_STAGES:
+            bad(f"resources.stages.{s}.gpus", o.gpus, f"{s} runs no model; GPU stages are {sorted(MODEL_STAGES)}")
+    for key, value in [("resources.gpus", res.gpus)] + [(f"resources.stages.{s}.gpus", o.gpus) for s, o in stages]:
+        if value is not None and value < 0:
+            bad(key, value, "must be >= 0")
+        if value == 0 and uses_cuda(str(cfg.device)):
+            bad(key, value, f"device={cfg.device} needs a GPU in every model-running job")
+        if value and cfg.device == "cpu":
+            bad(key, value, "device=cpu never uses the GPUs it would ask for")
 
 
 def to_container(cfg) -> dict:

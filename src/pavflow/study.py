@@ -3,6 +3,7 @@ and validated config, the jobs of the sweep, and each job's rerun triggers (its 
 section and the hash of the code it runs)."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from pavflow.config import ConfigError, provers, register, rollout_policies, val
 from pavflow.labels import prover_name
 from pavflow.provenance import code_hash
 
+# The Hydra config tree, for the workflow and the stages. It lives here, not in pavflow.stages.common,
+# so that building the DAG (once per Snakemake process, i.e. twice per cluster job) does not import
+# torch and transformers.
+CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[2] / "conf"))
 
 # Source each stage's outputs depend on (relative to src/pavflow). Editing one of these files reruns
 # the stage and everything downstream; tracking, provenance and config validation are left out on
@@ -39,13 +44,12 @@ def compose(experiment: str, overrides: list[str]):
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from pavflow.stages.common import CONF_DIR as conf_dir
     if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError(f"--config overrides={overrides!r}: expected a list of Hydra override strings, "
                           "e.g. overrides='[\"sweep.prover_k=[1,4,64]\"]'")
     register()
     try:
-        with initialize_config_dir(conf_dir, version_base="1.3"):
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
             cfg = hydra_compose("config", overrides=[f"experiment={experiment}", *overrides])
     except (HydraException, OmegaConfBaseException) as e:
         cause = f" ({type(e.__cause__).__name__}: {e.__cause__})" if e.__cause__ else ""
@@ -55,7 +59,7 @@ def compose(experiment: str, overrides: list[str]):
     except ConfigError as e:
         if e.key is None:
             raise
-        raise ConfigError(f"{e} [{value_source(e.key, experiment, overrides, Path(conf_dir))}]", key=e.key) from None
+        raise ConfigError(f"{e} [{value_source(e.key, experiment, overrides, Path(CONF_DIR))}]", key=e.key) from None
     return cfg
 
 

@@ -1,5 +1,6 @@
 # Compose the study's Hydra config once (failing here, before any job, on a bad value), and give the
-# rules their paths (pavflow.paths), shell commands and rerun triggers (pavflow.study).
+# rules their paths (pavflow.paths), shell commands, rerun triggers (pavflow.study) and the
+# threads and resources each job asks the scheduler for (pavflow.resources).
 import shlex
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # a checkout works without installing
 from pavflow.config import ConfigError
 from pavflow.paths import Layout
+from pavflow.resources import stage_resources, stage_threads
 from pavflow.study import compose, stage_params, study_jobs
 
 validate(config, "../schemas/config.schema.yaml")
@@ -62,4 +64,10 @@ def bench_of(name, *wild):
     return str(L.root / "benchmarks" / name / ("-".join(f"{{{w}}}" for w in wild) or name)) + ".tsv"
 
 
-RES = {"mem_mb": 4000, "runtime": 60}
+def threads_of(name):
+    return stage_threads(CFG, name)
+
+
+def resources_of(name):
+    """mem_mb, runtime (minutes) and, for model stages on CUDA, gpu: from the config's `resources`."""
+    return stage_resources(CFG, name)

@@ -15,8 +15,8 @@ rule labels:
         log_of("labels", "prover"),
     benchmark:
         bench_of("labels", "prover")
-    threads: 1
+    threads: threads_of("labels")
     resources:
-        **RES,
+        **resources_of("labels"),
     shell:
         stage("labels", prover="{wildcards.prover}")

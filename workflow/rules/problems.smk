@@ -7,8 +7,8 @@ rule problems:
         log_of("problems"),
     benchmark:
         bench_of("problems")
-    threads: 1
+    threads: threads_of("problems")
     resources:
-        **RES,
+        **resources_of("problems"),
     shell:
         stage("problems")

@@ -35,8 +35,8 @@ rule report:
         log_of("report"),
     benchmark:
         bench_of("report")
-    threads: 1
+    threads: threads_of("report")
     resources:
-        **RES,
+        **resources_of("report"),
     shell:
         stage("report")

@@ -11,9 +11,9 @@ rule rft:
         log_of("rft"),
     benchmark:
         bench_of("rft")
-    threads: CFG.threads
+    threads: threads_of("rft")
     resources:
-        **RES,
+        **resources_of("rft"),
     shell:
         stage("rft")
 
@@ -36,8 +36,8 @@ rule rl:
         log_of("rl", "arm", "seed"),
     benchmark:
         bench_of("rl", "arm", "seed")
-    threads: CFG.threads
+    threads: threads_of("rl")
     resources:
-        **RES,
+        **resources_of("rl"),
     shell:
         stage("rl", arm="{wildcards.arm}", rl_seed="{wildcards.seed}")

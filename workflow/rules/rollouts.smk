@@ -10,9 +10,9 @@ rule seeds:
         log_of("seeds"),
     benchmark:
         bench_of("seeds")
-    threads: CFG.threads
+    threads: threads_of("seeds")
     resources:
-        **RES,
+        **resources_of("seeds"),
     shell:
         stage("seeds")
 
@@ -30,8 +30,8 @@ rule mc:
         log_of("mc", "policy"),
     benchmark:
         bench_of("mc", "policy")
-    threads: CFG.threads
+    threads: threads_of("mc")
     resources:
-        **RES,
+        **resources_of("mc"),
     shell:
         stage("mc", rollout_policy="{wildcards.policy}")

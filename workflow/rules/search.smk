@@ -10,9 +10,9 @@ rule search_pool:
         log_of("search_pool"),
     benchmark:
         bench_of("search_pool")
-    threads: CFG.threads
+    threads: threads_of("search_pool")
     resources:
-        **RES,
+        **resources_of("search_pool"),
     shell:
         stage("search_pool")
 
@@ -30,9 +30,9 @@ rule search_bon:
         log_of("search_bon"),
     benchmark:
         bench_of("search_bon")
-    threads: CFG.threads
+    threads: threads_of("search_bon")
     resources:
-        **RES,
+        **resources_of("search_bon"),
     shell:
         stage("search_bon")
 
@@ -51,8 +51,8 @@ rule search_beam:
         log_of("search_beam", "prover"),
     benchmark:
         bench_of("search_beam", "prover")
-    threads: CFG.threads
+    threads: threads_of("search_beam")
     resources:
-        **RES,
+        **resources_of("search_beam"),
     shell:
         stage("search_beam", prover="{wildcards.prover}")

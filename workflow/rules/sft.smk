@@ -10,8 +10,8 @@ rule sft:
         log_of("sft", "policy"),
     benchmark:
         bench_of("sft", "policy")
-    threads: CFG.threads
+    threads: threads_of("sft")
     resources:
-        **RES,
+        **resources_of("sft"),
     shell:
         stage("sft", policy="{wildcards.policy}")

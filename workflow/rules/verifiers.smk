@@ -21,8 +21,8 @@ rule verifier:
         log_of("verifier", "verifier"),
     benchmark:
         bench_of("verifier", "verifier")
-    threads: CFG.threads
+    threads: threads_of("verifier")
     resources:
-        **RES,
+        **resources_of("verifier"),
     shell:
         stage("verifier", verifier="{wildcards.verifier}")

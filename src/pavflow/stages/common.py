@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,12 +25,11 @@ from pavflow.paths import Layout
 from pavflow.policy.model import load_policy, resolve_device
 from pavflow.policy.sampler import Sampler
 from pavflow.provenance import write_provenance
-from pavflow.study import stage_params
+from pavflow.study import CONF_DIR, stage_params
 from pavflow.tasks.base import Problem
 from pavflow.tracking import Tracker
 from pavflow.verifiers.value import ValueVerifier
 
-CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[3] / "conf"))
 log = logging.getLogger("pavflow")
 
 Body = Callable[[DictConfig, Layout, Tracker], dict]
