@@ -101,7 +101,22 @@ def load_policy(path: str | os.PathLike, device: str = "cpu", dtype: str = "floa
         model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype), **kw)
     except Exception as e:
         raise RuntimeError(f"{where}: could not load the model ({type(e).__name__}: {e})") from e
+    if gguf_file is not None:
+        _forget_gguf(model)
     return model.to(resolve_device(device)).eval(), tok
+
+
+def _forget_gguf(model) -> None:
+    """transformers marks a GGUF-loaded model as quantized (so not trainable nor savable), although its
+    weights are already dequantised to ordinary float tensors. Drop the marks: it is a plain model,
+    fine-tuned and saved with save_pretrained like any other (its logits do not change)."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    for attr in ("quantization_method",):
+        if hasattr(model, attr):
+            delattr(model, attr)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def save_policy(model, tok, path: str | os.PathLike) -> None:
