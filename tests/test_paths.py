@@ -14,7 +14,7 @@ ARGS = {
     "problems": (), "policy": ("base",), "policy_log": ("base",), "seeds": (), "mc": ("base",),
     "labels": ("base_k4",), "verifier": ("pav_base_k4",), "verifier_metrics": ("pav_base_k4",),
     "verifier_log": ("pav_base_k4",), "pool": (), "search": ("beam_base_k4",), "rl": ("pav", 0),
-    "report": (), "logs": (), "wandb": (),
+    "report": (), "logs": (), "wandb": (), "rft_policy": (), "rft_log": (), "checkpoint": ("sft-base",),
 }
 
 
