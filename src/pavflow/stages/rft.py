@@ -14,7 +14,7 @@ from pavflow.tasks import make_task
 
 @stage_main("rft", lambda cfg: f"rft-{cfg.sweep.policy}", lambda cfg: [f"policy:{cfg.sweep.policy}"])
 def main(cfg, layout, tracker) -> dict:
-    task, r, base = make_task(cfg.task, cfg.seed), cfg.rl.rft, cfg.sweep.policy
+    task, r, base = make_task(cfg.task, cfg.seed, cfg.policy), cfg.rl.rft, cfg.sweep.policy
     train = load_problems(layout, ["train"])
     sampler = policy_sampler(cfg, layout, base, task)
     samples = sample_responses(sampler, task, train, n=r.samples_per_problem, seed=derive_seed(cfg.seed, "rft-samples"),

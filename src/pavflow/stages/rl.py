@@ -24,7 +24,7 @@ def main(cfg, layout, tracker) -> dict:
     arm, seed, r = cfg.job.arm, cfg.job.rl_seed, cfg.rl
     if arm not in ("outcome", "pav"):
         raise ConfigError(f"job.arm={arm!r}: expected outcome or pav")
-    task = make_task(cfg.task, cfg.seed)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
     init = layout.rft_policy() if r.init == "rft" else layout.policy(cfg.sweep.policy)
     model, tok = load_policy(init, cfg.device, cfg.dtype)  # also the KL reference
     train = load_problems(layout, ["train"])

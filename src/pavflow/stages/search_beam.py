@@ -17,7 +17,7 @@ from pavflow.tasks import make_task
 def main(cfg, layout, tracker) -> dict:
     prover, s = cfg.job.prover, cfg.search
     _, k = parse_prover(prover)
-    task = make_task(cfg.task, cfg.seed)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
     problems = load_problems(layout, [s.split])
     sampler = policy_sampler(cfg, layout, cfg.sweep.policy, task)
     pqv, pav = load_verifier(cfg, layout, "pqv"), load_verifier(cfg, layout, f"pav_{prover}")

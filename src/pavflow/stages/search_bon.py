@@ -14,7 +14,7 @@ METHODS = {"best_of_n": ("bon", "orm"), "weighted_majority": ("weighted_majority
 
 @stage_main("search", lambda cfg: "search-bon-orm", lambda cfg: ["verifier:orm"])
 def main(cfg, layout, tracker) -> dict:
-    task, s = make_task(cfg.task, cfg.seed), cfg.search
+    task, s = make_task(cfg.task, cfg.seed, cfg.policy), cfg.search
     problems = {p.problem_id: p for p in load_problems(layout, [s.split])}
     pool = read_table(layout.pool(), SAMPLES).sort("problem_id", "sample_id")
     orm = load_verifier(cfg, layout, "orm")

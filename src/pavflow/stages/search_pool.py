@@ -10,7 +10,7 @@ from pavflow.tasks import make_task
 
 @stage_main("search_pool", lambda cfg: f"search-pool-{cfg.sweep.policy}")
 def main(cfg, layout, tracker) -> dict:
-    task, s = make_task(cfg.task, cfg.seed), cfg.search
+    task, s = make_task(cfg.task, cfg.seed, cfg.policy), cfg.search
     sampler = policy_sampler(cfg, layout, cfg.sweep.policy, task)
     df = sample_responses(sampler, task, load_problems(layout, [s.split]), n=max(s.budgets),
                           seed=derive_seed(cfg.seed, "search-pool"), temperature=s.temperature,

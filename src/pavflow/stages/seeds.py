@@ -9,7 +9,7 @@ from pavflow.tasks import make_task
 
 @stage_main("seeds", lambda cfg: f"seeds-{cfg.sweep.policy}")
 def main(cfg, layout, tracker) -> dict:
-    task, r = make_task(cfg.task, cfg.seed), cfg.rollouts
+    task, r = make_task(cfg.task, cfg.seed, cfg.policy), cfg.rollouts
     sampler = policy_sampler(cfg, layout, cfg.sweep.policy, task)
     df = sample_responses(sampler, task, load_problems(layout, r.splits), n=r.n_seed,
                           seed=derive_seed(cfg.seed, "seeds"), temperature=r.temperature,

@@ -1,5 +1,7 @@
 """Stage `sft`: train the policy named by job.policy on reference solutions; save it with its
-tokenizer (save_pretrained) and its training log."""
+tokenizer (save_pretrained) and its training log. A `tiny_llama` policy is built from scratch; a
+`kind: hf` policy is the pretrained model fine-tuned (all weights) on the task's SFT pairs, or saved
+untuned when its max_steps is 0."""
 import logging
 
 import numpy as np
@@ -7,7 +9,7 @@ import polars as pl
 
 from pavflow.config import ConfigError
 from pavflow.data import TRAIN_LOG, atomic_dir, write_table
-from pavflow.policy.model import char_tokenizer, save_policy, tiny_llama
+from pavflow.policy.model import char_tokenizer, load_pretrained, save_policy, tiny_llama
 from pavflow.policy.sampler import Sampler
 from pavflow.policy.sft import train_sft
 from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, record, stage_main
@@ -21,15 +23,18 @@ def main(cfg, layout, tracker) -> dict:
     name = cfg.job.policy
     if name not in cfg.sft.policies:
         raise ConfigError(f"job.policy={name!r}: not in sft.policies {sorted(cfg.sft.policies)}")
-    if cfg.policy.kind != "tiny_llama":
-        raise ConfigError(f"policy.kind={cfg.policy.kind!r}: the sft stage trains tiny_llama policies")
     spec, pc = cfg.sft.policies[name], cfg.policy
-    task = make_task(cfg.task, cfg.seed)
-    tok = char_tokenizer(pc.alphabet)
-    model = tiny_llama(len(tok), pc.hidden_size, pc.n_layers, pc.n_heads, pc.intermediate_size,
-                       pc.max_positions, seed=derive_seed(cfg.seed, "sft-init", name)).to(device_of(cfg))
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
+    if pc.kind == "tiny_llama":
+        tok = char_tokenizer(pc.alphabet)
+        model = tiny_llama(len(tok), pc.hidden_size, pc.n_layers, pc.n_heads, pc.intermediate_size,
+                           pc.max_positions, seed=derive_seed(cfg.seed, "sft-init", name)).to(device_of(cfg))
+    elif pc.kind == "hf":
+        model, tok = load_pretrained(pc, str(device_of(cfg)), cfg.dtype)
+    else:
+        raise ConfigError(f"policy.kind={pc.kind!r}: the sft stage trains tiny_llama or hf policies")
     val = load_problems(layout, ["val"])[:cfg.sft.eval_problems]
-    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=512)
+    sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=min(512, cfg.rollouts.batch_size))
     prompts = [task.prompt(p.question) for p in val]
 
     def evaluate() -> float:  # sampled (T=1) accuracy on val problems: the stopping rule
@@ -39,13 +44,17 @@ def main(cfg, layout, tracker) -> dict:
 
     tracker.define_metric("sft/*", "sft/step")
     ckpt = Checkpoints(cfg, layout, f"sft-{name}", "sft", policy=name)
-    rows = train_sft(model, tok, task.sample_train, max_steps=spec.max_steps, batch_size=cfg.sft.batch_size,
-                     lr=cfg.sft.lr, warmup=cfg.sft.warmup, seed=derive_seed(cfg.seed, "sft", name),
-                     eval_every=cfg.sft.eval_every, evaluate=evaluate, target_acc=spec.target_val_acc,
-                     on_log=lambda r: (tracker.log({f"sft/{k}": v for k, v in r.items()}),
-                                       log.info("sft %s step %d loss %.3f val acc %.3f", name, r["step"],
-                                                r["loss"], r["val_acc"])),
-                     checkpoint_every=cfg.sft.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
+    if spec.max_steps == 0:  # a pretrained policy kept as it is (validate allows 0 only for kind hf)
+        rows = [{"step": 0, "tokens_seen": 0, "loss": float("nan"), "val_acc": evaluate()}]
+        log.info("sft %s: untuned pretrained policy, val acc %.3f", name, rows[0]["val_acc"])
+    else:
+        rows = train_sft(model, tok, task.sample_train, max_steps=spec.max_steps, batch_size=cfg.sft.batch_size,
+                         lr=cfg.sft.lr, warmup=cfg.sft.warmup, seed=derive_seed(cfg.seed, "sft", name),
+                         eval_every=cfg.sft.eval_every, evaluate=evaluate, target_acc=spec.target_val_acc,
+                         on_log=lambda r: (tracker.log({f"sft/{k}": v for k, v in r.items()}),
+                                           log.info("sft %s step %d loss %.3f val acc %.3f", name, r["step"],
+                                                    r["loss"], r["val_acc"])),
+                         checkpoint_every=cfg.sft.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
     with atomic_dir(layout.policy(name)) as tmp:
         save_policy(model, tok, tmp)
     df = pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen", loss="loss",

@@ -46,7 +46,7 @@ def quality(name: str, model, tok, exs: list[StateExample], outcomes: np.ndarray
 def main(cfg, layout, tracker) -> dict:
     name, v = cfg.job.verifier, cfg.verifier
     kind, prover = parse_verifier(name)
-    task = make_task(cfg.task, cfg.seed)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
     problems = {p.problem_id: p for p in load_problems(layout, ["train", "val"])}
     seeds = read_table(layout.seeds(), SAMPLES)
     mc_pi = read_table(layout.mc(cfg.sweep.policy), MC) if kind == "pqv" else None

@@ -1,17 +1,48 @@
 """Tasks by name. A task turns config into problems, prompts, steps and grades."""
 from __future__ import annotations
 
+from omegaconf import OmegaConf
+
 from pavflow.tasks.arith import Arith, ArithSpec
 from pavflow.tasks.base import Problem, Task
 
-__all__ = ["Arith", "ArithSpec", "Problem", "Task", "make_task"]
+__all__ = ["Arith", "ArithSpec", "Problem", "Task", "make_task", "check_task"]
+
+KNOWN = ["arith", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet"]
 
 
-def make_task(task_cfg, seed: int) -> Task:
-    """Build the task named by `task_cfg.name` (a config mapping)."""
+def make_task(task_cfg, seed: int, policy_cfg=None) -> Task:
+    """Build the task named by `task_cfg.name` (a config mapping). With `policy_cfg`, prompts of the
+    real-data tasks are wrapped in that policy's chat template when it has one (pavflow.policy.model.
+    prompt_formatter): the one place a prompt's text is decided."""
     name = task_cfg["name"]
     sizes = {"train": task_cfg["n_train"], "val": task_cfg["n_val"], "test": task_cfg["n_test"]}
     if name == "arith":
         spec = ArithSpec(**{k: task_cfg[k] for k in ArithSpec.__dataclass_fields__})
         return Arith(spec, sizes, seed)
-    raise ValueError(f"task.name: unknown task {name!r}; known: ['arith']")
+    fmt = None
+    if policy_cfg is not None:
+        from pavflow.policy.model import prompt_formatter
+        fmt = prompt_formatter(policy_cfg)
+    options = task_cfg.get("options") or {}
+    if OmegaConf.is_config(options):
+        options = OmegaConf.to_container(options, resolve=True)
+    if name == "gsm_symbolic":
+        from pavflow.tasks.rgym import GSMSymbolic
+        return GSMSymbolic(sizes, seed, options, formatter=fmt)
+    if name == "reasoning_gym":
+        from pavflow.tasks.rgym import ReasoningGym
+        return ReasoningGym(task_cfg["dataset"], sizes, seed, options, formatter=fmt)
+    if name in ("jsonl", "parquet"):
+        from pavflow.tasks.files import FileTask
+        return FileTask(task_cfg["path"], name, sizes, seed, formatter=fmt)
+    raise ValueError(f"task.name: unknown task {name!r}; known: {KNOWN}")
+
+
+def check_task(task_cfg, seed: int) -> None:
+    """Build every split of the task now, so bad data (a malformed row, a missing column, too few
+    problems) fails when the DAG is built, before any job runs. Raises TaskDataError."""
+    task = make_task(task_cfg, seed)
+    check = getattr(task, "check", None)
+    if check is not None:
+        check()
