@@ -95,7 +95,8 @@ def test_every_table_matches_its_schema(study):
             "headline/gain_same_n@1", "headline/alpha/0/acc"} <= set(head)
     # the oracle's verifier cost is its rollouts; the val grid ran on val problems only
     oracle = data.read_table(L.search("oracle"), data.SEARCH)
-    assert oracle.height == cfg.search.oracle_problems * len(cfg.search.budgets) and (oracle["verifier_tokens"] > 0).all()
+    assert oracle.height == cfg.search.oracle_problems * len(cfg.search.budgets)
+    assert oracle["verifier_tokens"].sum() > 0  # a candidate that finished is graded, for free
     val = pl.concat([data.read_table(L.search(f"val_{p}"), data.SEARCH) for p in jobs["provers"]])
     assert set(val["split"]) == {"val"} and val["problem_id"].n_unique() == cfg.search.val_problems
     assert set(val["budget"]) == {cfg.search.k_budget}
