@@ -220,7 +220,8 @@ def test_killed_at_random_times_the_rerun_gives_the_same_tables(study, tmp_path)
     assert snakemake(tmp_path, "--unlock").returncode == 0
     run = start(tmp_path, "--rerun-incomplete", overrides=fast_ckpt)
     wait_for(lambda: any((tmp_path / ".snakemake" / "locks").glob("*")), run)
-    second = snakemake(tmp_path, "--cores", "1", overrides=fast_ckpt)
+    # --rerun-incomplete: files a kill left incomplete must not stop it before it reaches the lock
+    second = snakemake(tmp_path, "--cores", "1", "--rerun-incomplete", overrides=fast_ckpt)
     assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
     out, _ = run.communicate(timeout=900)
     assert run.returncode == 0, out[-5000:]
