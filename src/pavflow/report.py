@@ -1038,6 +1038,11 @@ def _claims_section(head: dict, k_lines: list[str]) -> list[str]:
     else:
         md.append("- Accuracy gain at equal tokens: not measurable (no budget of beam search falls inside "
                   "best-of-N's measured token range).")
+    accs = sorted((int(k.rsplit("@", 1)[1]), v) for k, v in head.items() if k.startswith("headline/beam_acc@"))
+    if len(accs) > 1 and accs[-1][1] < accs[0][1]:
+        md.append(f"- Caveat: beam search accuracy falls as N grows ({_pct(accs[0][1])}% at N={accs[0][0]}, "
+                  f"{_pct(accs[-1][1])}% at N={accs[-1][0]}): the verifiers lose to plain sampling here, and "
+                  "a gain over best-of-N at large N compares two degrading curves.")
     effs = sorted((int(k.rsplit("@", 1)[1]), v, head[f"headline/compute_efficiency_bound@{k.rsplit('@', 1)[1]}"])
                   for k, v in head.items() if k.startswith("headline/compute_efficiency@"))
     if effs:
