@@ -59,6 +59,9 @@ def test_every_table_matches_its_schema(study):
     tables += [(L.mc(p), data.MC) for p in jobs["rollout_policies"]]
     tables += [(L.labels(p), data.LABELS) for p in jobs["provers"]]
     tables += [(L.search(f"beam_{p}"), data.SEARCH) for p in jobs["provers"]]
+    tables += [(L.search(f"val_{p}"), data.SEARCH) for p in jobs["provers"]]
+    tables += [(L.search(f"prm_{v}"), data.SEARCH) for v in jobs["prm_verifiers"]]
+    tables += [(L.search(n), data.SEARCH) for n in ("alpha", "selected", "oracle")]
     tables += [(L.verifier_metrics(v), data.METRICS) for v in jobs["verifiers"]]
     tables += [(L.rl(a, s), data.RL_CURVE) for a, s in jobs["rl_runs"]]
     for path, schema in tables:
@@ -78,6 +81,20 @@ def test_every_table_matches_its_schema(study):
         assert (L.verifier(v) / "config.json").exists() and (L.verifier(v) / "tokenizer.json").exists()
     summary = (L.report() / "summary.md").read_text()
     assert "## Best-of-N (ORM) vs beam search" in summary and "not run" not in summary
+    for section in ("## Headline: beam search (PAV) vs best-of-N (ORM) at equal compute", "### Paired comparisons",
+                    "## Beam search accuracy vs α", "## Choice of α and prover on the validation split",
+                    "## The paper's search claims at this scale", "## Every search configuration"):
+        assert section in summary, section
+    head = json.loads((L.report() / "headline.json").read_text())
+    assert {"headline/val_choice/prover", "headline/val_choice/alpha", "headline/compute_efficiency@1",
+            "headline/gain_same_n@1", "headline/alpha/0/acc"} <= set(head)
+    # the oracle's verifier cost is its rollouts; the val grid ran on val problems only
+    oracle = data.read_table(L.search("oracle"), data.SEARCH)
+    assert oracle.height == cfg.search.oracle_problems * len(cfg.search.budgets)
+    assert oracle["verifier_tokens"].sum() > 0  # a candidate that finished is graded, for free
+    val = pl.concat([data.read_table(L.search(f"val_{p}"), data.SEARCH) for p in jobs["provers"]])
+    assert set(val["split"]) == {"val"} and val["problem_id"].n_unique() == cfg.search.val_problems
+    assert set(val["budget"]) == {cfg.search.k_budget}
     assert len(list(L.report().glob("*.png"))) >= 5
 
 
@@ -88,7 +105,9 @@ def test_every_job_has_an_offline_wandb_run_with_its_metrics(study):
     expected = (["problems", "seeds-base", "search-pool-base", "search-bon-orm", "report"]
                 + [f"sft-{p}" for p in jobs["policies"]] + [f"mc-{p}" for p in jobs["rollout_policies"]]
                 + [f"labels-{p}" for p in jobs["provers"]] + [f"search-beam-{p}" for p in jobs["provers"]]
-                + [f"verifier-{v}" for v in jobs["verifiers"]] + [f"rl-{a}-s{s}" for a, s in jobs["rl_runs"]])
+                + [f"verifier-{v}" for v in jobs["verifiers"]] + [f"rl-{a}-s{s}" for a, s in jobs["rl_runs"]]
+                + [f"search-val-{p}" for p in jobs["provers"]] + [f"search-prm-{v}" for v in jobs["prm_verifiers"]]
+                + ["search-alpha", "search-selected", "search-oracle"])
     assert sorted(runs) == sorted(expected)
     for r in runs.values():
         assert r.group == "smoke" and r.exit_code == 0, r.name
@@ -119,9 +138,12 @@ def test_adding_a_prover_k_reuses_every_rollout(study):
 def test_changing_a_search_parameter_reruns_only_search_and_report(study):
     workdir, _, _ = study
     jobs = scheduled(workdir, ["search.alpha=0.5"])
-    assert set(jobs) == {"search_beam", "report", "all"}, jobs
+    assert set(jobs) == {"search_beam", "search_alpha", "search_selected", "report", "all"}, jobs
+    jobs = scheduled(workdir, ["search.alpha_grid=[0,1,4]"])
+    assert set(jobs) == {"search_alpha", "search_val", "search_selected", "report", "all"}, jobs
     jobs = scheduled(workdir, ["search.budgets=[1,2]"])
-    assert set(jobs) <= {"search_pool", "search_bon", "search_beam", "report", "all"}, jobs
+    assert set(jobs) <= {"search_pool", "search_bon", "search_beam", "search_prm", "search_selected", "search_oracle",
+                         "report", "all"}, jobs
     assert "search_bon" in jobs
 
 
@@ -194,7 +216,8 @@ def test_killed_at_random_times_the_rerun_gives_the_same_tables(study, tmp_path)
     assert snakemake(tmp_path, "--unlock").returncode == 0
     run = start(tmp_path, "--rerun-incomplete", overrides=fast_ckpt)
     wait_for(lambda: any((tmp_path / ".snakemake" / "locks").glob("*")), run)
-    second = snakemake(tmp_path, "--cores", "1", overrides=fast_ckpt)
+    # --rerun-incomplete: files a kill left incomplete must not stop it before it reaches the lock
+    second = snakemake(tmp_path, "--cores", "1", "--rerun-incomplete", overrides=fast_ckpt)
     assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
     out, _ = run.communicate(timeout=900)
     assert run.returncode == 0, out[-5000:]
@@ -290,7 +313,7 @@ def test_wandb_report_panels_plot_what_the_runs_logged(study):
 
 # ----------------------------------------------------------------------------- the HTML report
 
-FIGURES = ["acc_vs_tokens", "acc_vs_budget", "prover_k_N{k}", "verifier_quality", "rl_curves",
+FIGURES = ["acc_vs_tokens", "acc_vs_budget", "prover_k_N{k}", "alpha_N{k}", "verifier_quality", "rl_curves",
            "success_histogram", "train_logs"]
 
 

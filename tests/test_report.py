@@ -288,3 +288,87 @@ def test_markdown_html_subset():
     assert "<h1>t</h1>" in page and "<p><em>not run</em> for pav_base_k4, <strong>warn</strong></p>" in page
     assert '<ul><li><a href="f.png">f</a></li></ul>' in page
     assert "<thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td><td>&lt;2&gt;</td></tr>" in page
+
+
+# --- comparisons at equal compute -----------------------------------------------------------------
+
+from pavflow.report import (HEADLINE, PAIRED, alpha_rows, headline_comparisons,  # noqa: E402
+                            paired_comparisons, plot_alpha)
+
+BON = {"method": "bon", "verifier": "orm", "prover": ""}
+BEAM = {"method": "beam", "verifier": "pqv+pav", "prover": "base_k4", "alpha": 0.5}
+
+
+@pytest.fixture
+def equal_compute() -> pl.DataFrame:
+    """BoN at 100/200/400 tokens (25/50/75%); beam at N=2 with 141.5 tokens (75%) and N=4 with 200 (100%);
+    the pqv alone at N=4; a fifth problem only beam ran (left out of every paired comparison)."""
+    rows = (_search_rows("bon", "orm", "", 0, 0.0, 1, [1, 0, 0, 0], [100] * 4)
+            + _search_rows("bon", "orm", "", 0, 0.0, 2, [1, 1, 0, 0], [200] * 4)
+            + _search_rows("bon", "orm", "", 0, 0.0, 4, [1, 1, 1, 0], [400] * 4)
+            + _search_rows("beam", "pqv+pav", "base_k4", 4, 0.5, 2, [1, 1, 1, 0], [141, 142, 141, 142])
+            + _search_rows("beam", "pqv+pav", "base_k4", 4, 0.5, 4, [1, 1, 1, 1], [200] * 4)
+            + _search_rows("beam", "pqv+pav", "base_k4", 4, 2.0, 4, [0, 1, 1, 1], [200] * 4)
+            + _search_rows("beam", "pqv", "", 0, 0.0, 4, [0, 0, 1, 1], [210] * 4))
+    extra = dict(rows[-1], problem_id="p9", method="beam", verifier="pqv+pav", prover="base_k4", k=4, alpha=0.5,
+                 budget=4, correct=0)
+    return conform(pl.DataFrame(rows + [extra], infer_schema_length=None), SEARCH, "search")
+
+
+def test_headline_comparisons_on_a_hand_made_curve(equal_compute):
+    hc = headline_comparisons(equal_compute, BEAM, BON, n_boot=500)
+    assert hc.schema == pl.Schema(HEADLINE) and hc["budget"].to_list() == [2, 4]
+    r2, r4 = hc.rows(named=True)
+    assert r2["n_problems"] == 4  # p9: beam only
+    assert (r2["beam_acc"], r2["beam_gen_tokens"], r2["bon_acc_same_n"]) == (0.75, 141.5, 0.5)
+    assert r2["gain_same_n"] == pytest.approx(0.25)
+    # matched tokens: 141.5 is log2(1.415) of the way from 100 to 200; per problem bon = [1, w, 0, 0]
+    w = np.log2(1.415)
+    assert r2["gain_at_equal_tokens"] == pytest.approx(0.75 - (1 + w) / 4)
+    assert r2["gain_at_equal_tokens_ci_low"] <= r2["gain_at_equal_tokens"] <= r2["gain_at_equal_tokens_ci_high"]
+    # bon reaches 75% only at 400 tokens
+    assert (r2["compute_efficiency"], r2["compute_efficiency_bound"]) == (pytest.approx(400 / 141.5), "=")
+    assert r4["gain_same_n"] == pytest.approx(0.25) and r4["gain_at_equal_tokens"] == pytest.approx(0.5)
+    # bon never reaches 100%: more than 400 / 200
+    assert (r4["compute_efficiency"], r4["compute_efficiency_bound"]) == (pytest.approx(2.0), ">")
+    assert headline_comparisons(None, BEAM, BON).schema == pl.Schema(HEADLINE)
+    assert headline_comparisons(equal_compute, {**BEAM, "prover": "nope"}, BON).height == 0
+
+
+def test_paired_comparisons_and_alpha_rows(equal_compute, tmp_path):
+    pqv = {"method": "beam", "verifier": "pqv", "prover": ""}
+    pc = paired_comparisons(equal_compute, BEAM, [BON, pqv], n_boot=500)
+    assert pc.schema == pl.Schema(PAIRED)
+    got = {(r["baseline"], r["budget"]): r for r in pc.iter_rows(named=True)}
+    assert sorted(got) == [("beam/pqv", 4), ("bon/orm", 2), ("bon/orm", 4)]
+    r = got[("beam/pqv", 4)]
+    assert (r["method"], r["diff"], r["n_problems"]) == ("beam/pqv+pav/base_k4 α=0.5", 0.5, 4)
+    assert r["ci_low"] <= 0.5 <= r["ci_high"]
+    curves = search_curves(equal_compute)
+    a = alpha_rows(curves, "base_k4", 4)
+    assert a["alpha"].to_list() == [0.0, 0.5, 2.0]
+    assert a["acc"].to_list() == pytest.approx([0.5, 0.8, 0.75])  # alpha 0.5 includes p9
+    assert alpha_rows(curves, "base_k4", 2)["alpha"].to_list() == [0.5]
+    assert {p.name for p in plot_alpha(curves, "base_k4", 4, tmp_path)} == {"alpha_N4.png", "alpha_N4.svg"}
+    assert plot_alpha(curves, "base_k4", 99, tmp_path) == []
+
+
+def test_write_summary_states_the_headline_figures(tmp_path, equal_compute):
+    val = equal_compute.filter(pl.col("budget") == 4, pl.col("method") == "beam").with_columns(split=pl.lit("val"))
+    choice = {"prover": "base_k4", "k": 4, "alpha": 0.5, "verifier": "pqv+pav", "val_acc": 0.8, "n_problems": 5,
+              "budget": 4}
+    head = write_summary(tmp_path, experiment="toy", curves=search_curves(equal_compute), search=equal_compute,
+                         val=val, choice=choice, headline_prover="base_k4", k_budget=4, alpha=2.0)
+    md = (tmp_path / "summary.md").read_text()
+    rows = _section(md, "Headline: beam search (PAV) vs best-of-N (ORM) at equal compute")
+    assert rows[0][-2:] == ["gain_at_equal_tokens [95% CI]", "compute_efficiency"]
+    assert rows[2][0] == "4" and rows[2][-1] == "> 2.00×" and rows[1][-1] == f"{400 / 141.5:.2f}×"
+    assert head["headline/beam"] == "beam/pqv+pav/base_k4 α=0.5"
+    assert head["headline/gain_at_equal_tokens@4"] == pytest.approx(0.5)
+    assert head["headline/compute_efficiency_bound@4"] == ">"
+    assert head["headline/val_choice/prover"] == "base_k4" and head["headline/val_choice/alpha"] == 0.5
+    assert head["headline/alpha/0/acc"] == 0.5 and head["headline/alpha/2/acc"] == 0.75
+    # the configured alpha (2.0) differs from the val choice: its comparison is shown for reference
+    assert "For reference: the configured beam search" in md and "configured/gain_same_n@4" in head
+    assert "## The paper's search claims at this scale" in md
+    assert "gain_at_equal_tokens = +50.0 [" in md

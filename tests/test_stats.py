@@ -98,3 +98,71 @@ def test_sample_efficiency_of_a_twice_as_fast_arm():
     stopped = fast.copy()
     stopped[0, 3:] = np.nan
     assert sample_efficiency(x, base, stopped, n_boot=50)["samples_needed"] == pytest.approx(200, abs=10)
+
+
+# --- paired comparisons, matched compute ---------------------------------------------------------
+
+from pavflow.stats import (compute_efficiency, matched_difference, paired_bootstrap_ci,  # noqa: E402
+                           tokens_to_reach)
+
+
+def test_paired_ci_coverage_on_simulated_datasets():
+    """500 simulated paired datasets with a known mean difference: the 95% paired CI covers it at
+    close to the nominal rate, and is narrower than an unpaired CI when the methods are correlated."""
+    rng = np.random.default_rng(11)
+    n, trials, true_diff = 80, 500, 0.1
+    hits, paired_w, unpaired_w = 0, [], []
+    for t in range(trials):
+        ease = rng.uniform(0, 1, size=n)  # per-problem difficulty, shared by both methods
+        u = rng.uniform(size=n)  # one draw per problem: the methods succeed together most of the time
+        a = (u < np.clip(ease + 0.05, 0, 1)).astype(float)
+        b = (u < np.clip(ease - 0.05, 0, 1)).astype(float)
+        # the true mean difference of this design: E[clip(e+.05)] - E[clip(e-.05)] = 0.1 - 2 * .05^2/2
+        d, lo, hi = paired_bootstrap_ci(a, b, n_boot=500, seed=t)
+        assert d == pytest.approx(a.mean() - b.mean())
+        hits += lo <= true_diff - 0.0025 <= hi
+        if t < 50:
+            paired_w.append(hi - lo)
+            la, ha = bootstrap_ci(a, n_boot=500, seed=t)
+            lb, hb = bootstrap_ci(b, n_boot=500, seed=t)
+            unpaired_w.append(np.hypot(ha - la, hb - lb))
+    assert 0.91 <= hits / trials <= 0.98, hits / trials
+    assert np.mean(paired_w) < 0.8 * np.mean(unpaired_w)
+    with pytest.raises(ValueError, match="paired"):
+        paired_bootstrap_ci([1, 0], [1])
+
+
+def test_tokens_to_reach_interpolates_in_log_tokens():
+    tokens, acc = [100, 200, 400, 800], [0.2, 0.3, 0.5, 0.55]
+    assert tokens_to_reach(tokens, acc, 0.3) == pytest.approx(200)
+    assert tokens_to_reach(tokens, acc, 0.4) == pytest.approx(200 * 2 ** 0.5)  # halfway in log2
+    assert tokens_to_reach(tokens, acc, 0.1) == 100  # already there at the first point
+    assert tokens_to_reach(tokens, acc, 0.6) == math.inf
+    # first crossing of a non-monotone curve; input order does not matter
+    assert tokens_to_reach([400, 100, 200], [0.5, 0.2, 0.6], 0.4) == pytest.approx(100 * 2 ** 0.5)
+
+
+def test_compute_efficiency_on_a_hand_made_curve():
+    bon_tokens, bon_acc = [100, 200, 400, 800], [0.2, 0.3, 0.5, 0.55]
+    # beam reaches 40% with 50 tokens; bon needs 200*sqrt(2) tokens
+    r, bound = compute_efficiency(bon_tokens, bon_acc, 50, 0.4)
+    assert (r, bound) == (pytest.approx(200 * 2 ** 0.5 / 50), "=")
+    r, bound = compute_efficiency(bon_tokens, bon_acc, 100, 0.7)  # never reached: > 800 / 100
+    assert (r, bound) == (pytest.approx(8.0), ">")
+    r, bound = compute_efficiency(bon_tokens, bon_acc, 400, 0.1)  # bon is there at once: <= 100 / 400
+    assert (r, bound) == (pytest.approx(0.25), "<=")
+
+
+def test_matched_difference():
+    # 4 problems; baseline at 100 and 400 tokens; method at 200 tokens = halfway in log2
+    base = np.array([[0, 1], [0, 1], [1, 1], [0, 0]])
+    a = np.array([1, 1, 1, 0])
+    d, lo, hi = matched_difference(a, 200.0, base, [100.0, 400.0], n_boot=500)
+    assert d == pytest.approx(np.mean(a - base.mean(axis=1)))  # 0.25
+    assert lo <= d <= hi
+    d, *_ = matched_difference(a, 400.0, base, [100.0, 400.0])
+    assert d == pytest.approx(0.0)
+    assert matched_difference(a, 50.0, base, [100.0, 400.0]) is None
+    assert matched_difference(a, 401.0, base, [100.0, 400.0]) is None
+    with pytest.raises(ValueError, match="increasing"):
+        matched_difference(a, 200.0, base, [400.0, 100.0])

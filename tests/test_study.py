@@ -20,8 +20,10 @@ def jobs_of(stage: str, cfg) -> list[dict]:
     """The jobs of a stage whose params the tests compare (one dict of job wildcards each)."""
     if stage == "sft":
         return [{"policy": p} for p in cfg.sft.policies]
-    if stage in ("search_beam", "labels"):
+    if stage in ("search_beam", "labels", "search_val"):
         return [{"prover": p} for p in study_jobs(cfg)["provers"]]
+    if stage == "search_prm":
+        return [{"verifier": v} for v in study_jobs(cfg)["prm_verifiers"]]
     return [{}]
 
 
@@ -52,7 +54,8 @@ def test_stage_params_are_builtin(didactic):
 
 def test_stage_params_cover_every_stage(didactic):
     assert set(CODE) == {"problems", "sft", "seeds", "mc", "labels", "verifier", "search_pool",
-                         "search_bon", "search_beam", "rft", "rl", "report"}
+                         "search_bon", "search_beam", "search_prm", "search_alpha", "search_val",
+                         "search_selected", "search_oracle", "rft", "rl", "report"}
     # sft params depend on the policy trained; the untrained-policy case still gives builtins
     base, weak = (stage_params(didactic, "sft", policy=p) for p in ("base", "weak"))
     assert base != weak and base["sft"]["this"] == {"max_steps": 1000, "target_val_acc": 0.45}
@@ -73,13 +76,30 @@ def test_adding_a_k_leaves_existing_jobs_alone(didactic):
     assert stage_params(more, "report") != stage_params(didactic, "report")
 
 
-def test_alpha_changes_only_search_beam_and_report(didactic):
-    other = compose("didactic", ["search.alpha=0.5"])
-    before, after = all_params(didactic), all_params(other)
-    changed = {stage for key, stage in ((k, k[0]) for k in before) if before[key] != after[key]}
-    assert changed == {"search_beam", "report"}
-    # every beam job changes, headline or not
-    assert all(before[k] != after[k] for k in before if k[0] == "search_beam")
+def changed_stages(cfg, overrides: list[str]) -> set[str]:
+    before, after = all_params(cfg), all_params(compose("didactic", overrides))
+    return {k[0] for k in before if before[k] != after.get(k)}  # a job that disappears counts as changed
+
+
+def test_alpha_changes_only_the_beam_jobs_that_use_it_and_report(didactic):
+    # the alpha curve leaves out search.alpha (the headline job's), and the val-chosen run reuses the
+    # headline job's rows when it picks search.alpha: both depend on it. The val grid does not.
+    assert changed_stages(didactic, ["search.alpha=0.5"]) == {"search_beam", "search_alpha", "search_selected",
+                                                              "report"}
+    before, after = all_params(didactic), all_params(compose("didactic", ["search.alpha=0.5"]))
+    assert all(before[k] != after[k] for k in before if k[0] == "search_beam")  # headline or not
+
+
+def test_sweep_settings_rerun_only_their_sweeps(didactic):
+    assert changed_stages(didactic, ["search.alpha_grid=[0,1,3]"]) == {"search_alpha", "search_val",
+                                                                       "search_selected", "report"}
+    assert changed_stages(didactic, ["search.val_problems=32"]) == {"search_val", "search_selected", "report"}
+    assert changed_stages(didactic, ["search.oracle=true"]) == {"report"}  # the oracle job is added, not rerun
+    assert changed_stages(didactic, ["search.oracle_rollouts=8"]) == {"search_oracle", "report"}
+    assert changed_stages(didactic, ["search.aggregate=min"]) == {"report"}  # every aggregation is computed
+    # the val grid of the headline prover also runs alpha = 0: a change of headline prover touches it
+    assert changed_stages(didactic, ["search.prover=base_k8"]) >= {"search_val", "search_alpha", "search_selected"}
+    assert "search_bon" not in changed_stages(didactic, ["search.prover=base_k8"])
 
 
 def test_n_mc_changes_mc_not_seeds(didactic):

@@ -120,7 +120,12 @@ class SearchConfig:
     alpha: float = 1.0
     prover: str = "base_k4"  # headline prover: beam search over every budget
     k_budget: int = 16  # budget of the prover-K curve (every prover is searched at this N)
-    aggregate: str = "last"  # PRM score aggregation for best-of-N
+    aggregate: str = "last"  # PRM score aggregation shown in the figures (all four are computed)
+    alpha_grid: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0])  # alpha curve and val choice, at k_budget
+    val_problems: int = 64  # val problems of the (prover, alpha) choice; 0: all
+    oracle: bool = False  # beam search scored by fresh MC rollouts (upper bound; costly)
+    oracle_rollouts: int = 4  # rollouts per candidate of the oracle
+    oracle_problems: int = 32  # test problems of the oracle; 0: all
     temperature: float = 1.0
     max_new_tokens: int = 64
     max_steps: int = 10
@@ -335,9 +340,17 @@ def validate(cfg) -> None:
         bad("search.split", s.split, "expected val or test")
     if s.aggregate not in ("last", "min", "prod", "mean"):
         bad("search.aggregate", s.aggregate, "expected last, min, prod or mean")
-    for k in ("max_new_tokens", "max_steps", "max_step_tokens", "k_budget"):
+    for k in ("max_new_tokens", "max_steps", "max_step_tokens", "k_budget", "oracle_rollouts"):
         if s[k] < 1:
             bad(f"search.{k}", s[k], "must be >= 1")
+    if not s.alpha_grid:
+        bad("search.alpha_grid", [], "give at least one alpha")
+    for i, a in enumerate(s.alpha_grid):
+        if a < 0:
+            bad(f"search.alpha_grid[{i}]", a, "must be >= 0")
+    for k in ("val_problems", "oracle_problems"):
+        if s[k] < 0:
+            bad(f"search.{k}", s[k], "must be >= 0 (0: all)")
     for section in ("sft", "verifier", "rl"):
         if cfg[section].checkpoint_every < 0:
             bad(f"{section}.checkpoint_every", cfg[section].checkpoint_every, "must be >= 0 (0: no checkpoints)")

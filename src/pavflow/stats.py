@@ -93,3 +93,83 @@ def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.nda
     lo, hi = np.quantile(boot, [tail, 1 - tail], method="inverted_cdf")  # no interpolation: ratios may be inf
     return {"sample_efficiency": r, "ci_low": float(lo), "ci_high": float(hi), "target_acc": target,
             "samples_needed": needed, "n_seeds": (len(base), len(treat))}
+
+
+def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                        level: float = 0.95) -> tuple[float, float, float]:
+    """(mean(a - b), ci_low, ci_high) for two methods measured on the same problems: `a[i]` and
+    `b[i]` belong to problem i. Each bootstrap resample draws problems, so both methods see the same
+    resampled problems (the CI is `bootstrap_ci` of the per-problem difference)."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired_bootstrap_ci: {a.size} and {b.size} values; a paired comparison "
+                         "needs one value per problem on both sides")
+    return mean_ci(a - b, n_boot=n_boot, seed=seed, level=level)
+
+
+def _log_interp_weight(x: np.ndarray, target: float) -> tuple[int, float] | None:
+    """(i, w): `target` lies between x[i] and x[i+1] (x increasing), at weight w in log2(x) -- a
+    straight segment on the log2 axes the curves are drawn on. None outside [x[0], x[-1]]."""
+    if target < x[0] or target > x[-1]:
+        return None
+    i = min(int(np.searchsorted(x, target, side="right")) - 1, len(x) - 2)
+    if len(x) == 1 or x[i + 1] == x[i]:
+        return max(i, 0), 0.0
+    return i, float((np.log2(target) - np.log2(x[i])) / (np.log2(x[i + 1]) - np.log2(x[i])))
+
+
+def tokens_to_reach(tokens: np.ndarray, acc: np.ndarray, target: float) -> float:
+    """Tokens at which a measured accuracy-vs-tokens curve (points sorted by tokens) first reaches
+    `target`, interpolating linearly in log2(tokens) between measured points; inf if it never does.
+    A curve already at `target` at its first point gives that point's tokens (no extrapolation)."""
+    x, y = np.asarray(tokens, dtype=np.float64), np.asarray(acc, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    hit = np.flatnonzero(y >= target)
+    if hit.size == 0:
+        return float("inf")
+    i = hit[0]
+    if i == 0:
+        return float(x[0])
+    t = (target - y[i - 1]) / (y[i] - y[i - 1])
+    return float(2 ** (np.log2(x[i - 1]) + t * (np.log2(x[i]) - np.log2(x[i - 1]))))
+
+
+def compute_efficiency(base_tokens: np.ndarray, base_acc: np.ndarray, tokens: float,
+                       acc: float) -> tuple[float, str]:
+    """How many times the tokens of a method at one point (`tokens`, `acc`) the baseline curve needs
+    to reach `acc`: (ratio, bound). bound is "=" when the baseline's measured curve reaches `acc`
+    (ratio by `tokens_to_reach`), ">" when it never does (ratio = its largest tokens / `tokens`, a
+    lower bound), and "<=" when it is already there at its first point (ratio = its smallest tokens
+    / `tokens`, an upper bound)."""
+    x, y = np.asarray(base_tokens, dtype=np.float64), np.asarray(base_acc, dtype=np.float64)
+    if x.size == 0 or tokens <= 0:
+        return float("nan"), "="
+    need = tokens_to_reach(x, y, acc)
+    if not np.isfinite(need):
+        return float(x.max() / tokens), ">"
+    first = y[np.argmin(x)] >= acc
+    return float(need / tokens), "<=" if first else "="
+
+
+def matched_difference(a: np.ndarray, a_tokens: float, base: np.ndarray, base_tokens: np.ndarray,
+                       n_boot: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float, float] | None:
+    """Accuracy of a method minus a baseline's at the method's mean generated tokens, with a paired
+    bootstrap CI over problems. `a`: (problems,) 0/1 of the method; `base`: (problems, points) 0/1 of
+    the baseline at its measured points, whose mean tokens are `base_tokens` (increasing). Per
+    problem, the baseline is interpolated at `a_tokens` in log2(tokens) between its two bracketing
+    points (weights from the mean tokens, held fixed). None when `a_tokens` is outside the
+    baseline's measured token range."""
+    base = np.atleast_2d(np.asarray(base, dtype=np.float64))
+    x = np.asarray(base_tokens, dtype=np.float64)
+    if base.shape[1] != x.size:
+        raise ValueError(f"matched_difference: {base.shape[1]} baseline points, {x.size} token counts")
+    if np.any(np.diff(x) < 0):
+        raise ValueError("matched_difference: base_tokens must be increasing")
+    where = _log_interp_weight(x, float(a_tokens))
+    if where is None:
+        return None
+    i, w = where
+    b = base[:, i] if w == 0.0 else (1 - w) * base[:, i] + w * base[:, i + 1]
+    return paired_bootstrap_ci(a, b, n_boot=n_boot, seed=seed, level=level)

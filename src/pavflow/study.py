@@ -22,6 +22,12 @@ CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[2
 # the stage and everything downstream; tracking, provenance and config validation are left out on
 # purpose, since they cannot change a table.
 COMMON = ["data.py", "paths.py", "stages/common.py"]
+_SWEEP = ["tasks", "policy", "search/beam.py", "verifiers", "labels.py", "stages/search_runs.py"]
+# search keys every beam-search job depends on (how a beam is grown and scored)
+BEAM_KEYS = ("split", "expansions", "temperature", "max_new_tokens", "max_steps", "max_step_tokens")
+# search keys that select which extra sweeps run (alpha curve, val choice, oracle): no effect on the
+# headline and per-prover beam jobs
+SWEEP_KEYS = ("alpha_grid", "val_problems", "oracle", "oracle_rollouts", "oracle_problems")
 CODE = {
     "problems": ["tasks", "stages/problems.py"],
     "sft": ["tasks", "policy", "stages/sft.py"],
@@ -32,6 +38,11 @@ CODE = {
     "search_pool": ["tasks", "policy", "rollouts.py", "stages/search_pool.py"],
     "search_bon": ["tasks", "search/bon.py", "verifiers", "policy/model.py", "stages/search_bon.py"],
     "search_beam": ["tasks", "policy", "search/beam.py", "verifiers", "labels.py", "stages/search_beam.py"],
+    "search_prm": ["tasks", "search/bon.py", "verifiers", "stages/search_prm.py"],
+    "search_alpha": [*_SWEEP, "stages/search_alpha.py"],
+    "search_val": [*_SWEEP, "stages/search_val.py"],
+    "search_selected": [*_SWEEP, "search/select.py", "stages/search_selected.py"],
+    "search_oracle": [*_SWEEP, "search/oracle.py", "stages/search_oracle.py"],
     "rft": ["tasks", "policy", "rollouts.py", "stages/rft.py"],
     "rl": ["tasks", "policy", "rl", "verifiers", "labels.py", "stages/rl.py"],
     "report": ["report.py", "stats.py", "labels.py", "stages/report.py"],
@@ -125,8 +136,18 @@ def stage_params(cfg, stage: str, **job) -> dict:
         "search_pool": {**model, "search": {k: s[k] for k in ("split", "temperature", "max_new_tokens")},
                         "n": max(s["budgets"])},
         "search_bon": {**model, "search": {k: s[k] for k in ("split", "budgets")}},
-        "search_beam": {**model, "search": {k: v for k, v in s.items() if k not in ("budgets", "k_budget", "prover", "aggregate")},
+        "search_beam": {**model, "search": {k: v for k, v in s.items()
+                                            if k not in ("budgets", "k_budget", "prover", "aggregate", *SWEEP_KEYS)},
                         "budgets": beam_budgets(cfg, job.get("prover", ""))},
+        "search_prm": {**model, "search": {k: s[k] for k in ("split", "budgets")}},
+        "search_alpha": {**model, "search": {k: s[k] for k in (*BEAM_KEYS, "alpha", "alpha_grid", "k_budget", "prover")}},
+        "search_val": {**model, "search": {k: s[k] for k in (*BEAM_KEYS, "alpha_grid", "k_budget", "val_problems")},
+                       "headline": s["prover"] == job.get("prover")},  # the headline prover's job also runs alpha = 0
+        "search_selected": {**model, "search": {k: s[k] for k in (*BEAM_KEYS, "alpha", "alpha_grid", "k_budget",
+                                                                   "val_problems", "budgets", "prover")},
+                            "provers": [prover_name(p, k) for p, k in provers(cfg)]},
+        "search_oracle": {**model, "search": {k: s[k] for k in (*BEAM_KEYS, "budgets", "oracle_rollouts",
+                                                                 "oracle_problems")}},
         "rft": {**model, "rft": _plain(c.rl.rft), "max_new_tokens": c.rl.max_new_tokens},
         "rl": {**model, "rl": {k: v for k, v in _plain(c.rl).items() if k not in ("arms", "seeds", "checkpoint_every")}},
         "report": {"search": s, "rl": _plain(c.rl), "sweep": _plain(c.sweep)},
@@ -145,4 +166,5 @@ def study_jobs(cfg) -> dict:
     names = [prover_name(p, k) for p, k in provers(cfg)]
     return {"policies": list(cfg.sft.policies), "rollout_policies": rollout_policies(cfg),
             "provers": names, "verifiers": ["orm", "pqv"] + [f"pav_{p}" for p in names],
+            "prm_verifiers": ["pqv", f"pav_{cfg.search.prover}"], "oracle": bool(cfg.search.oracle),
             "rl_runs": [(arm, int(s)) for arm in cfg.rl.arms for s in cfg.rl.seeds]}

@@ -56,3 +56,112 @@ rule search_beam:
         **resources_of("search_beam"),
     shell:
         stage("search_beam", prover="{wildcards.prover}")
+
+
+# Best-of-N and weighted majority with a process verifier (pqv, headline pav), every aggregation.
+rule search_prm:
+    input:
+        L.problems(),
+        L.pool(),
+        L.verifier("{verifier}"),
+    output:
+        L.search("prm_{verifier}"),
+    params:
+        cfg=params("search_prm"),
+    log:
+        log_of("search_prm", "verifier"),
+    benchmark:
+        bench_of("search_prm", "verifier")
+    threads: CFG.threads
+    resources:
+        **RES,
+    shell:
+        stage("search_prm", verifier="{wildcards.verifier}")
+
+
+# The alpha curve: headline prover, search.alpha_grid at search.k_budget on test.
+rule search_alpha:
+    input:
+        L.problems(),
+        L.policy(CFG.sweep.policy),
+        L.verifier("pqv"),
+        L.verifier(f"pav_{CFG.search.prover}"),
+    output:
+        L.search("alpha"),
+    params:
+        cfg=params("search_alpha"),
+    log:
+        log_of("search_alpha"),
+    benchmark:
+        bench_of("search_alpha")
+    threads: CFG.threads
+    resources:
+        **RES,
+    shell:
+        stage("search_alpha")
+
+
+# The validation grid (prover x alpha at search.k_budget) the val-chosen configuration is picked from.
+rule search_val:
+    input:
+        L.problems(),
+        L.policy(CFG.sweep.policy),
+        L.verifier("pqv"),
+        L.verifier("pav_{prover}"),
+    output:
+        L.search("val_{prover}"),
+    params:
+        cfg=params("search_val"),
+    log:
+        log_of("search_val", "prover"),
+    benchmark:
+        bench_of("search_val", "prover")
+    threads: CFG.threads
+    resources:
+        **RES,
+    shell:
+        stage("search_val", prover="{wildcards.prover}")
+
+
+# Beam search on test at every budget with the (prover, alpha) chosen on val.
+rule search_selected:
+    input:
+        L.problems(),
+        L.policy(CFG.sweep.policy),
+        L.verifier("pqv"),
+        [L.verifier(f"pav_{p}") for p in JOBS["provers"]],
+        [L.search(f"val_{p}") for p in JOBS["provers"]],
+        L.search(f"beam_{CFG.search.prover}"),
+    output:
+        L.search("selected"),
+    params:
+        cfg=params("search_selected"),
+    log:
+        log_of("search_selected"),
+    benchmark:
+        bench_of("search_selected")
+    threads: CFG.threads
+    resources:
+        **RES,
+    shell:
+        stage("search_selected")
+
+
+# Oracle beam search (fresh MC rollouts per candidate); only with search.oracle.
+rule search_oracle:
+    input:
+        L.problems(),
+        L.policy(CFG.sweep.policy),
+    output:
+        L.search("oracle"),
+    params:
+        cfg=params("search_oracle"),
+    log:
+        log_of("search_oracle"),
+    benchmark:
+        bench_of("search_oracle")
+    threads: CFG.threads
+    resources:
+        **RES,
+    shell:
+        stage("search_oracle")

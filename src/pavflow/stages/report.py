@@ -8,9 +8,10 @@ from omegaconf import OmegaConf
 from pavflow.config import provers, rollout_policies
 from pavflow.data import METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, atomic_file, read_table, write_text
 from pavflow.labels import prover_name
-from pavflow.report import (CURVES, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_prover_k,
+from pavflow.report import (CURVES, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha, plot_prover_k,
                             plot_rl_curves, plot_success_histogram, plot_train_logs, plot_verifier_quality,
                             prover_rows, rl_final, search_curves, write_summary)
+from pavflow.search.select import choose_on_val
 from pavflow.stages.common import record, stage_main
 from pavflow.study import study_jobs
 
@@ -21,26 +22,43 @@ def main(cfg, layout, tracker) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     verifiers = study_jobs(cfg)["verifiers"]
     pool = read_table(layout.pool(), SAMPLES)
-    search = pl.concat([read_table(layout.search("bon_orm"), SEARCH)] +
-                       [read_table(layout.search(f"beam_{prover_name(p, k)}"), SEARCH) for p, k in provers(cfg)])
-    curves = search_curves(search, split=cfg.search.split)
+    s = cfg.search
+    jobs = study_jobs(cfg)
+    names = ["bon_orm", *[f"prm_{v}" for v in jobs["prm_verifiers"]], *[f"beam_{p}" for p in jobs["provers"]],
+             "alpha", "selected", *(["oracle"] if jobs["oracle"] else [])]
+    keys = ["problem_id", "split", "method", "verifier", "prover", "k", "alpha", "budget"]
+    # one row per problem and configuration: the val-chosen run repeats a configuration's rows when it
+    # is one already run (same configuration, same seeds)
+    search = pl.concat([read_table(layout.search(n), SEARCH) for n in names]).unique(keys, keep="first",
+                                                                                      maintain_order=True)
+    search = search.filter(pl.col("split") == s.split)
+    val = pl.concat([read_table(layout.search(f"val_{p}"), SEARCH) for p in jobs["provers"]])
+    choice = choose_on_val(val)
+    curves = search_curves(search, split=s.split)
     with atomic_file(out / "curves.parquet") as tmp:
         curves.write_parquet(tmp)
-    rl = pl.concat([read_table(layout.rl(arm, s), RL_CURVE) for arm in cfg.rl.arms for s in cfg.rl.seeds])
+    # figures: PRM best-of-N with search.aggregate only (every aggregation is in the summary's tables);
+    # the prover-K curve at the configured alpha
+    shown = curves.filter(~pl.col("verifier").str.contains(":") | pl.col("verifier").str.ends_with(f":{s.aggregate}"))
+    shown = shown.filter(~((pl.col("method") == "weighted_majority") & pl.col("verifier").str.contains(":")))
+    at_alpha = curves.filter((pl.col("alpha") - s.alpha).abs() < 1e-12)
+    rl = pl.concat([read_table(layout.rl(arm, seed), RL_CURVE) for arm in cfg.rl.arms for seed in cfg.rl.seeds])
     metrics = pl.concat([read_table(layout.verifier_metrics(v), METRICS) for v in verifiers])
     logs = pl.concat([read_table(layout.policy_log(p), TRAIN_LOG) for p in cfg.sft.policies] +
                      [read_table(layout.verifier_log(v), TRAIN_LOG) for v in verifiers])
-    figures = (plot_accuracy_vs_tokens(curves, out) + plot_accuracy_vs_budget(curves, out)
-               + plot_prover_k(curves, cfg.search.k_budget, out, base_policy=cfg.sweep.policy)
+    figures = (plot_accuracy_vs_tokens(shown, out) + plot_accuracy_vs_budget(shown, out)
+               + plot_prover_k(at_alpha, s.k_budget, out, base_policy=cfg.sweep.policy)
+               + plot_alpha(curves, s.prover, s.k_budget, out)
                + plot_rl_curves(rl, out) + plot_verifier_quality(metrics, out)
                + plot_success_histogram(pool, out) + plot_train_logs(logs, out))
     config = OmegaConf.to_yaml(cfg, resolve=True)
     write_text(out / "config.yaml", config)
     head = write_summary(out, experiment=cfg.name, pool=pool, curves=curves, rl=rl, verifier_metrics=metrics,
-                         headline_prover=cfg.search.prover, k_budget=cfg.search.k_budget,
-                         figures=[f for f in figures if f.suffix == ".png"], config=config)
+                         headline_prover=s.prover, k_budget=s.k_budget,
+                         figures=[f for f in figures if f.suffix == ".png"], config=config, search=search,
+                         val=val, choice=choice, alpha=float(s.alpha), aggregate=s.aggregate)
     write_text(out / "headline.json", json.dumps(head, indent=2, sort_keys=True))
-    per_k = prover_rows(curves, cfg.search.k_budget).select("policy", "K", *[c for c in CURVES if c != "k"])
+    per_k = prover_rows(at_alpha, s.k_budget).select("policy", "K", *[c for c in CURVES if c != "k"])
     tracker.table("report/per_budget", curves)  # accuracy [95% CI] and tokens per configuration and N
     tracker.table("report/per_k", per_k)  # beam search at N = search.k_budget per prover
     tracker.table("report/verifier_quality", metrics)

@@ -1,0 +1,41 @@
+"""Stage `search_oracle` (only with search.oracle): beam search whose step and final scores are fresh
+Monte-Carlo rollouts of the base policy (search.oracle_rollouts per candidate), on the first
+search.oracle_problems test problems, at every budget. An upper bound for learned verifiers; the
+rollouts' tokens are its verifier cost."""
+from pavflow.data import SEARCH, write_table
+from pavflow.progress import progress
+from pavflow.search.oracle import mc_value_fn
+from pavflow.stages.common import (derive_seed, load_problems, log_search, policy_sampler, record,
+                                    search_axes, stage_main)
+from pavflow.stages.search_runs import per_config, run_beam, subset
+from pavflow.tasks import make_task
+
+import polars as pl
+
+
+@stage_main("search", lambda cfg: "search-oracle")
+def main(cfg, layout, tracker) -> dict:
+    s, task = cfg.search, make_task(cfg.task, cfg.seed)
+    problems = subset(load_problems(layout, [s.split]), s.oracle_problems)
+    sampler = policy_sampler(cfg, layout, cfg.sweep.policy, task)
+    answers = {task.prompt(p.question): p.answer for p in problems}
+    config = {"method": "beam", "verifier": "oracle", "prover": "", "k": 0, "alpha": 0.0}
+    tables = []
+    for n in progress(list(s.budgets), desc="oracle beam search budgets"):
+        score = mc_value_fn(sampler, task, answers, n=s.oracle_rollouts, seed=derive_seed(cfg.seed, "oracle", n),
+                            temperature=s.temperature, max_new_tokens=s.max_new_tokens)
+        tables.append(run_beam(cfg, sampler, task, problems, budgets=[n], step_score=score, final_score=score,
+                               split=s.split, config=config))
+    res = pl.concat(tables)
+    write_table(res, layout.search("oracle"), SEARCH)
+    record(tracker, cfg, "search-oracle", "table", layout.search("oracle"))
+    acc = per_config(res)
+    search_axes(tracker)
+    for r in acc.iter_rows(named=True):
+        log_search(tracker, r["budget"], float(r["gen_tokens"]), {"beam_oracle": float(r["acc"])})
+    tracker.table("search/per_budget", acc)
+    return {f"oracle_acc@{n}": a for n, a in zip(acc["budget"], acc["acc"])}
+
+
+if __name__ == "__main__":
+    main()
