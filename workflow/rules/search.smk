@@ -72,9 +72,9 @@ rule search_prm:
         log_of("search_prm", "verifier"),
     benchmark:
         bench_of("search_prm", "verifier")
-    threads: CFG.threads
+    threads: threads_of("search_prm")
     resources:
-        **RES,
+        **resources_of("search_prm"),
     shell:
         stage("search_prm", verifier="{wildcards.verifier}")
 
@@ -94,9 +94,9 @@ rule search_alpha:
         log_of("search_alpha"),
     benchmark:
         bench_of("search_alpha")
-    threads: CFG.threads
+    threads: threads_of("search_alpha")
     resources:
-        **RES,
+        **resources_of("search_alpha"),
     shell:
         stage("search_alpha")
 
@@ -116,9 +116,9 @@ rule search_val:
         log_of("search_val", "prover"),
     benchmark:
         bench_of("search_val", "prover")
-    threads: CFG.threads
+    threads: threads_of("search_val")
     resources:
-        **RES,
+        **resources_of("search_val"),
     shell:
         stage("search_val", prover="{wildcards.prover}")
 
@@ -140,9 +140,9 @@ rule search_selected:
         log_of("search_selected"),
     benchmark:
         bench_of("search_selected")
-    threads: CFG.threads
+    threads: threads_of("search_selected")
     resources:
-        **RES,
+        **resources_of("search_selected"),
     shell:
         stage("search_selected")
 
@@ -160,8 +160,8 @@ rule search_oracle:
         log_of("search_oracle"),
     benchmark:
         bench_of("search_oracle")
-    threads: CFG.threads
+    threads: threads_of("search_oracle")
     resources:
-        **RES,
+        **resources_of("search_oracle"),
     shell:
         stage("search_oracle")

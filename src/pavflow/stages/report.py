@@ -5,9 +5,8 @@ import json
 import polars as pl
 from omegaconf import OmegaConf
 
-from pavflow.config import provers, rollout_policies
+from pavflow.config import rollout_policies
 from pavflow.data import METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, atomic_file, read_table, write_text
-from pavflow.labels import prover_name
 from pavflow.report import (CURVES, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha, plot_prover_k,
                             plot_rl_curves, plot_success_histogram, plot_train_logs, plot_verifier_quality,
                             prover_rows, rl_final, search_curves, write_summary)
