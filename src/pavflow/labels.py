@@ -14,6 +14,11 @@ from pavflow.data import LABELS
 from pavflow.stats import pass_at_k
 
 
+def bok_of_value(v, k: int) -> np.ndarray:
+    """V^{BoK(rho)} from V^rho: 1 - (1 - v)^K (elementwise)."""
+    return 1.0 - (1.0 - np.asarray(v, dtype=np.float64)) ** k
+
+
 def bok_value(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     """Estimate V^{BoK(rho)} from n rollouts with c correct (elementwise)."""
     if k < 1:
@@ -21,7 +26,7 @@ def bok_value(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     n, c = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
     if (n < 1).any() or (c < 0).any() or (c > n).any():
         raise ValueError("MC counts need n >= 1 and 0 <= c <= n")
-    out = 1.0 - (1.0 - c / n) ** k  # plug-in, kept where K > n
+    out = bok_of_value(c / n, k)  # plug-in, kept where K > n
     unbiased = k <= n
     out[unbiased] = pass_at_k(n[unbiased], c[unbiased], k)
     return out
