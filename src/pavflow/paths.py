@@ -29,6 +29,10 @@ class Layout:
     def mc(self, rollout_policy: str) -> Path:
         return self.root / "rollouts" / f"mc_{rollout_policy}.parquet"
 
+    def mc_fresh(self, rollout_policy: str) -> Path:
+        """A second, independent MC pool on the val seeds' prefixes: the quality table's ground truth."""
+        return self.root / "rollouts" / f"mc_fresh_{rollout_policy}.parquet"
+
     # labels and verifiers
     def labels(self, prover: str) -> Path:
         return self.root / "labels" / f"{prover}.parquet"
@@ -41,6 +45,13 @@ class Layout:
 
     def verifier_log(self, verifier: str) -> Path:
         return self.root / "verifiers" / verifier / "train_log.parquet"
+
+    def quality(self) -> Path:
+        """Every verifier's quality on held-out problems (one row per verifier and metric)."""
+        return self.root / "verifiers" / "quality.parquet"
+
+    def calibration(self) -> Path:
+        return self.root / "verifiers" / "calibration.parquet"
 
     # search: the base policy's sampled pool on the search split, then one table per method
     def pool(self) -> Path:

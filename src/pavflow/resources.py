@@ -6,9 +6,10 @@ from __future__ import annotations
 # Every stage of the DAG, and the ones that run a model (a policy or a verifier) on cfg.device: only
 # these can use a GPU. problems draws problems, labels does arithmetic on MC tables, report plots.
 SEARCH_SWEEPS = ("search_prm", "search_alpha", "search_val", "search_selected", "search_oracle")
-STAGES = ("problems", "sft", "seeds", "mc", "labels", "verifier", "search_pool", "search_bon",
-          "search_beam", *SEARCH_SWEEPS, "rft", "rl", "report")
-MODEL_STAGES = frozenset({"sft", "seeds", "mc", "verifier", "search_pool", "search_bon", "search_beam",
+STAGES = ("problems", "sft", "seeds", "mc", "labels", "verifier", "quality", "search_pool", "search_bon",
+          "search_beam", "search_beamv", *SEARCH_SWEEPS, "rft", "rl", "report")
+MODEL_STAGES = frozenset({"sft", "seeds", "mc", "verifier", "quality", "search_pool", "search_bon",
+                          "search_beam", "search_beamv",
                           *SEARCH_SWEEPS, "rft", "rl"})
 
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from pavflow.config import ConfigError, provers, register, rollout_policies, validate
 from pavflow.labels import prover_name
 from pavflow.provenance import code_hash
+from pavflow.verifiers.targets import ANALYTIC
 
 # The Hydra config tree, for the workflow and the stages. It lives here, not in pavflow.stages.common,
 # so that building the DAG (once per Snakemake process, i.e. twice per cluster job) does not import
@@ -35,9 +36,11 @@ CODE = {
     "mc": ["tasks", "policy", "rollouts.py", "stages/mc.py"],
     "labels": ["labels.py", "stages/labels.py"],
     "verifier": ["tasks", "verifiers", "policy/model.py", "stats.py", "stages/verifier.py"],
+    "quality": ["tasks", "verifiers", "policy/model.py", "labels.py", "stats.py", "stages/common.py", "stages/quality.py"],
     "search_pool": ["tasks", "policy", "rollouts.py", "stages/search_pool.py"],
     "search_bon": ["tasks", "search/bon.py", "verifiers", "policy/model.py", "stages/search_bon.py"],
     "search_beam": ["tasks", "policy", "search/beam.py", "verifiers", "labels.py", "stages/search_beam.py"],
+    "search_beamv": ["tasks", "policy", "search/beam.py", "verifiers", "labels.py", "stages/search_beamv.py"],
     "search_prm": ["tasks", "search/bon.py", "verifiers", "stages/search_prm.py"],
     "search_alpha": [*_SWEEP, "stages/search_alpha.py"],
     "search_val": [*_SWEEP, "stages/search_val.py"],
@@ -132,7 +135,9 @@ def stage_params(cfg, stage: str, **job) -> dict:
         "seeds": {**model, "rollouts": {k: v for k, v in _plain(c.rollouts).items() if k != "n_mc"}},
         "mc": {**model, "rollouts": _plain(c.rollouts)},
         "labels": model,
-        "verifier": {**model, "verifier": {k: v for k, v in _plain(c.verifier).items() if k not in ("score_batch_size", "checkpoint_every")}},
+        "verifier": {**model, "verifier": verifier_params(c, job.get("verifier", ""))},
+        "quality": {**model, "verifier": _plain(c.verifier), "rollouts": _plain(c.rollouts),
+                    "verifiers": study_jobs(c)["quality_verifiers"]},
         "search_pool": {**model, "search": {k: s[k] for k in ("split", "temperature", "max_new_tokens")},
                         "n": max(s["budgets"])},
         "search_bon": {**model, "search": {k: s[k] for k in ("split", "budgets")}},
@@ -140,6 +145,7 @@ def stage_params(cfg, stage: str, **job) -> dict:
                                             if k not in ("budgets", "k_budget", "prover", "aggregate", *SWEEP_KEYS)},
                         "budgets": beam_budgets(cfg, job.get("prover", ""))},
         "search_prm": {**model, "search": {k: s[k] for k in ("split", "budgets")}},
+        "search_beamv": {**model, "search": {k: s[k] for k in (*BEAM_KEYS, "k_budget")}},
         "search_alpha": {**model, "search": {k: s[k] for k in (*BEAM_KEYS, "alpha", "alpha_grid", "k_budget", "prover")}},
         "search_val": {**model, "search": {k: s[k] for k in (*BEAM_KEYS, "alpha_grid", "k_budget", "val_problems")},
                        "headline": s["prover"] == job.get("prover")},  # the headline prover's job also runs alpha = 0
@@ -155,6 +161,16 @@ def stage_params(cfg, stage: str, **job) -> dict:
     return {**common, **by_stage[stage], "code": code_hash(COMMON + CODE[stage])}
 
 
+def verifier_params(cfg, name: str) -> dict:
+    """The verifier config one verifier's training depends on: implicit PRMs their own section, value
+    verifiers the rest (random_states only for the .random label variant)."""
+    v = _plain(cfg.verifier)
+    if name.startswith("implicit_"):
+        return {"implicit": {k: x for k, x in v["implicit"].items() if k != "losses"}}
+    drop = {"implicit", "score_batch_size", "checkpoint_every", "quality_bins"} | (set() if ".random" in name else {"random_states"})
+    return {k: x for k, x in v.items() if k not in drop}
+
+
 def beam_budgets(cfg, prover: str) -> list[int]:
     """The headline prover is searched at every budget; the others at k_budget (the prover-K curve)."""
     s = cfg.search
@@ -162,9 +178,16 @@ def beam_budgets(cfg, prover: str) -> list[int]:
 
 
 def study_jobs(cfg) -> dict:
-    """The sweep: names of every policy, rollout pool, prover, verifier and RL run of the study."""
+    """The sweep: names of every policy, rollout pool, prover, verifier and RL run of the study.
+    `provers` are trained (a labels table and a pav each); `analytic_provers` (analytic_k<K>) have a pav
+    computed from the pqv; `verifiers` are the trained ones, `quality_verifiers` all of them."""
     names = [prover_name(p, k) for p, k in provers(cfg)]
+    analytic = [prover_name(ANALYTIC, int(k)) for k in cfg.sweep.prover_k] if cfg.sweep.analytic else []
+    implicit = [f"implicit_{l}" for l in cfg.verifier.implicit.losses]
+    verifiers = ["orm", "pqv"] + [f"pav_{p}" for p in names] + implicit + list(cfg.sweep.label_variants)
     return {"policies": list(cfg.sft.policies), "rollout_policies": rollout_policies(cfg),
-            "provers": names, "verifiers": ["orm", "pqv"] + [f"pav_{p}" for p in names],
-            "prm_verifiers": ["pqv", f"pav_{cfg.search.prover}"], "oracle": bool(cfg.search.oracle),
+            "provers": names, "analytic_provers": analytic, "verifiers": verifiers,
+            "quality_verifiers": verifiers + [f"pav_{p}" for p in analytic],
+            "beam_provers": names + analytic, "beam_verifiers": list(cfg.search.beam_verifiers),
+            "prm_verifiers": ["pqv", f"pav_{cfg.search.prover}"] + implicit, "oracle": bool(cfg.search.oracle),
             "rl_runs": [(arm, int(s)) for arm in cfg.rl.arms for s in cfg.rl.seeds]}
