@@ -28,6 +28,8 @@ from pavflow.provenance import write_provenance
 from pavflow.study import CONF_DIR, stage_params
 from pavflow.tasks.base import Problem
 from pavflow.tracking import Tracker
+from pavflow.verifiers.analytic import AnalyticPAV
+from pavflow.verifiers.targets import parse_verifier
 from pavflow.verifiers.value import ValueVerifier
 
 log = logging.getLogger("pavflow")
@@ -132,8 +134,18 @@ def policy_sampler(cfg, layout: Layout, policy: str, task) -> Sampler:
     return Sampler(model, tok, step_sep=task.step_sep, batch_size=cfg.rollouts.batch_size)
 
 
-def load_verifier(cfg, layout: Layout, name: str) -> ValueVerifier:
-    return ValueVerifier.load(layout.verifier(name), str(device_of(cfg)), cfg.verifier.score_batch_size)
+def load_verifier(cfg, layout: Layout, name: str):
+    """Any verifier of the study by name, as an object with `.score(prompts, steps) -> (values, tokens)`
+    (values v(s_h), h = 0..H, in [0, 1]): a value model, an implicit PRM (sigmoid of q_h; `.q` gives q_h
+    itself) or an analytic PAV (the pqv's values, transformed)."""
+    spec = parse_verifier(name)
+    device, batch = str(device_of(cfg)), cfg.verifier.score_batch_size
+    if spec.kind == "pav_analytic":
+        return AnalyticPAV(load_verifier(cfg, layout, "pqv"), parse_prover(spec.prover)[1])
+    if spec.kind == "implicit":
+        from pavflow.verifiers.implicit import ImplicitVerifier
+        return ImplicitVerifier.load(layout.verifier(name), layout.policy(cfg.sweep.policy), device, batch)
+    return ValueVerifier.load(layout.verifier(name), device, batch)
 
 
 class Checkpoints:

@@ -1,17 +1,22 @@
-"""Stage `verifier`: train job.verifier (orm | pqv | pav_<prover>) on the train split's seeds and
-report its quality on the val split: Brier score against its own MC targets and outcome AUROC."""
+"""Stage `verifier`: train job.verifier on the train split's seeds and report its quality on the val
+split (Brier score against its own targets, outcome AUROC). Value verifiers (orm, pqv, pav_<prover>
+and their label variants) fit a value head to MC targets; implicit PRMs (implicit_ce|dpo) fit
+beta * log pi/pi_ref to outcomes. The fuller comparison of every verifier is the `quality` stage."""
 import numpy as np
 import polars as pl
 from transformers import AutoTokenizer
 
 from pavflow.data import LABELS, MC, METRICS, SAMPLES, TRAIN_LOG, atomic_dir, read_table, write_table
+from pavflow.labels import parse_prover
 from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, record, stage_main
 from pavflow.stats import bootstrap_ci
 from pavflow.tasks import make_task
 from pavflow.verifiers.metrics import auroc
-from pavflow.verifiers.targets import parse_verifier, state_targets
-from pavflow.verifiers.value import (StateExample, save_value_model, score_states, train_value,
-                                     value_model_from_policy)
+from pavflow.verifiers.selection import hard_targets, select_states
+from pavflow.verifiers.targets import VerifierSpec, parse_verifier, state_targets
+from pavflow.verifiers.value import StateExample, ValueVerifier, save_value_model, train_value, value_model_from_policy
+
+KEY = ["problem_id", "split", "sample_id", "h"]
 
 
 def examples(task, problems, seeds: pl.DataFrame, targets: pl.DataFrame) -> list[StateExample]:
@@ -26,9 +31,32 @@ def examples(task, problems, seeds: pl.DataFrame, targets: pl.DataFrame) -> list
     return out
 
 
-def quality(name: str, model, tok, exs: list[StateExample], outcomes: np.ndarray, batch_size: int) -> pl.DataFrame:
+def value_targets(spec: VerifierSpec, cfg, layout, seeds: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The states that carry a target and their targets (label variants applied), and the MC rollouts
+    those train-split targets cost (0 for orm and implicit PRMs: outcomes only)."""
+    if spec.kind in ("orm", "implicit"):
+        return state_targets("orm", seeds), 0
+    mc_pi = read_table(layout.mc(cfg.sweep.policy), MC)
+    if spec.kind == "pqv":
+        targets, pool = state_targets("pqv", seeds, mc_pi=mc_pi), mc_pi
+    else:
+        rho, _ = parse_prover(spec.prover)
+        targets = state_targets("pav", seeds, labels=read_table(layout.labels(spec.prover), LABELS))
+        pool = mc_pi if rho == cfg.sweep.policy else read_table(layout.mc(rho), MC)
+    if spec.targets == "hard":
+        targets = hard_targets(targets, pool)
+    selected, cost = select_states(pool, spec.prefixes, m=cfg.verifier.random_states,
+                                   seed=derive_seed(cfg.seed, "prefixes", spec.name))
+    targets = (targets.join(selected.select(*KEY, "inferred"), on=KEY, how="inner")
+               .with_columns(target=pl.when(pl.col("inferred")).then(0.0).otherwise(pl.col("target")))
+               .drop("inferred").sort(KEY))
+    train_ids = seeds.filter(pl.col("split") == "train").select("problem_id", "sample_id")
+    return targets, int(cost.join(train_ids, on=["problem_id", "sample_id"])["rollouts"].sum())
+
+
+def quality(name: str, score, exs: list[StateExample], outcomes: np.ndarray) -> pl.DataFrame:
     """Brier vs targets (per state, CI by bootstrap over states) and outcome AUROC of v(s_H)."""
-    values, _ = score_states(model, tok, [e.prompt for e in exs], [e.steps for e in exs], batch_size)
+    values, _ = score([e.prompt for e in exs], [e.steps for e in exs])
     pred = np.array([v for vs, e in zip(values, exs) for v, t in zip(vs, e.targets) if t is not None])
     tgt = np.array([t for e in exs for t in e.targets if t is not None], dtype=np.float64)
     sq = (pred - tgt) ** 2
@@ -41,39 +69,70 @@ def quality(name: str, model, tok, exs: list[StateExample], outcomes: np.ndarray
     return pl.DataFrame(rows, schema=METRICS, orient="row")
 
 
-@stage_main("verifier", lambda cfg: f"verifier-{cfg.job.verifier}",
-            lambda cfg: [f"verifier:{cfg.job.verifier}"])
-def main(cfg, layout, tracker) -> dict:
-    name, v = cfg.job.verifier, cfg.verifier
-    kind, prover = parse_verifier(name)
-    task = make_task(cfg.task, cfg.seed, cfg.policy)
-    problems = {p.problem_id: p for p in load_problems(layout, ["train", "val"])}
-    seeds = read_table(layout.seeds(), SAMPLES)
-    mc_pi = read_table(layout.mc(cfg.sweep.policy), MC) if kind == "pqv" else None
-    labels = read_table(layout.labels(prover), LABELS) if kind == "pav" else None
-    targets = state_targets(kind, seeds, mc_pi, labels)
-    split = {s: seeds.filter(pl.col("split") == s) for s in ("train", "val")}
-    train = examples(task, problems, split["train"], targets)
+def train_implicit_prm(spec: VerifierSpec, cfg, layout, task, problems, train_seeds: pl.DataFrame, tracker, ckpt):
+    """Implicit PRM implicit_<loss>: pi_theta and pi_ref from the base policy, trained on outcomes."""
+    from pavflow.verifiers.implicit import (ImplicitVerifier, ResponseExample, implicit_models_from_policy,
+                                            save_implicit, train_implicit)
+    im, policy = cfg.verifier.implicit, layout.policy(cfg.sweep.policy)
+    exs = [ResponseExample(task.prompt(problems[r["problem_id"]].question), task.split_steps(r["response"]),
+                           int(r["correct"]), r["problem_id"]) for r in train_seeds.iter_rows(named=True)]
+    model, ref = implicit_models_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec.name))
+    model, ref = model.to(device_of(cfg)), ref.to(device_of(cfg))
+    tok = AutoTokenizer.from_pretrained(policy)
+    rows = train_implicit(model, ref, tok, exs, loss=spec.loss, beta=im.beta, steps=im.steps,
+                          batch_size=im.batch_size, lr=im.lr, warmup=im.warmup,
+                          max_pairs_per_problem=im.max_pairs_per_problem,
+                          seed=derive_seed(cfg.seed, "verifier-train", spec.name), log_every=max(1, im.steps // 20),
+                          on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
+                          checkpoint_every=cfg.verifier.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
+    with atomic_dir(layout.verifier(spec.name)) as tmp:
+        save_implicit(model, tok, tmp, beta=im.beta, loss=spec.loss)
+    return rows, ImplicitVerifier(model, ref, tok, im.beta, cfg.verifier.score_batch_size).score
 
-    model = value_model_from_policy(layout.policy(cfg.sweep.policy), seed=derive_seed(cfg.seed, "verifier", name))
-    model = model.to(device_of(cfg))
-    tok = AutoTokenizer.from_pretrained(layout.policy(cfg.sweep.policy))
-    tracker.define_metric("verifier/*", "verifier/step")
-    ckpt = Checkpoints(cfg, layout, f"verifier-{name}", "verifier", verifier=name)
+
+def train_value_verifier(spec: VerifierSpec, cfg, layout, train: list[StateExample], tracker, ckpt):
+    v, policy = cfg.verifier, layout.policy(cfg.sweep.policy)
+    model = value_model_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec.name)).to(device_of(cfg))
+    tok = AutoTokenizer.from_pretrained(policy)
     rows = train_value(model, tok, train, steps=v.steps, batch_size=v.batch_size, lr=v.lr,
-                       warmup=v.warmup, seed=derive_seed(cfg.seed, "verifier-train", name),
+                       warmup=v.warmup, seed=derive_seed(cfg.seed, "verifier-train", spec.name),
                        log_every=max(1, v.steps // 20),
                        on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
                        checkpoint_every=v.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
-    with atomic_dir(layout.verifier(name)) as tmp:
+    with atomic_dir(layout.verifier(spec.name)) as tmp:
         save_value_model(model, tok, tmp)
+    return rows, ValueVerifier(model, tok, v.score_batch_size).score
+
+
+@stage_main("verifier", lambda cfg: f"verifier-{cfg.job.verifier}",
+            lambda cfg: [f"verifier:{cfg.job.verifier}"])
+def main(cfg, layout, tracker) -> dict:
+    name = cfg.job.verifier
+    spec = parse_verifier(name)
+    if not spec.trained:
+        raise ValueError(f"verifier {name!r} is computed from the pqv, not trained")
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
+    problems = {p.problem_id: p for p in load_problems(layout, ["train", "val"])}
+    seeds = read_table(layout.seeds(), SAMPLES)
+    targets, label_rollouts = value_targets(spec, cfg, layout, seeds)
+    split = {s: seeds.filter(pl.col("split") == s) for s in ("train", "val")}
+    tracker.define_metric("verifier/*", "verifier/step")
+    ckpt = Checkpoints(cfg, layout, f"verifier-{name}", "verifier", verifier=name)
+    if spec.kind == "implicit":
+        rows, score = train_implicit_prm(spec, cfg, layout, task, problems, split["train"], tracker, ckpt)
+    else:
+        rows, score = train_value_verifier(spec, cfg, layout, examples(task, problems, split["train"], targets),
+                                           tracker, ckpt)
     write_table(pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen",
                                           loss="loss", val_metric=pl.lit(None, pl.String),
                                           val_value=pl.lit(None, pl.Float64)),
                 layout.verifier_log(name), TRAIN_LOG)
+    n_train = int(targets.join(split["train"].select("problem_id", "sample_id"), on=["problem_id", "sample_id"]).height)
     val = examples(task, problems, split["val"], targets)
-    metrics = quality(name, model, tok, val, split["val"]["correct"].to_numpy().astype(np.float64),
-                      v.score_batch_size)
+    metrics = pl.concat([
+        quality(name, score, val, split["val"]["correct"].to_numpy().astype(np.float64)),
+        pl.DataFrame([(name, "label_rollouts", float(label_rollouts), None, None, n_train),
+                      (name, "label_states", float(n_train), None, None, n_train)], schema=METRICS, orient="row")])
     write_table(metrics, layout.verifier_metrics(name), METRICS)
     ckpt.done()
     tracker.table("verifier/quality", metrics)
