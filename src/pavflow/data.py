@@ -51,6 +51,11 @@ METRICS: Schema = {
     "subject": pl.String, "metric": pl.String, "value": pl.Float64,
     "ci_low": pl.Float64, "ci_high": pl.Float64, "n": pl.Int64,
 }
+# Calibration curve of a verifier (pavflow.verifiers.quality): equal-width bins of predicted value.
+CALIBRATION: Schema = {
+    "subject": pl.String, "bin_mid": pl.Float64, "mean_pred": pl.Float64, "mean_target": pl.Float64,
+    "count": pl.Int64,
+}
 # Per-problem search results: one row per (problem, method, scorer, budget).
 SEARCH: Schema = {
     "problem_id": pl.String, "split": pl.String, "method": pl.String, "verifier": pl.String,
@@ -74,7 +79,7 @@ RL_CURVE: Schema = {
 
 SCHEMAS: dict[str, Schema] = {
     "problems": PROBLEMS, "samples": SAMPLES, "mc": MC, "labels": LABELS, "train_log": TRAIN_LOG,
-    "metrics": METRICS, "search": SEARCH, "rl_curve": RL_CURVE,
+    "metrics": METRICS, "calibration": CALIBRATION, "search": SEARCH, "rl_curve": RL_CURVE,
 }
 
 

@@ -31,6 +31,23 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0,
     return float(low), float(high)
 
 
+def cluster_bootstrap_ci(stat, n_clusters: int, n_boot: int = 1000, seed: int = 0,
+                         level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of `stat(idx)`, a statistic of the clusters `idx` (indices into
+    0..n_clusters-1, drawn with replacement): for statistics pooled over the states of whole responses,
+    which are not independent draws. Resamples where the statistic is nan are dropped."""
+    if n_clusters == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = np.array([stat(rng.integers(0, n_clusters, size=n_clusters)) for _ in range(n_boot)], dtype=np.float64)
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(draws, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
 def mean_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0,
             level: float = 0.95) -> tuple[float, float, float]:
     """(mean, ci_low, ci_high) of `values`, CI from `bootstrap_ci`."""
