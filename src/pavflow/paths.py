@@ -31,7 +31,7 @@ class Layout:
 
     def mc_fresh(self, rollout_policy: str) -> Path:
         """A second, independent MC pool on the val seeds' prefixes: the quality table's ground truth."""
-        return self.root / "rollouts" / f"mc_fresh_{rollout_policy}.parquet"
+        return self.root / "rollouts" / "fresh" / f"mc_{rollout_policy}.parquet"
 
     # labels and verifiers
     def labels(self, prover: str) -> Path:

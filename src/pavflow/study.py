@@ -40,7 +40,7 @@ CODE = {
     "search_pool": ["tasks", "policy", "rollouts.py", "stages/search_pool.py"],
     "search_bon": ["tasks", "search/bon.py", "verifiers", "policy/model.py", "stages/search_bon.py"],
     "search_beam": ["tasks", "policy", "search/beam.py", "verifiers", "labels.py", "stages/search_beam.py"],
-    "search_beamv": ["tasks", "policy", "search/beam.py", "verifiers", "labels.py", "stages/search_beamv.py"],
+    "search_beamv": [*_SWEEP, "stages/search_beamv.py"],
     "search_prm": ["tasks", "search/bon.py", "verifiers", "stages/search_prm.py"],
     "search_alpha": [*_SWEEP, "stages/search_alpha.py"],
     "search_val": [*_SWEEP, "stages/search_val.py"],

@@ -12,6 +12,7 @@ from pavflow.config import ConfigError
 from pavflow.paths import Layout
 from pavflow.resources import stage_resources, stage_threads
 from pavflow.study import compose, stage_params, study_jobs
+from pavflow.verifiers.targets import ANALYTIC, parse_verifier
 
 validate(config, "../schemas/config.schema.yaml")
 EXPERIMENT = str(config["experiment"])
@@ -29,8 +30,8 @@ logger.info(f"pavflow: experiment {CFG.name} -> {L.root}; overrides {' '.join(OV
 wildcard_constraints:
     policy=r"[A-Za-z_][A-Za-z0-9_]*?",
     prover=r"[A-Za-z_][A-Za-z0-9_]*_k\d+",
-    verifier=r"orm|pqv|pav_[A-Za-z_][A-Za-z0-9_]*_k\d+",
-    arm=r"outcome|pav",
+    verifier=r"(orm|pqv|pav_[A-Za-z_][A-Za-z0-9_]*_k\d+|implicit_ce|implicit_dpo)(\.[a-z_]+)*",
+    arm=r"outcome|pav|pav_analytic|implicit_ce|implicit_dpo",
     seed=r"\d+",
 
 

@@ -11,7 +11,8 @@ rule report:
     input:
         L.pool(),
         L.search("bon_orm"),
-        [L.search(f"beam_{p}") for p in JOBS["provers"]],
+        [L.search(f"beam_{p}") for p in JOBS["beam_provers"]],
+        [L.search(f"beamv_{v}") for v in JOBS["beam_verifiers"]],
         [L.search(f"prm_{v}") for v in JOBS["prm_verifiers"]],
         [L.search(f"val_{p}") for p in JOBS["provers"]],
         L.search("alpha"),
@@ -19,6 +20,8 @@ rule report:
         [L.search("oracle")] if JOBS["oracle"] else [],
         [L.rl(arm, seed) for arm, seed in JOBS["rl_runs"]],
         [L.verifier_metrics(v) for v in JOBS["verifiers"]],
+        L.quality(),
+        L.calibration(),
         [L.policy_log(p) for p in JOBS["policies"]],
     output:
         summary=L.report() / "summary.md",

@@ -22,6 +22,10 @@ def rl_inputs(wildcards):
     ins = [L.problems(), L.rft_policy() if CFG.rl.init == "rft" else L.policy(CFG.sweep.policy)]
     if wildcards.arm == "pav":
         ins.append(L.verifier(f"pav_{CFG.rl.prover}"))
+    elif wildcards.arm == "pav_analytic":
+        ins.append(L.verifier("pqv"))
+    elif wildcards.arm.startswith("implicit_"):
+        ins.append(L.verifier(wildcards.arm))
     return [str(p) for p in ins]
 
 

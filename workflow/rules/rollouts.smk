@@ -35,3 +35,24 @@ rule mc:
         **resources_of("mc"),
     shell:
         stage("mc", rollout_policy="{wildcards.policy}")
+
+
+# The quality table's ground truth: new rollouts from the val seeds' prefixes.
+rule mc_fresh:
+    input:
+        L.problems(),
+        L.seeds(),
+        L.policy("{policy}"),
+    output:
+        L.mc_fresh("{policy}"),
+    params:
+        cfg=params("mc"),
+    log:
+        log_of("mc_fresh", "policy"),
+    benchmark:
+        bench_of("mc_fresh", "policy")
+    threads: threads_of("mc")
+    resources:
+        **resources_of("mc"),
+    shell:
+        stage("mc", rollout_policy="{wildcards.policy}", fresh="true")

@@ -37,12 +37,18 @@ rule search_bon:
         stage("search_bon")
 
 
+def pav_of(wildcards):
+    """The pav of a prover: trained, or (analytic_k<K>) computed from the pqv."""
+    rho = wildcards.prover.rsplit("_k", 1)[0]
+    return str(L.verifier("pqv" if rho == ANALYTIC else f"pav_{wildcards.prover}"))
+
+
 rule search_beam:
     input:
         L.problems(),
         L.policy(CFG.sweep.policy),
         L.verifier("pqv"),
-        L.verifier("pav_{prover}"),
+        pav_of,
     output:
         L.search("beam_{prover}"),
     params:
@@ -56,6 +62,27 @@ rule search_beam:
         **resources_of("search_beam"),
     shell:
         stage("search_beam", prover="{wildcards.prover}")
+
+
+# Beam search at k_budget scored by one verifier's value (the implicit PRMs).
+rule search_beamv:
+    input:
+        L.problems(),
+        L.policy(CFG.sweep.policy),
+        L.verifier("{verifier}"),
+    output:
+        L.search("beamv_{verifier}"),
+    params:
+        cfg=params("search_beamv"),
+    log:
+        log_of("search_beamv", "verifier"),
+    benchmark:
+        bench_of("search_beamv", "verifier")
+    threads: threads_of("search_beamv")
+    resources:
+        **resources_of("search_beamv"),
+    shell:
+        stage("search_beamv", verifier="{wildcards.verifier}")
 
 
 # Best-of-N and weighted majority with a process verifier (pqv, headline pav), every aggregation.
