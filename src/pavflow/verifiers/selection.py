@@ -55,7 +55,7 @@ def first_pit_probes(values: Sequence[float]) -> tuple[int | None, list[int]]:
 
     Bound: an interval of length L = hi - lo shrinks to at most floor(L / 2) per probe, starting at
     L = H + 1, so the search probes at most floor(log2(H + 1)) + 1 = (H + 1).bit_length() states
-    (<= ceil(log2(H + 1)) + 1), and exactly that many when there is no pit.
+    (<= ceil(log2(H + 1)) + 1), and exactly that many when the pit is at h = 0 (every probe keeps the left half).
     """
     if len(values) == 0:
         raise ValueError("first_pit_probes: no states")
