@@ -35,11 +35,13 @@ def hard_targets(targets: pl.DataFrame, pool: pl.DataFrame) -> pl.DataFrame:
     (pi's pool for pqv, the prover's rho pool for pav). Row order and other columns are kept."""
     p = pool.select(KEY, hard=(pl.col("c") > 0).cast(pl.Float64)).with_columns(
         pl.col("h").cast(targets.schema["h"]), pl.col("sample_id").cast(targets.schema["sample_id"]))
-    if p.select(KEY).is_duplicated().any():
-        raise ValueError(f"hard_targets: the pool has duplicate states: {_states(p.filter(p.select(KEY).is_duplicated()))}")
+    dup = p.select(KEY).is_duplicated()
+    if dup.any():
+        raise ValueError(f"hard_targets: the pool has duplicate states: {_states(p.filter(dup))}")
     missing = targets.join(p, on=KEY, how="anti")
     if missing.height:
-        raise ValueError(f"hard_targets: the pool does not cover {missing.height} target states: {_states(missing)}")
+        raise ValueError(f"hard_targets: the pool does not cover {missing.height} target states: "
+                         f"{_states(missing)}")
     out = targets.join(p, on=KEY, how="left", maintain_order="left")
     return out.with_columns(target=pl.col("hard")).drop("hard").select(targets.columns)
 
@@ -55,7 +57,8 @@ def first_pit_probes(values: Sequence[float]) -> tuple[int | None, list[int]]:
 
     Bound: an interval of length L = hi - lo shrinks to at most floor(L / 2) per probe, starting at
     L = H + 1, so the search probes at most floor(log2(H + 1)) + 1 = (H + 1).bit_length() states
-    (<= ceil(log2(H + 1)) + 1), and exactly that many when the pit is at h = 0 (every probe keeps the left half).
+    (<= ceil(log2(H + 1)) + 1), and exactly that many when the pit is at h = 0 (every probe then
+    keeps the left half).
     """
     if len(values) == 0:
         raise ValueError("first_pit_probes: no states")
@@ -99,8 +102,9 @@ def select_states(pool: pl.DataFrame, how: str, *, m: int | None = None,
     if how == "random" and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
         raise ValueError(f"select_states: random needs m >= 1 states per response, got m={m!r}")
     df = pool.sort(KEY)
-    if df.select(KEY).is_duplicated().any():
-        raise ValueError(f"select_states: duplicate states: {_states(df.filter(df.select(KEY).is_duplicated()))}")
+    dup = df.select(KEY).is_duplicated()
+    if dup.any():
+        raise ValueError(f"select_states: duplicate states: {_states(df.filter(dup))}")
     gap = df.filter(pl.col("h") != pl.int_range(pl.len()).over(RESPONSE))
     if gap.height:
         raise ValueError(f"select_states: each response needs states h = 0..H; gap at {_states(gap)}")
