@@ -248,11 +248,12 @@ def test_first_pit_cost_is_its_probes_and_below_all():
 @pytest.mark.parametrize("how, m, match", [
     ("some", None, "how='some'"), ("First_pit", 1, "how='First_pit'"),
     ("random", None, "m=None"), ("random", 0, "m=0"), ("random", -2, "m=-2"), ("random", 2.5, "m=2.5"),
-    ("random", True, "m=True"),
+    ("random", True, "m=True"), ("all", 0, "m=0"), ("first_pit", "3", "m='3'"),
 ])
 def test_select_states_validates(how, m, match):
     with pytest.raises(ValueError, match=match):
         select_states(POOL, how, m=m)
+    assert select_states(POOL, "random", m=np.int64(2))[0].height == 7  # numpy integers are fine
 
 
 def test_select_states_rejects_gaps_and_duplicates():

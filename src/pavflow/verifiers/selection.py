@@ -91,7 +91,8 @@ def select_states(pool: pl.DataFrame, how: str, *, m: int | None = None,
 
       all        every state, probed.
       random     m states per response drawn uniformly without replacement from h = 0..H (all if
-                 H + 1 <= m), seeded per response by `_response_seed(seed, ...)`.
+                 H + 1 <= m), seeded per response by `_response_seed(seed, ...)`. Only random uses
+                 m (required) and seed; m is still checked when given.
       first_pit  `first_pit_probes` on c over h = 0..H: the probed states carry their observed counts;
                  the states after the pit h* that were not probed get an inferred target 0 (c set to
                  0, n kept, inferred = True, no cost); unprobed states before the pit are not returned.
@@ -99,8 +100,10 @@ def select_states(pool: pl.DataFrame, how: str, *, m: int | None = None,
     """
     if how not in HOWS:
         raise ValueError(f"select_states: unknown how={how!r}; expected one of {HOWS}")
-    if how == "random" and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
-        raise ValueError(f"select_states: random needs m >= 1 states per response, got m={m!r}")
+    if (m is not None or how == "random") and (
+            isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1):
+        raise ValueError(f"select_states: m must be an integer >= 1 (states per response for random), "
+                         f"got m={m!r}")
     df = pool.sort(KEY)
     dup = df.select(KEY).is_duplicated()
     if dup.any():
