@@ -3,7 +3,8 @@ is numpy only. Names below are imported lazily so `pavflow.verifiers.metrics` ne
 
 _VALUE = ("StateExample", "ValueVerifier", "encode_states", "load_value_model", "save_value_model",
           "score_states", "train_value", "value_model_from_policy")
-_METRICS = ("advantages", "auroc", "brier", "calibration_bins", "ece")
+_METRICS = ("advantages", "auroc", "brier", "calibration_bins", "ece", "first_error", "first_error_f1",
+            "fit_threshold", "predicted_first_error", "spearman")
 __all__ = list(_VALUE + _METRICS)
 
 

@@ -65,3 +65,102 @@ def advantages(values) -> np.ndarray:
     if v.ndim != 1:
         raise ValueError(f"advantages: expected one sequence of state values, got shape {v.shape}")
     return v[1:] - v[:-1]
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation: the Pearson correlation of the ranks (ties given their average
+    rank). nan with fewer than 2 items or when either side is constant."""
+    a, b = _pair(x, y, "spearman")
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    ra, rb = rankdata(a) - (a.size + 1) / 2.0, rankdata(b) - (b.size + 1) / 2.0  # mean rank (n+1)/2
+    return float(np.sum(ra * rb) / np.sqrt(np.sum(ra**2) * np.sum(rb**2)))
+
+
+def _values(values, name: str) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"{name}: expected state values v(s_0..s_H), got shape {v.shape}")
+    return v
+
+
+def first_error(values, zero: float = 0.0) -> int | None:
+    """The first erroneous step (ProcessBench) from MC state values v(s_0..s_H) under pi:
+    min{h in 1..H : v(s_h) <= zero}, i.e. after step h no continuation succeeds; None if there is none.
+    -1 if v(s_0) <= zero: the problem is unsolved from the start, no step is to blame, and callers
+    exclude the response."""
+    v = _values(values, "first_error")
+    if v[0] <= zero:
+        return -1
+    hits = np.flatnonzero(v[1:] <= zero)
+    return int(hits[0]) + 1 if hits.size else None
+
+
+def predicted_first_error(values, threshold: float) -> int | None:
+    """A verifier's first erroneous step: min{h in 1..H : predicted v(s_h) < threshold}; None if none."""
+    v = _values(values, "predicted_first_error")
+    hits = np.flatnonzero(v[1:] < threshold)
+    return int(hits[0]) + 1 if hits.size else None
+
+
+def _f1(acc_error: float, acc_correct: float) -> float:
+    if np.isnan(acc_error) or np.isnan(acc_correct):
+        return float("nan")
+    if acc_error == 0 or acc_correct == 0:
+        return 0.0
+    return 2 * acc_error * acc_correct / (acc_error + acc_correct)
+
+
+def first_error_f1(pred: list[int | None], true: list[int | None]) -> dict:
+    """ProcessBench scores of predicted first-error steps against true ones (None = no error).
+
+    acc_error   = #{true not None, pred == true} / n_error  (exact step)
+    acc_correct = #{true None, pred None} / n_correct
+    f1          = 2 acc_error acc_correct / (acc_error + acc_correct), 0 if either is 0,
+                  nan if either class is empty (its accuracy is nan too).
+    True labels of -1 (unsolvable from s_0) must be excluded beforehand."""
+    if len(pred) != len(true):
+        raise ValueError(f"first_error_f1: {len(pred)} predictions but {len(true)} labels")
+    if any(t is not None and t < 1 for t in true):
+        raise ValueError("first_error_f1: true first errors must be None or >= 1; "
+                         "exclude responses unsolvable from the start (first_error = -1)")
+    err = [p == t for p, t in zip(pred, true) if t is not None]
+    cor = [p is None for p, t in zip(pred, true) if t is None]
+    acc_error = float(np.mean(err)) if err else float("nan")
+    acc_correct = float(np.mean(cor)) if cor else float("nan")
+    return {"acc_error": acc_error, "acc_correct": acc_correct, "f1": _f1(acc_error, acc_correct),
+            "n_error": len(err), "n_correct": len(cor)}
+
+
+def fit_threshold(preds: list[np.ndarray], trues: list[int | None], grid=None) -> float:
+    """The threshold t maximising first_error_f1 of predicted_first_error(pred, t) against `trues`;
+    ties go to the smallest t. Fit on the train split, apply to held-out responses.
+
+    Default grid: 0, 1 and the distinct predicted values at steps h >= 1. It is exact: which states
+    fall below t changes only at a predicted value, and t = 1 flags every step predicted below 1.
+    For one response let m_h = min(v(s_1..s_h)) (non-increasing); the prediction at t is the first h
+    with m_h < t, so it is None iff #{h : m_h >= t} = H and otherwise #{h : m_h >= t} + 1."""
+    if len(preds) != len(trues):
+        raise ValueError(f"fit_threshold: {len(preds)} predictions but {len(trues)} labels")
+    preds = [_values(p, "fit_threshold") for p in preds]
+    if grid is None:
+        grid = np.concatenate([[0.0, 1.0]] + [p[1:] for p in preds])
+    grid = np.unique(np.asarray(grid, dtype=np.float64))
+    first_error_f1([None] * len(trues), trues)  # validates the labels
+    hit_err, hit_cor = np.zeros(grid.size), np.zeros(grid.size)
+    for p, t in zip(preds, trues):
+        H = p.size - 1
+        m_asc = np.minimum.accumulate(p[1:])[::-1]  # m_H..m_1, ascending
+        above = H - np.searchsorted(m_asc, grid, side="left")  # #{h : m_h >= t}
+        if t is None:
+            hit_cor += above == H
+        elif t <= H:
+            hit_err += above == t - 1
+    n_err = sum(t is not None for t in trues)
+    n_cor = len(trues) - n_err
+    if n_err == 0 or n_cor == 0:
+        raise ValueError(f"fit_threshold: needs responses with and without a first error, "
+                         f"got {n_err} and {n_cor}")
+    a, b = hit_err / n_err, hit_cor / n_cor
+    f1 = np.where((a > 0) & (b > 0), 2 * a * b / np.where(a + b > 0, a + b, 1), 0.0)
+    return float(grid[int(np.argmax(f1))])
