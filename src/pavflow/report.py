@@ -21,6 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pavflow.labels import parse_prover as parse_prover_name
+from pavflow.verifiers.targets import ANALYTIC
 from pavflow.data import Schema, atomic_file, write_text
 from pavflow.stats import (bootstrap_ci, compute_efficiency, matched_difference, mean_ci, paired_bootstrap_ci,
                            pass_at_k, sample_efficiency)
@@ -250,7 +251,8 @@ def plot_prover_k(curves: pl.DataFrame | None, budget: int, out_dir: str | os.Pa
         return []
     base_policy = base_policy or _base_policy(rows)
     multi_alpha = rows.group_by("verifier", "prover").agg(pl.col("alpha").n_unique())["alpha"].max() > 1
-    series = [f"{v}, prover BoK({base_policy})" if pol == base_policy else f"{v}, prover {p}"
+    series = [f"{v}, prover BoK({base_policy})" if pol == base_policy else
+              f"{v}, analytic BoK({base_policy}) from pqv" if pol == ANALYTIC else f"{v}, prover {p}"
               for v, p, pol in rows.select("verifier", "prover", "policy").iter_rows()]
     if multi_alpha:
         series = [f"{s} α={_num(a)}" for s, a in zip(series, rows["alpha"])]
@@ -263,7 +265,7 @@ def plot_prover_k(curves: pl.DataFrame | None, budget: int, out_dir: str | os.Pa
             g = rows.filter(pl.col("series") == series).sort("K")
             acc = 100 * g["acc"].to_numpy()
             yerr = np.vstack([acc - 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy() - acc])
-            is_base = g["policy"][0] == base_policy
+            is_base = g["policy"][0] in (base_policy, ANALYTIC)  # K sweeps: lines; other policies: markers
             shift = 1.0 if is_base else 2 ** (0.08 * next(offsets))  # keep markers off the line
             ax.errorbar(g["K"].to_numpy() * shift, acc, yerr=yerr, color=color, capsize=3, label=series,
                         marker="o" if is_base else next(markers), ms=5 if is_base else 8,
@@ -401,36 +403,66 @@ def plot_train_logs(train_log: pl.DataFrame | None, out_dir: str | os.PathLike) 
         return _save(fig, out_dir, "train_logs")
 
 
-def plot_verifier_quality(metrics: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
-    """Per verifier: Brier score against its own MC targets on val states (95% CI error bars) and
-    outcome AUROC of its final-state value on val responses."""
-    panels = {"brier": "Brier score vs own targets (lower is better)",
-              "outcome_auroc": "outcome AUROC of v(s_H) (higher is better)"}
-    if _missing(metrics) or not metrics["metric"].is_in(list(panels)).any():
+QUALITY_PANELS = {  # metric -> (title, higher is better)
+    "brier": ("Brier score vs fresh MC values (lower is better)", False),
+    "spearman_progress": ("Spearman: predicted vs MC progress", True),
+    "outcome_auroc": ("Outcome AUROC of v(s_H)", True),
+    "first_error_f1": ("First-error detection F1 (ProcessBench)", True),
+}
+
+
+def plot_verifier_quality(quality: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
+    """The quality table (stages/quality) as four bar panels, one bar per verifier (oracle rows: the MC
+    labels themselves), 95% CI error bars."""
+    if _missing(quality) or not quality["metric"].is_in(list(QUALITY_PANELS)).any():
         return []
-    names = metrics["subject"].unique(maintain_order=True).to_list()
+    names = quality.filter(pl.col("metric").is_in(list(QUALITY_PANELS)))["subject"].unique(maintain_order=True).to_list()
     colors = _colors(names)
     with matplotlib.rc_context(_STYLE):
-        fig, axes = _figure(1, 2)
-        for ax, (m, title) in zip(axes, panels.items()):
-            rows = {r["subject"]: r for r in metrics.filter(pl.col("metric") == m).iter_rows(named=True)}
+        fig, axes = _figure(2, 2)
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w, max(h, 0.22 * len(names) * 2 + 2))
+        for ax, (m, (title, _)) in zip(axes.ravel(), QUALITY_PANELS.items()):
+            rows = {r["subject"]: r for r in quality.filter(pl.col("metric") == m).iter_rows(named=True)}
             for i, v in enumerate(names):
                 r = rows.get(v)
-                if r is None or not _ok(r["value"]):  # e.g. AUROC when val has one outcome class only
-                    ax.annotate("n/a", (i, 0), ha="center", va="bottom", fontsize=8)
+                if r is None or not _ok(r["value"]):
+                    ax.annotate("n/a", (0, i), va="center", fontsize=7)
                     continue
                 err = None
                 if _ok(r["ci_low"]) and _ok(r["ci_high"]):
                     err = [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]
-                ax.bar(i, r["value"], color=colors[v], yerr=err, capsize=3, label=v)
-            ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-            ax.set_xlim(-0.6, len(names) - 0.4)
-            ax.set(xlabel="verifier", ylabel=m.replace("_", " "), title=title)
+                ax.barh(i, r["value"], color=colors[v], xerr=err, capsize=2, hatch="//" if v.startswith("oracle") else None)
+            ax.set_yticks(range(len(names)), names, fontsize=7)
+            ax.invert_yaxis()
+            ax.set(title=title)
             if m == "outcome_auroc":
-                ax.axhline(0.5, color="k", lw=0.8, ls=":", label="chance")
-                ax.set_ylim(0, 1)
-        fig.suptitle("Verifier quality on validation states (error bars: 95% CI)")
+                ax.axvline(0.5, color="k", lw=0.8, ls=":")
+        fig.suptitle("Verifier quality on held-out val responses vs fresh MC labels (bars: 95% CI)")
         return _save(fig, out_dir, "verifier_quality")
+
+
+def plot_calibration(calib: pl.DataFrame | None, out_dir: str | os.PathLike) -> list[Path]:
+    """Reliability curves: mean fresh-MC value per bin of predicted value. Left: verifiers of Q^pi
+    (orm, pqv and variants, implicit PRMs, the oracle); right: of V^mu (pav, pav_analytic, their oracles)."""
+    if _missing(calib):
+        return []
+    is_mu = pl.col("subject").str.starts_with("pav") | pl.col("subject").str.starts_with("oracle_")
+    with matplotlib.rc_context(_STYLE):
+        fig, axes = _figure(1, 2)
+        for ax, (title, rows) in zip(axes, (("targets Q^π", calib.filter(~is_mu)), ("targets V^μ", calib.filter(is_mu)))):
+            names = rows["subject"].unique(maintain_order=True).to_list()
+            colors = _colors(names)
+            ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls=":")
+            for v in names:
+                g = rows.filter(pl.col("subject") == v).sort("bin_mid")
+                ax.plot(g["mean_pred"].to_numpy(), g["mean_target"].to_numpy(), marker="o", ms=3, lw=1,
+                        color=colors[v], label=v, ls="--" if v.startswith("oracle") else "-")
+            ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted value (bin mean)", ylabel="fresh MC value (bin mean)",
+                   title=f"Calibration, {title}")
+            if names:
+                ax.legend(fontsize=6, loc="upper left")
+        return _save(fig, out_dir, "calibration")
 
 
 # ----------------------------------------------------------------------------- summary
@@ -914,7 +946,7 @@ def _rl_section(rl: pl.DataFrame | None, head: dict) -> list[str]:
 
 
 def _metrics_section(metrics: pl.DataFrame | None, head: dict) -> list[str]:
-    md = ["## Verifier quality", ""]
+    md = ["## Verifier training jobs: val quality against their own targets", ""]
     if _missing(metrics):
         return md + NOT_RUN
     subjects = metrics["subject"].unique(maintain_order=True).to_list()
@@ -937,6 +969,93 @@ def _metrics_section(metrics: pl.DataFrame | None, head: dict) -> list[str]:
     return md + _table(["subject", *names], rows)
 
 
+QUALITY_COLUMNS = ("brier", "ece", "spearman_progress", "outcome_auroc", "first_error_f1", "label_rollouts")
+
+
+def _quality_section(quality: pl.DataFrame | None, base_policy: str, head: dict) -> list[str]:
+    md = ["## Verifier quality (held-out val responses, fresh MC labels as ground truth)", "",
+          "Brier and ECE against fresh MC values of each verifier's own target (V^μ of its prover for pav, "
+          "Q^π otherwise); Spearman of predicted vs MC progress per step; outcome AUROC of the final value; "
+          "first-error F1 (ProcessBench: harmonic mean of exact first-error accuracy on erroneous responses "
+          "and of no-error accuracy on the others; threshold fitted on train). `oracle` rows are the "
+          "training labels themselves (a first MC pool) judged by the fresh pool: the MC-noise floor. "
+          "`label_rollouts`: MC rollouts behind the train targets. 95% CIs: bootstrap over responses.", ""]
+    if _missing(quality):
+        return md + NOT_RUN
+    cell = {(r["subject"], r["metric"]): r for r in quality.iter_rows(named=True)}
+    subjects = quality["subject"].unique(maintain_order=True).to_list()
+    rows = []
+    for v in subjects:
+        row = [v]
+        for m in QUALITY_COLUMNS:
+            r = cell.get((v, m))
+            if r is None or not _ok(r["value"]):
+                row.append("–")
+                continue
+            head[f"quality/{v}/{m}"] = r["value"]
+            if m == "label_rollouts":
+                row.append(f"{int(r['value']):,}")
+                continue
+            ci = f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if _ok(r["ci_low"]) and _ok(r["ci_high"]) else ""
+            row.append(f"{r['value']:.3f}{ci}")
+        rows.append(row)
+    md += _table(["verifier", *QUALITY_COLUMNS], rows)
+    for m, (title, higher) in QUALITY_PANELS.items():
+        d = (quality.filter((pl.col("metric") == m) & ~pl.col("subject").str.starts_with("oracle"))
+             .filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
+             .sort("value", descending=higher))
+        if d.height:
+            best = d.row(0, named=True)
+            head[f"quality/best/{m}"] = best["subject"]
+            md.append(f"- Best on {m.replace('_', ' ')}: **{best['subject']}** ({best['value']:.3f}"
+                      + (f", CI [{best['ci_low']:.3f}, {best['ci_high']:.3f}]" if _ok(best["ci_low"]) else "") + ").")
+    analytic = [v for v in subjects if v.startswith("pav_analytic_k")]
+    lines = []
+    for a in analytic:
+        k = a.rsplit("_k", 1)[1]
+        trained = f"pav_{base_policy}_k{k}"
+        if trained not in subjects:
+            continue
+        diffs = []
+        for m in ("brier", "spearman_progress", "outcome_auroc", "first_error_f1"):
+            x, y = cell.get((a, m)), cell.get((trained, m))
+            if x and y and _ok(x["value"]) and _ok(y["value"]):
+                diffs.append(f"{m} {x['value'] - y['value']:+.3f}")
+        if diffs:
+            lines.append(f"- {a} − {trained}: " + ", ".join(diffs))
+    if lines:
+        md += ["", "Analytic PAV (1 − (1 − pqv)^K, untrained) minus the trained pav of the same K "
+               "(Brier: negative is better; the others: positive is better):", ""] + lines
+    return md + [""]
+
+
+def _beam_scorers_section(curves: pl.DataFrame | None, search: pl.DataFrame | None, budget: int,
+                          headline: dict | None, head: dict) -> list[str]:
+    """Every beam-search scorer run at N = budget (pqv alone, pqv + pav per prover, analytic provers,
+    single verifiers such as implicit PRMs), paired against the headline configuration."""
+    md = [f"## Beam search scorers at N={budget} (test)", ""]
+    if _missing(curves):
+        return md + NOT_RUN
+    rows = curve_labels(curves).filter((pl.col("method") == "beam") & (pl.col("budget") == budget))
+    if rows.height == 0:
+        return md + NOT_RUN
+    rows = rows.sort("acc", descending=True)
+    out = []
+    for r in rows.iter_rows(named=True):
+        c = {"method": "beam", "verifier": r["verifier"], "prover": r["prover"], "alpha": r["alpha"]}
+        diff = "–"
+        if headline is not None and not _missing(search) and config_label(c) != config_label(headline):
+            pc = paired_comparisons(search.filter(pl.col("budget") == budget), c, [headline])
+            if pc.height:
+                p = pc.row(0, named=True)
+                diff = _fmt_diff(p["diff"], p["ci_low"], p["ci_high"])
+        head[f"beam_scorers/{r['label']}/acc@{budget}"] = r["acc"]
+        out.append([r["label"], _acc_ci(r["acc"], r["ci_low"], r["ci_high"]), _tok(r["gen_tokens"]), diff,
+                    r["n_problems"]])
+    ref = config_label(headline) if headline else "–"
+    return md + _table(["scorer", "accuracy % [95% CI]", "gen tokens", f"− {ref} (paired, points)", "problems"], out)
+
+
 def _figures_section(out_dir: Path, figures: Iterable[str | os.PathLike] | None) -> list[str]:
     md = ["## Figures", ""]
     paths = [Path(p) for p in figures] if figures is not None else sorted(out_dir.glob("*.png"))
@@ -956,7 +1075,7 @@ def write_summary(out_dir: str | os.PathLike, *, experiment: str, pool: pl.DataF
                   k_budget: int = 0, figures: Iterable[str | os.PathLike] | None = None,
                   config: str | None = None, search: pl.DataFrame | None = None,
                   val: pl.DataFrame | None = None, choice: dict | None = None, alpha: float | None = None,
-                  aggregate: str = "last") -> dict:
+                  aggregate: str = "last", quality: pl.DataFrame | None = None) -> dict:
     """Write out_dir/summary.md and the same as a standalone page, out_dir/summary.html; return the
     headline numbers as a flat dict (keys like 'pool/base/acc', 'search/beam/pqv+pav/base_k4/acc@64',
     'rl/<arm>/final_acc_sampled').
@@ -979,7 +1098,11 @@ def write_summary(out_dir: str | os.PathLike, *, experiment: str, pool: pl.DataF
     if search is not None or val is not None:
         md += _search_sections(search, curves, val, choice, headline_prover, alpha, k_budget, base_policy,
                                aggregate, head)
+    if search is not None:
+        md += _beam_scorers_section(curves, search, k_budget, {"method": "beam", "verifier": "pqv+pav",
+                                                               "prover": headline_prover, "alpha": alpha}, head)
     md += _rl_section(rl, head)
+    md += _quality_section(quality, base_policy, head)
     md += _metrics_section(verifier_metrics, head)
     md += _figures_section(out_dir, figures)
     if config is not None:
