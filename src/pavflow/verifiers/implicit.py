@@ -1,0 +1,330 @@
+"""Implicit PRM (Yuan et al. 2024, "Free Process Rewards without Process Labels").
+
+Two copies of the base policy: πθ (trained) and πref (frozen). For a response y = a_1..a_H after the
+prompt x, every response token t gets the log-ratio
+
+    l_t = log πθ(y_t | x, y_<t) - log πref(y_t | x, y_<t)
+
+and the response reward is r(y) = β Σ_t l_t. Trained only on outcome labels (ce: σ(r) ≈ P(correct);
+dpo: r(y+) > r(y-)), the partial sums are process rewards for free:
+
+    q_h = β Σ_{t in steps 1..h} l_t    (q_0 = 0),    step reward q_h - q_{h-1},    Σ_h = q_H = r(y)
+
+Tokens are assigned to steps by `encode_states`: token t belongs to step h iff
+boundaries[h-1] < t <= boundaries[h]. Prompt tokens (t <= boundaries[0]) never count, nor do tokens
+after boundaries[H] (e.g. an EOS a tokenizer appends), so q_H is exactly r(y).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from pavflow.policy.model import check_model_dir, resolve_device
+from pavflow.progress import progress
+from pavflow.verifiers.value import _pad_id, _pad_right, encode_states
+
+META = "implicit.json"
+LOSSES = ("ce", "dpo")
+_DROPOUTS = ("attention_dropout", "hidden_dropout", "classifier_dropout", "dropout", "resid_pdrop",
+             "embd_pdrop", "attn_pdrop", "activation_dropout", "hidden_dropout_prob",
+             "attention_probs_dropout_prob")
+
+
+# -----------------------------------------------------------------------------
+# models: πθ and πref from a policy, save, load
+
+def _causal_lm(path, what: str):
+    """float32 causal LM from a save_pretrained directory, every dropout off."""
+    path = check_model_dir(path)
+    try:
+        cfg = AutoConfig.from_pretrained(path)
+        for name in _DROPOUTS:
+            if isinstance(getattr(cfg, name, None), float):
+                setattr(cfg, name, 0.0)
+        model = AutoModelForCausalLM.from_pretrained(path, config=cfg, dtype=torch.float32)
+    except Exception as e:
+        raise RuntimeError(f"{path}: could not load {what} ({type(e).__name__}: {e})") from e
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return model
+
+
+def _frozen(ref):
+    ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def implicit_models_from_policy(policy_dir: str | os.PathLike, seed: int):
+    """(model, ref): two float32 copies of the policy, dropout off; model in train mode, ref frozen.
+    Nothing is random in a copy; `seed` seeds torch anyway, for any weight the checkpoint lacks."""
+    torch.manual_seed(seed)
+    model = _causal_lm(policy_dir, "the implicit PRM's policy copy")
+    ref = _causal_lm(policy_dir, "the implicit PRM's reference policy")
+    return model.train(), _frozen(ref)
+
+
+def save_implicit(model, tok, path: str | os.PathLike, *, beta: float, loss: str) -> None:
+    """πθ and tokenizer via save_pretrained, plus implicit.json {"beta", "loss"}. πref is not saved:
+    it is the base policy, given again at load time."""
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    with open(os.path.join(path, META), "w") as f:
+        json.dump({"beta": float(beta), "loss": loss}, f)
+
+
+def load_implicit(path: str | os.PathLike, ref_path: str | os.PathLike, device: str = "cpu"):
+    """(model, ref, tok, meta) from a directory written by `save_implicit` and the base policy."""
+    path = check_model_dir(path)
+    if not (path / META).is_file():
+        raise ValueError(f"{path} is not a saved implicit PRM: it has no {META} (write it with "
+                         f"save_implicit)")
+    meta = json.loads((path / META).read_text())
+    if not isinstance(meta.get("beta"), (int, float)):
+        raise ValueError(f"{path / META}: expected a numeric 'beta', found {meta}")
+    model = _causal_lm(path, "the implicit PRM")
+    ref = _frozen(_causal_lm(ref_path, "the implicit PRM's reference policy"))
+    if model.config.vocab_size != ref.config.vocab_size:
+        raise ValueError(f"implicit PRM {path} (vocab {model.config.vocab_size}) and reference "
+                         f"{ref_path} (vocab {ref.config.vocab_size}) do not share a vocabulary: "
+                         f"is {ref_path} the policy the PRM was trained from?")
+    tok = AutoTokenizer.from_pretrained(path)
+    device = resolve_device(device)
+    return model.to(device).eval(), ref.to(device), tok, meta
+
+
+# -----------------------------------------------------------------------------
+# the formulas
+
+def _next_token_logprobs(model, ids, mask):
+    """log p(ids[:, t] | ids[:, <t]) for t = 1..L-1: (B, L-1)."""
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, L-1, V)
+    tgt = ids[:, 1:, None]  # (B, L-1, 1)
+    return (logits.gather(-1, tgt) - torch.logsumexp(logits, dim=-1, keepdim=True))[..., 0]
+
+
+def token_log_ratios(model, ref, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """l_t = log πθ(ids[t] | <t) - log πref(ids[t] | <t): (B, L); 0 at t = 0 and at padding.
+    Gradients flow through πθ only."""
+    lp = _next_token_logprobs(model, ids, mask)  # (B, L-1)
+    with torch.no_grad():
+        lp_ref = _next_token_logprobs(ref, ids, mask)  # (B, L-1)
+    l = (lp - lp_ref) * mask[:, 1:]  # (B, L-1)
+    return F.pad(l, (1, 0))  # (B, L)
+
+
+def _span_mask(spans, L: int, device) -> torch.Tensor:
+    """(B, L) float, 1 at token indices lo < t <= hi of each row's (lo, hi)."""
+    t = torch.arange(L, device=device)[None]  # (1, L)
+    lo = torch.tensor([s[0] for s in spans], device=device)[:, None]  # (B, 1)
+    hi = torch.tensor([s[1] for s in spans], device=device)[:, None]  # (B, 1)
+    return ((t > lo) & (t <= hi)).float()
+
+
+def ce_loss(r: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """-[y log σ(r) + (1 - y) log(1 - σ(r))], mean over the batch. r, y: (B,)."""
+    y = y.to(r.dtype)
+    return -(y * F.logsigmoid(r) + (1 - y) * F.logsigmoid(-r)).mean()
+
+
+def dpo_loss(r_pos: torch.Tensor, r_neg: torch.Tensor) -> torch.Tensor:
+    """-log σ(r(y+) - r(y-)), mean over pairs. r_pos, r_neg: (P,)."""
+    return -F.logsigmoid(r_pos - r_neg).mean()
+
+
+# -----------------------------------------------------------------------------
+# scoring
+
+@torch.no_grad()
+def implicit_rewards(model, ref, tok, prompts: list[str], steps: list[list[str]], beta: float,
+                     batch_size: int = 64) -> tuple[list[np.ndarray], list[int]]:
+    """q_h for h = 0..H of each (prompt, steps) as float64 (H+1,) arrays (q_0 = 0), and the length of
+    each token sequence. Sequences are length-sorted into batches; results come back in input order."""
+    if len(prompts) != len(steps):
+        raise ValueError(f"implicit_rewards: {len(prompts)} prompts but {len(steps)} step lists")
+    device = next(model.parameters()).device
+    enc = [encode_states(tok, p, a) for p, a in zip(prompts, steps)]
+    q: list[np.ndarray | None] = [None] * len(enc)
+    order = sorted(range(len(enc)), key=lambda i: (-len(enc[i][0]), i))
+    was_training, pad = model.training, _pad_id(tok)
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        ids, mask = _pad_right([enc[i][0] for i in idx], pad, device)  # (B, L)
+        cum = token_log_ratios(model, ref, ids, mask).double().cumsum(-1).cpu().numpy()  # (B, L)
+        for r, i in enumerate(idx):
+            b = enc[i][1]
+            q[i] = beta * (cum[r, b] - cum[r, b[0]])  # (H+1,): Σ of l_t over b[0] < t <= b[h]
+    model.train(was_training)
+    return q, [len(e[0]) for e in enc]
+
+
+class ImplicitVerifier:
+    """A trained implicit PRM ready for search. `.q` gives the process values q_h (logit scale);
+    `.score` gives σ(q_h), the state-value view used by search and metrics (under the ce loss σ(r) is
+    P(correct)). Both πθ and πref read every sequence, so the token count of an item is 2 * its
+    length in tokens."""
+
+    def __init__(self, model, ref, tok, beta: float, batch_size: int = 64):
+        self.model, self.ref, self.tok, self.beta, self.batch_size = model, ref, tok, beta, batch_size
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, ref_path: str | os.PathLike, device: str = "cpu",
+             batch_size: int = 64) -> "ImplicitVerifier":
+        model, ref, tok, meta = load_implicit(path, ref_path, device)
+        return cls(model, ref, tok, float(meta["beta"]), batch_size)
+
+    def q(self, prompts: list[str], steps: list[list[str]]) -> tuple[list[np.ndarray], list[int]]:
+        q, n = implicit_rewards(self.model, self.ref, self.tok, prompts, steps, self.beta,
+                                self.batch_size)
+        return q, [2 * k for k in n]
+
+    def score(self, prompts: list[str], steps: list[list[str]]) -> tuple[list[np.ndarray], list[int]]:
+        q, tokens = self.q(prompts, steps)
+        return [1.0 / (1.0 + np.exp(-x)) for x in q], tokens
+
+
+# -----------------------------------------------------------------------------
+# training
+
+@dataclass
+class ResponseExample:
+    prompt: str
+    steps: list[str]
+    correct: int  # 0/1 outcome of the response
+    group: str    # problem id: dpo pairs are formed within a group
+
+
+def dpo_pairs(examples: list[ResponseExample], seed: int,
+              max_pairs_per_problem: int | None) -> list[tuple[int, int]]:
+    """(pos, neg) index pairs: within each problem (group), every correct x incorrect response; if a
+    problem has more than `max_pairs_per_problem` (None: no cap) a uniform subset of that size is
+    kept, drawn by a generator seeded from (seed, group) so a problem's pairs do not depend on the
+    other problems. Groups come in order of first appearance, pairs in (pos, neg) index order."""
+    if max_pairs_per_problem is not None and max_pairs_per_problem < 1:
+        raise ValueError(f"dpo_pairs: max_pairs_per_problem must be >= 1 or None, got "
+                         f"{max_pairs_per_problem}")
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(ex.group, []).append(i)
+    out = []
+    for g, idx in groups.items():
+        pairs = [(p, n) for p in idx if examples[p].correct for n in idx if not examples[n].correct]
+        if max_pairs_per_problem is not None and len(pairs) > max_pairs_per_problem:
+            keep = random.Random(f"{seed}:{g}").sample(range(len(pairs)), max_pairs_per_problem)
+            pairs = [pairs[k] for k in sorted(keep)]
+        out.extend(pairs)
+    return out
+
+
+def train_implicit(model, ref, tok, examples: list[ResponseExample], *, loss: str, beta: float,
+                   steps: int, batch_size: int, lr: float, seed: int, weight_decay: float = 0.0,
+                   warmup: int = 0, schedule: str = "cosine", min_lr_frac: float = 0.1,
+                   grad_clip: float = 1.0, log_every: int = 50, max_pairs_per_problem: int | None = 4,
+                   on_log=None, checkpoint_every: int = 0, on_checkpoint=None,
+                   resume: dict | None = None) -> list[dict]:
+    """Fit πθ on outcome labels with r(y) = β Σ l_t: loss="ce" is BCE of σ(r) against `correct`
+    (a batch is `batch_size` responses); loss="dpo" is -log σ(r(y+) - r(y-)) over `dpo_pairs` (a batch
+    is `batch_size` pairs). Responses with no token in their steps are dropped. Optimiser, schedule,
+    seeded epoch-permutation minibatches, log rows {"step", "loss", "tokens_seen"} and exact
+    checkpoint/resume are those of `train_value`; tokens_seen counts the tokens of the sequences πθ
+    trained on (πref reads them too)."""
+    if loss not in LOSSES:
+        raise ValueError(f"train_implicit: loss must be one of {LOSSES}, got {loss!r}")
+    if schedule not in ("cosine", "linear"):
+        raise ValueError(f"train_implicit: schedule must be cosine or linear, got {schedule!r}")
+    if steps < 1 or batch_size < 1 or log_every < 1:
+        raise ValueError(f"train_implicit: need steps, batch_size, log_every >= 1, got "
+                         f"{steps}, {batch_size}, {log_every}")
+    device = next(model.parameters()).device
+    if next(ref.parameters()).device != device:
+        raise ValueError(f"train_implicit: model is on {device} but ref on {next(ref.parameters()).device}")
+    _frozen(ref)
+    usable, seqs = [], []  # examples with at least one response token; (ids, (b_0, b_H), y)
+    for i, ex in enumerate(examples):
+        if ex.correct not in (0, 1):
+            raise ValueError(f"train_implicit: example {i} has correct={ex.correct!r}, expected 0 or 1")
+        ids, b = encode_states(tok, ex.prompt, ex.steps)
+        if b[-1] > b[0]:
+            usable.append(ex)
+            seqs.append((ids, (b[0], b[-1]), float(ex.correct)))
+    if not seqs:
+        raise ValueError("train_implicit: no example has a response token (all step lists are empty)")
+    if loss == "ce":
+        data = [(s,) for s in seqs]
+    else:
+        data = [(seqs[p], seqs[n]) for p, n in dpo_pairs(usable, seed, max_pairs_per_problem)]
+        if not data:
+            raise ValueError(f"train_implicit: loss=dpo needs a problem (group) with both a correct and "
+                             f"an incorrect response; none of the {len(usable)} responses' "
+                             f"{len({e.group for e in usable})} problems has both. Use loss=ce, which "
+                             f"trains on single responses")
+
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+
+    def lr_at(t):  # t = 0..steps-1; the schedule of train_value
+        if t < warmup:
+            return lr * (t + 1) / warmup
+        frac = (t - warmup) / max(steps - warmup - 1, 1)
+        shape = 0.5 * (1 + math.cos(math.pi * frac)) if schedule == "cosine" else 1 - frac
+        return lr * (min_lr_frac + (1 - min_lr_frac) * shape)
+
+    gen = torch.Generator().manual_seed(seed)
+    order, cursor = [], 0
+    pad, rows, tokens_seen, loss_sum, loss_n, start = _pad_id(tok), [], 0, 0.0, 0, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["opt"])
+        gen.set_state(resume["gen"])
+        order, cursor, rows = list(resume["order"]), resume["cursor"], list(resume["rows"])
+        tokens_seen, loss_sum, loss_n, start = resume["tokens_seen"], resume["loss_sum"], resume["loss_n"], resume["step"]
+    model.train()
+    for t in progress(range(start, steps), desc="implicit PRM steps"):
+        batch = []
+        while len(batch) < min(batch_size, len(data)):
+            if cursor == len(order):
+                order, cursor = torch.randperm(len(data), generator=gen).tolist(), 0
+            batch.append(data[order[cursor]])
+            cursor += 1
+        flat = [s for item in batch for s in item]  # ce: B responses; dpo: pos_0, neg_0, pos_1, ...
+        ids, mask = _pad_right([s[0] for s in flat], pad, device)  # (N, L)
+        l = token_log_ratios(model, ref, ids, mask)  # (N, L)
+        r = beta * (l * _span_mask([s[1] for s in flat], ids.shape[1], device)).sum(-1)  # (N,)
+        if loss == "ce":
+            y = torch.tensor([s[2] for s in flat], device=device)  # (N,)
+            loss_t = ce_loss(r, y)
+        else:
+            loss_t = dpo_loss(r[0::2], r[1::2])  # (P,), (P,)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(t)
+        opt.zero_grad(set_to_none=True)
+        loss_t.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        tokens_seen += int(mask.sum())
+        loss_sum, loss_n = loss_sum + loss_t.item(), loss_n + 1
+        if (t + 1) % log_every == 0 or t == steps - 1:
+            rows.append({"step": t + 1, "loss": loss_sum / loss_n, "tokens_seen": tokens_seen})
+            loss_sum, loss_n = 0.0, 0
+            if on_log is not None:
+                on_log(rows[-1])
+        if on_checkpoint is not None and checkpoint_every > 0 and (t + 1) % checkpoint_every == 0 and t + 1 < steps:
+            on_checkpoint({"step": t + 1, "model": model.state_dict(), "opt": opt.state_dict(),
+                           "gen": gen.get_state(), "order": order, "cursor": cursor, "rows": rows,
+                           "tokens_seen": tokens_seen, "loss_sum": loss_sum, "loss_n": loss_n})
+    model.eval()
+    return rows
