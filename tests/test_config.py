@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from pavflow.config import Config, ConfigError, provers, rollout_policies, validate
 from pavflow.study import compose
@@ -36,8 +36,12 @@ def test_didactic_has_its_documented_values(didactic):
     assert didactic.name == "didactic"
     assert list(didactic.sweep.prover_k) == [1, 2, 4, 8, 16, 32]
     assert didactic.sweep.policy == "base"
-    assert [(p.policy, p.k) for p in didactic.sweep.cross_provers] == [("weak", 4)]
-    assert set(didactic.sft.policies) == {"base", "weak"}
+    assert [(p.policy, p.k) for p in didactic.sweep.cross_provers] == [("weak", 4), ("strong", 4)]
+    assert set(didactic.sft.policies) == {"base", "weak", "strong"}
+    assert didactic.sft.policies.strong.target_val_acc > didactic.sft.policies.base.target_val_acc \
+        > didactic.sft.policies.weak.target_val_acc
+    assert didactic.sweep.analytic and list(didactic.verifier.implicit.losses) == ["ce", "dpo"]
+    assert {"pqv.hard", "pqv.random", "pqv.first_pit"} <= set(didactic.sweep.label_variants)
     assert didactic.search.prover == "base_k4" and didactic.rl.prover == "base_k4"
     assert didactic.tracking.mode == "offline"
     # everything the schema declares is present after composition (no missing values)
@@ -92,6 +96,16 @@ def test_tracking_off(smoke):
     (["sweep.cross_provers=[{policy:weak,k:0}]"], ["sweep.cross_provers[0].k=0"]),
     (["rl.arms=[outcome,bogus]"], ["rl.arms[1]='bogus'"]),
     (["tracking.mode=bogus"], ["tracking.mode='bogus'"]),
+    (["rl.arms=[outcome,implicit_dpo]", "verifier.implicit.losses=[ce]"], ["rl.arms[1]='implicit_dpo'", "trains no"]),
+    (["rl.arms=[pav_analytic]", "rl.prover=weak_k1"], ["rl.prover='weak_k1'", "base policy"]),
+    (["verifier.implicit.losses=[ce,kto]"], ["verifier.implicit.losses[1]='kto'"]),
+    (["verifier.implicit.beta=0"], ["verifier.implicit.beta=0"]),
+    (["verifier.random_states=0"], ["verifier.random_states=0"]),
+    (["sweep.label_variants=[pqv.soft_ish]"], ["sweep.label_variants[0]='pqv.soft_ish'", "label variant"]),
+    (["sweep.label_variants=[orm.hard]"], ["sweep.label_variants[0]='orm.hard'", "pqv and pav only"]),
+    (["sweep.label_variants=[pav_base_k2.hard]"], ["sweep.label_variants[0]='pav_base_k2.hard'", "trained pqv or pav"]),
+    (["sweep.label_variants=[pqv]"], ["sweep.label_variants[0]='pqv'"]),
+    (["search.beam_verifiers=[implicit_dpo]", "verifier.implicit.losses=[ce]"], ["search.beam_verifiers[0]='implicit_dpo'"]),
     (["resources.mem_mb=0"], ["resources.mem_mb=0", ">= 1"]),
     (["resources.runtime=-5"], ["resources.runtime=-5"]),
     (["resources.stages.sft.mem_mb=0"], ["resources.stages.sft.mem_mb=0"]),
@@ -105,6 +119,14 @@ def test_tracking_off(smoke):
 ])
 def test_validate_names_key_and_value(overrides, fragments):
     rejects(overrides, *fragments)
+
+
+def test_analytic_is_a_reserved_policy_name(smoke):
+    cfg = copy.deepcopy(smoke)
+    with open_dict(cfg):
+        cfg.sft.policies["analytic"] = cfg.sft.policies.weak
+    with pytest.raises(ConfigError, match=r"sft\.policies\.analytic='analytic'.*reserved"):
+        validate(cfg)
 
 
 def test_budgets_the_beam_can_spend_are_accepted():
@@ -144,8 +166,8 @@ def test_compose_rejects_unknown_experiment_and_bad_override_list():
 # --- provers and rollout policies ----------------------------------------------------------------
 
 def test_provers_sweep_then_cross(didactic, smoke):
-    assert provers(didactic) == [("base", k) for k in (1, 2, 4, 8, 16, 32)] + [("weak", 4)]
-    assert rollout_policies(didactic) == ["base", "weak"]
+    assert provers(didactic) == [("base", k) for k in (1, 2, 4, 8, 16, 32)] + [("weak", 4), ("strong", 4)]
+    assert rollout_policies(didactic) == ["base", "weak", "strong"]
     assert provers(smoke) == [("base", 1), ("base", 4), ("weak", 1)]
     assert rollout_policies(smoke) == ["base", "weak"]
 

@@ -199,11 +199,11 @@ def _ci(r: dict) -> str:
     return f"{100 * r['acc']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
 
 
-def test_write_summary(tmp_path, search, pool, rl, metrics):
+def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
     curves = search_curves(search)
     figs = plot_accuracy_vs_budget(curves, tmp_path)
     head = write_summary(tmp_path, experiment="toy", pool=pool, curves=curves, rl=rl,
-                         verifier_metrics=metrics, headline_prover="base_k4", k_budget=4)
+                         verifier_metrics=metrics, headline_prover="base_k4", k_budget=4, quality=quality)
     md = (tmp_path / "summary.md").read_text()
     assert md.startswith("# toy")
 
@@ -246,7 +246,7 @@ def test_write_summary(tmp_path, search, pool, rl, metrics):
     assert head["rl/sample_efficiency_ci_low"] <= 6.0 <= head["rl/sample_efficiency_ci_high"]
     assert "**6.00×** fewer" in md
 
-    rows = _section(md, "Verifier quality")
+    rows = _section(md, "Verifier training jobs")
     assert rows[0] == ["subject", "auroc", "bon@16"]
     assert rows[1] == ["orm", "0.710 [0.680, 0.740]", "0.400"]
     assert rows[2] == ["pav_base_k4", "0.780 [0.750, 0.810]", "–"]
@@ -261,13 +261,33 @@ def test_write_summary(tmp_path, search, pool, rl, metrics):
 def test_write_summary_missing(tmp_path):
     head = write_summary(tmp_path, experiment="empty", headline_prover="base_k4", k_budget=4)
     md = (tmp_path / "summary.md").read_text()
-    assert md.count("_not run_") == 6
+    assert md.count("_not run_") == 7
     assert head == {"experiment": "empty"}
     empty = search_curves(None)
     write_summary(tmp_path, experiment="empty", curves=empty, pool=pl.DataFrame(schema=SAMPLES),
                   rl=pl.DataFrame(schema=RL_CURVE), verifier_metrics=pl.DataFrame(schema=METRICS),
-                  headline_prover="base_k4", k_budget=4)
-    assert (tmp_path / "summary.md").read_text().count("_not run_") == 6
+                  headline_prover="base_k4", k_budget=4, quality=pl.DataFrame(schema=METRICS))
+    assert (tmp_path / "summary.md").read_text().count("_not run_") == 7
+
+
+def test_quality_section_names_the_best_and_compares_analytic_with_trained(tmp_path):
+    rows = [("orm", "brier", 0.20, 0.18, 0.23), ("orm", "outcome_auroc", 0.71, 0.6, 0.8),
+            ("pav_base_k4", "brier", 0.12, 0.10, 0.14), ("pav_base_k4", "outcome_auroc", 0.78, 0.7, 0.86),
+            ("pav_base_k4", "label_rollouts", 4096.0, None, None),
+            ("pav_analytic_k4", "brier", 0.15, 0.13, 0.17), ("pav_analytic_k4", "outcome_auroc", 0.80, 0.7, 0.9),
+            ("oracle", "brier", 0.01, 0.0, 0.02), ("oracle", "outcome_auroc", 1.0, 1.0, 1.0)]
+    quality = conform(pl.DataFrame([dict(subject=a, metric=m, value=v, ci_low=lo, ci_high=hi, n=10)
+                                    for a, m, v, lo, hi in rows]), METRICS, "metrics")
+    head = write_summary(tmp_path, experiment="q", headline_prover="base_k4", k_budget=4, quality=quality)
+    md = (tmp_path / "summary.md").read_text()
+    table = _section(md, "Verifier quality (held-out")
+    assert table[0] == ["verifier", "brier", "ece", "spearman_progress", "outcome_auroc", "first_error_f1",
+                        "label_rollouts"]
+    assert table[2] == ["pav_base_k4", "0.120 [0.100, 0.140]", "–", "–", "0.780 [0.700, 0.860]", "–", "4,096"]
+    # the oracle (MC labels) is a reference, never "best"
+    assert head["quality/best/brier"] == "pav_base_k4" and head["quality/best/outcome_auroc"] == "pav_analytic_k4"
+    assert "Best on brier: **pav_base_k4**" in md
+    assert "- pav_analytic_k4 − pav_base_k4: brier +0.030, outcome_auroc +0.020" in md
 
 
 def test_summary_html_holds_the_tables_and_the_config(tmp_path, search, pool, rl, metrics):

@@ -20,8 +20,14 @@ def jobs_of(stage: str, cfg) -> list[dict]:
     """The jobs of a stage whose params the tests compare (one dict of job wildcards each)."""
     if stage == "sft":
         return [{"policy": p} for p in cfg.sft.policies]
-    if stage in ("search_beam", "labels", "search_val"):
+    if stage in ("labels", "search_val"):
         return [{"prover": p} for p in study_jobs(cfg)["provers"]]
+    if stage == "search_beam":
+        return [{"prover": p} for p in study_jobs(cfg)["beam_provers"]]
+    if stage == "verifier":
+        return [{"verifier": v} for v in study_jobs(cfg)["verifiers"]]
+    if stage == "search_beamv":
+        return [{"verifier": v} for v in study_jobs(cfg)["beam_verifiers"]]
     if stage == "search_prm":
         return [{"verifier": v} for v in study_jobs(cfg)["prm_verifiers"]]
     return [{}]
@@ -53,8 +59,8 @@ def test_stage_params_are_builtin(didactic):
 
 
 def test_stage_params_cover_every_stage(didactic):
-    assert set(CODE) == {"problems", "sft", "seeds", "mc", "labels", "verifier", "search_pool",
-                         "search_bon", "search_beam", "search_prm", "search_alpha", "search_val",
+    assert set(CODE) == {"problems", "sft", "seeds", "mc", "labels", "verifier", "quality", "search_pool",
+                         "search_bon", "search_beam", "search_beamv", "search_prm", "search_alpha", "search_val",
                          "search_selected", "search_oracle", "rft", "rl", "report"}
     # sft params depend on the policy trained; the untrained-policy case still gives builtins
     base, weak = (stage_params(didactic, "sft", policy=p) for p in ("base", "weak"))
@@ -64,7 +70,7 @@ def test_stage_params_cover_every_stage(didactic):
 
 def test_adding_a_k_leaves_existing_jobs_alone(didactic):
     more = compose("didactic", ["sweep.prover_k=[1,2,4,8,16,32,64]"])
-    assert study_jobs(more)["provers"][-2:] == ["base_k64", "weak_k4"]
+    assert study_jobs(more)["provers"][-3:] == ["base_k64", "weak_k4", "strong_k4"]
     for stage in ("problems", "seeds", "mc", "verifier", "search_pool", "search_bon", "rl"):
         assert stage_params(more, stage) == stage_params(didactic, stage), stage
     assert stage_params(more, "sft", policy="base") == stage_params(didactic, "sft", policy="base")
@@ -102,6 +108,22 @@ def test_sweep_settings_rerun_only_their_sweeps(didactic):
     assert "search_bon" not in changed_stages(didactic, ["search.prover=base_k8"])
 
 
+def changed_jobs(cfg, overrides: list[str]) -> set:
+    before, after = all_params(cfg), all_params(compose("didactic", overrides))
+    return {(k[0], *[v for _, v in k[1]]) for k in before if before[k] != after.get(k)}
+
+
+def test_verifier_settings_rerun_only_the_verifiers_they_shape(didactic):
+    # implicit PRM settings: the implicit verifiers and the quality table, no value verifier
+    assert changed_jobs(didactic, ["verifier.implicit.beta=0.1"]) == {
+        ("verifier", "implicit_ce"), ("verifier", "implicit_dpo"), ("quality",)}
+    assert changed_jobs(didactic, ["verifier.random_states=3"]) == {("verifier", "pqv.random"), ("quality",)}
+    assert changed_jobs(didactic, ["verifier.quality_bins=5"]) == {("quality",)}
+    # value-verifier settings leave the implicit PRMs alone
+    steps = changed_jobs(didactic, ["verifier.steps=100"])
+    assert ("verifier", "pqv") in steps and ("verifier", "implicit_ce") not in steps
+
+
 def test_n_mc_changes_mc_not_seeds(didactic):
     other = compose("didactic", ["rollouts.n_mc=4"])
     assert stage_params(other, "mc") != stage_params(didactic, "mc")
@@ -126,15 +148,24 @@ def test_beam_budgets(didactic):
 
 def test_study_jobs(didactic):
     jobs = study_jobs(didactic)
-    provers = ["base_k1", "base_k2", "base_k4", "base_k8", "base_k16", "base_k32", "weak_k4"]
-    assert jobs["provers"] == provers
-    assert jobs["verifiers"] == ["orm", "pqv"] + [f"pav_{p}" for p in provers]
-    assert jobs["policies"] == ["base", "weak"]
-    assert jobs["rollout_policies"] == ["base", "weak"]
-    assert jobs["rl_runs"] == [(arm, s) for arm in ("outcome", "pav") for s in (0, 1, 2)]  # seed bands
-    smoke = compose("smoke", ["rl.seeds=[0,1]"])
+    provers = ["base_k1", "base_k2", "base_k4", "base_k8", "base_k16", "base_k32", "weak_k4", "strong_k4"]
+    analytic = [f"analytic_k{k}" for k in (1, 2, 4, 8, 16, 32)]
+    variants = ["pqv.hard", "pqv.random", "pqv.first_pit", "pqv.hard.first_pit", "pav_base_k4.first_pit"]
+    assert jobs["provers"] == provers and jobs["analytic_provers"] == analytic
+    assert jobs["verifiers"] == ["orm", "pqv"] + [f"pav_{p}" for p in provers] + ["implicit_ce", "implicit_dpo"] + variants
+    assert jobs["quality_verifiers"] == jobs["verifiers"] + [f"pav_{a}" for a in analytic]
+    assert jobs["beam_provers"] == provers + analytic  # the K curve of trained and analytic PAVs
+    assert jobs["beam_verifiers"] == ["implicit_ce", "implicit_dpo"]
+    assert jobs["prm_verifiers"] == ["pqv", "pav_base_k4", "implicit_ce", "implicit_dpo"]
+    assert jobs["policies"] == ["base", "weak", "strong"]
+    assert jobs["rollout_policies"] == ["base", "weak", "strong"]
+    assert jobs["rl_runs"] == [(arm, s) for arm in ("outcome", "pav", "pav_analytic", "implicit_ce")
+                               for s in (0, 1, 2)]  # seed bands
+    smoke = compose("smoke", ["rl.seeds=[0,1]", "sweep.analytic=false"])
     jobs = study_jobs(smoke)
-    assert jobs["verifiers"] == ["orm", "pqv", "pav_base_k1", "pav_base_k4", "pav_weak_k1"]
+    assert jobs["verifiers"] == ["orm", "pqv", "pav_base_k1", "pav_base_k4", "pav_weak_k1", "implicit_ce",
+                                 "pqv.hard.first_pit"]
+    assert jobs["analytic_provers"] == [] and jobs["quality_verifiers"] == jobs["verifiers"]
     assert jobs["rl_runs"] == [("outcome", 0), ("outcome", 1), ("pav", 0), ("pav", 1)]
 
 

@@ -13,15 +13,30 @@ from pavflow.verifiers.targets import KINDS, parse_verifier, state_targets
 KEY = ["problem_id", "split", "sample_id", "h"]
 
 
-@pytest.mark.parametrize("name, parsed", [
-    ("orm", ("orm", None)), ("pqv", ("pqv", None)), ("pav_base_k4", ("pav", "base_k4")),
-    ("pav_weak_k16", ("pav", "weak_k16")), ("pav_my_policy_k2", ("pav", "my_policy_k2")),
+@pytest.mark.parametrize("name, kind, prover, loss, targets, prefixes", [
+    ("orm", "orm", None, None, "soft", "all"), ("pqv", "pqv", None, None, "soft", "all"),
+    ("pav_base_k4", "pav", "base_k4", None, "soft", "all"),
+    ("pav_weak_k16", "pav", "weak_k16", None, "soft", "all"),
+    ("pav_my_policy_k2", "pav", "my_policy_k2", None, "soft", "all"),
+    ("pav_analytic_k8", "pav_analytic", "analytic_k8", None, "soft", "all"),
+    ("implicit_ce", "implicit", None, "ce", "soft", "all"), ("implicit_dpo", "implicit", None, "dpo", "soft", "all"),
+    ("pqv.hard", "pqv", None, None, "hard", "all"), ("pqv.first_pit", "pqv", None, None, "soft", "first_pit"),
+    ("pqv.hard.first_pit", "pqv", None, None, "hard", "first_pit"),
+    ("pqv.random.hard", "pqv", None, None, "hard", "random"),
+    ("pav_base_k4.random", "pav", "base_k4", None, "soft", "random"),
 ])
-def test_parse_verifier_accepts(name, parsed):
-    assert parse_verifier(name) == parsed
+def test_parse_verifier_accepts(name, kind, prover, loss, targets, prefixes):
+    spec = parse_verifier(name)
+    assert (spec.name, spec.kind, spec.prover, spec.loss, spec.targets, spec.prefixes) == \
+        (name, kind, prover, loss, targets, prefixes)
+    assert spec.trained == (kind != "pav_analytic")
+    assert spec.value_model == (kind in ("orm", "pqv", "pav"))
 
 
-@pytest.mark.parametrize("name", ["pav", "pav_", "pqv_x", "orm_base_k4", "foo", "", "PQV", "prm"])
+@pytest.mark.parametrize("name", ["pav", "pav_", "pqv_x", "orm_base_k4", "foo", "", "PQV", "prm",
+                                  "implicit", "implicit_kto", "pqv.soft2", "pqv.hard.hard",
+                                  "pqv.random.first_pit", "orm.hard", "implicit_ce.hard", "pav_analytic_k4.hard",
+                                  "pav_base_k0"])
 def test_parse_verifier_rejects(name):
     with pytest.raises(ValueError, match=re.escape(repr(name))):
         parse_verifier(name)
@@ -57,7 +72,7 @@ def pool(seeds: pl.DataFrame, rollout_policy: str, n_mc: int, c_of) -> pl.DataFr
 
 
 def test_kinds():
-    assert KINDS == ("orm", "pqv", "pav")
+    assert KINDS == ("orm", "pqv", "pav", "pav_analytic", "implicit")
     with pytest.raises(ValueError, match="'prm'"):
         state_targets("prm", pl.DataFrame())
 

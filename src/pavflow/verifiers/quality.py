@@ -67,11 +67,15 @@ def quality_rows(name: str, val: Scored, truth: list[np.ndarray], truth_progress
                         np.concatenate([truth_progress[i] for i in idx] + [np.empty(0)]))
 
     def f1_of(idx):
+        if not np.isfinite(threshold):
+            return float("nan")
         idx = [i for i in idx if keep[i]]
         return first_error_f1([pred_fe[i] for i in idx], [true_fe[i] for i in idx])["f1"]
 
     everything = np.arange(R)
-    f1 = first_error_f1([p for p, k in zip(pred_fe, keep) if k], [t for t, k in zip(true_fe, keep) if k])
+    f1 = first_error_f1([p for p, k in zip(pred_fe, keep) if k], [t for t, k in zip(true_fe, keep) if k]) \
+        if np.isfinite(threshold) else {"f1": float("nan"), "acc_error": float("nan"), "acc_correct": float("nan"),
+                                        "n_error": None, "n_correct": None}
     flat_pred = np.concatenate(val.values) if R else np.empty(0)
     flat_true = np.concatenate(truth) if R else np.empty(0)
     ci = lambda fn: cluster_bootstrap_ci(fn, R, n_boot=n_boot, seed=seed)
@@ -92,7 +96,10 @@ def quality_rows(name: str, val: Scored, truth: list[np.ndarray], truth_progress
 
 
 def fit_first_error_threshold(train: Scored, q_pi_train: list[np.ndarray]) -> float:
-    """The first-error threshold that maximises F1 on the train split's responses (their own MC pool)."""
+    """The first-error threshold that maximises F1 on the train split's responses (their own MC pool);
+    nan when train has no response with, or none without, a first error (F1 is then not reported)."""
     true_fe = true_first_errors(q_pi_train)
     keep = [i for i, t in enumerate(true_fe) if t != -1]
+    if len({t is None for i, t in enumerate(true_fe) if i in set(keep)}) < 2:
+        return float("nan")
     return fit_threshold([train.values[i] for i in keep], [true_fe[i] for i in keep])
