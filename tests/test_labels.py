@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from pavflow.data import LABELS, MC, conform
-from pavflow.labels import bok_value, make_labels, prover_name
+from pavflow.labels import bok_of_value, bok_value, make_labels, prover_name
 
 
 def bok(n, c, k) -> float:
@@ -213,3 +213,12 @@ def test_make_labels_progress_telescopes(pools, k):
         assert a[0] is None
         assert sum(a[1:]) == pytest.approx(v[-1] - v[0], abs=1e-9)
         assert seed["q_pi"].to_list() == pytest.approx([c / n for n, c in states])
+
+
+def test_bok_of_value_is_the_formula_and_the_plug_in_of_bok_value():
+    v = np.array([0.0, 0.25, 0.5, 1.0])
+    assert np.allclose(bok_of_value(v, 2), [0.0, 0.4375, 0.75, 1.0])
+    assert np.array_equal(bok_of_value(v, 1), v)
+    # K > n: bok_value falls back to exactly this plug-in
+    n, c = np.array([4, 4]), np.array([1, 3])
+    assert np.allclose(bok_value(n, c, 9), bok_of_value(c / n, 9))

@@ -166,3 +166,29 @@ def test_matched_difference():
     assert matched_difference(a, 401.0, base, [100.0, 400.0]) is None
     with pytest.raises(ValueError, match="increasing"):
         matched_difference(a, 200.0, base, [400.0, 100.0])
+
+
+from pavflow.stats import cluster_bootstrap_ci  # noqa: E402
+
+
+def test_cluster_bootstrap_resamples_whole_clusters():
+    # 40 clusters of very different sizes; the pooled ratio's CI covers it and is deterministic
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 20, size=40)
+    sq = np.array([rng.random(s).sum() for s in sizes])
+    stat = lambda idx: sq[idx].sum() / sizes[idx].sum()  # noqa: E731
+    lo, hi = cluster_bootstrap_ci(stat, 40, n_boot=500, seed=1)
+    assert lo < stat(np.arange(40)) < hi
+    assert (lo, hi) == cluster_bootstrap_ci(stat, 40, n_boot=500, seed=1)
+    # identical clusters: no uncertainty at all
+    assert cluster_bootstrap_ci(lambda idx: 0.25, 10, n_boot=50) == (0.25, 0.25)
+
+
+def test_cluster_bootstrap_edge_cases():
+    assert all(math.isnan(x) for x in cluster_bootstrap_ci(lambda idx: 1.0, 0))
+    assert all(math.isnan(x) for x in cluster_bootstrap_ci(lambda idx: float("nan"), 5, n_boot=20))
+    # nan resamples (e.g. AUROC with one class drawn) are dropped, the rest still give a CI
+    y = np.array([0, 1])
+    lo, hi = cluster_bootstrap_ci(lambda idx: float(y[idx].mean()) if len(set(y[idx])) == 2 else float("nan"),
+                                  2, n_boot=100)
+    assert lo == hi == 0.5
