@@ -58,7 +58,10 @@ def test_every_table_matches_its_schema(study):
     tables += [(L.policy_log(p), data.TRAIN_LOG) for p in jobs["policies"]]
     tables += [(L.mc(p), data.MC) for p in jobs["rollout_policies"]]
     tables += [(L.labels(p), data.LABELS) for p in jobs["provers"]]
-    tables += [(L.search(f"beam_{p}"), data.SEARCH) for p in jobs["provers"]]
+    tables += [(L.search(f"beam_{p}"), data.SEARCH) for p in jobs["beam_provers"]]
+    tables += [(L.search(f"beamv_{v}"), data.SEARCH) for v in jobs["beam_verifiers"]]
+    tables += [(L.mc_fresh(p), data.MC) for p in jobs["rollout_policies"]]
+    tables += [(L.quality(), data.METRICS), (L.calibration(), data.CALIBRATION)]
     tables += [(L.search(f"val_{p}"), data.SEARCH) for p in jobs["provers"]]
     tables += [(L.search(f"prm_{v}"), data.SEARCH) for v in jobs["prm_verifiers"]]
     tables += [(L.search(n), data.SEARCH) for n in ("alpha", "selected", "oracle")]
@@ -73,8 +76,23 @@ def test_every_table_matches_its_schema(study):
     # MC pools cover every state s_0..s_H of every seed, for every rollout policy
     seeds = data.read_table(L.seeds(), data.SAMPLES)
     n_states = int((seeds["n_steps"].clip(lower_bound=0) + 1).sum())
+    val_seeds = seeds.filter(pl.col("split") == "val")
     for p in jobs["rollout_policies"]:
         assert data.read_table(L.mc(p), data.MC).height == n_states
+        fresh = data.read_table(L.mc_fresh(p), data.MC)  # the quality table's truth: val seeds only
+        assert set(fresh["split"]) == {"val"} and fresh.height == int((val_seeds["n_steps"] + 1).sum())
+    # one quality row per verifier of the study (trained, analytic, implicit, label variants) and per
+    # oracle (the MC labels themselves); label variants record what their labels cost
+    quality = data.read_table(L.quality(), data.METRICS)
+    oracles = ["oracle"] + [f"oracle_{p}" for p in jobs["provers"]]
+    assert set(quality.filter(pl.col("metric") == "brier")["subject"]) == set(jobs["quality_verifiers"] + oracles)
+    assert {"brier", "ece", "spearman_progress", "outcome_auroc", "first_error_f1", "label_rollouts"} <= \
+        set(quality["metric"])
+    cost = dict(quality.filter(pl.col("metric") == "label_rollouts").select("subject", "value").iter_rows())
+    assert cost["orm"] == cost["implicit_ce"] == 0 and 0 < cost["pqv.hard.first_pit"] <= cost["pqv"]
+    assert "## Verifier quality (held-out val responses" in (L.report() / "summary.md").read_text()
+    analytic = data.read_table(L.search(f"beam_{jobs['analytic_provers'][-1]}"), data.SEARCH)
+    assert set(analytic["budget"]) == {cfg.search.k_budget} and set(analytic["verifier"]) == {"pqv+pav"}
     beam = data.read_table(L.search(f"beam_{cfg.search.prover}"), data.SEARCH)
     assert sorted(beam["budget"].unique()) == list(cfg.search.budgets)
     for v in jobs["verifiers"]:
@@ -104,7 +122,9 @@ def test_every_job_has_an_offline_wandb_run_with_its_metrics(study):
     runs = {r.name: r for r in find_offline_runs(L.root)}
     expected = (["problems", "seeds-base", "search-pool-base", "search-bon-orm", "report"]
                 + [f"sft-{p}" for p in jobs["policies"]] + [f"mc-{p}" for p in jobs["rollout_policies"]]
-                + [f"labels-{p}" for p in jobs["provers"]] + [f"search-beam-{p}" for p in jobs["provers"]]
+                + [f"mc-fresh-{p}" for p in jobs["rollout_policies"]] + ["quality"]
+                + [f"labels-{p}" for p in jobs["provers"]] + [f"search-beam-{p}" for p in jobs["beam_provers"]]
+                + [f"search-beamv-{v}" for v in jobs["beam_verifiers"]]
                 + [f"verifier-{v}" for v in jobs["verifiers"]] + [f"rl-{a}-s{s}" for a, s in jobs["rl_runs"]]
                 + [f"search-val-{p}" for p in jobs["provers"]] + [f"search-prm-{v}" for v in jobs["prm_verifiers"]]
                 + ["search-alpha", "search-selected", "search-oracle"])
@@ -132,7 +152,9 @@ def test_adding_a_prover_k_reuses_every_rollout(study):
     assert scheduled(workdir) == {}
     jobs = scheduled(workdir, ["sweep.prover_k=[1,4,2]"])
     assert not {"problems", "sft", "seeds", "mc", "search_pool", "search_bon", "rl"} & set(jobs), jobs
-    assert jobs["labels"] == 1 and jobs["verifier"] == 1 and jobs["search_beam"] == 1, jobs
+    # its labels, its pav, its beam search and its analytic twin's; the quality table gains two rows
+    assert jobs["labels"] == 1 and jobs["verifier"] == 1 and jobs["search_beam"] == 2, jobs
+    assert jobs["quality"] == 1 and "mc_fresh" not in jobs, jobs
 
 
 def test_changing_a_search_parameter_reruns_only_search_and_report(study):

@@ -192,3 +192,24 @@ def test_cluster_bootstrap_edge_cases():
     lo, hi = cluster_bootstrap_ci(lambda idx: float(y[idx].mean()) if len(set(y[idx])) == 2 else float("nan"),
                                   2, n_boot=100)
     assert lo == hi == 0.5
+
+
+from pavflow.stats import compute_efficiency_ci  # noqa: E402
+
+
+def test_compute_efficiency_ci_brackets_the_estimate_and_goes_to_infinity_when_unreached():
+    rng = np.random.default_rng(0)
+    P = 400
+    tokens = np.array([100.0, 200.0, 400.0, 800.0])
+    base = (rng.random((P, 4)) < np.array([0.2, 0.3, 0.4, 0.5])).astype(float)  # BoN curve
+    a = (rng.random(P) < 0.3).astype(float)  # method at 100 tokens
+    r, bound = compute_efficiency(tokens, base.mean(axis=0), 100.0, float(a.mean()))
+    lo, hi = compute_efficiency_ci(tokens, base, 100.0, a, n_boot=400)
+    assert bound == "=" and lo < r < hi and math.isfinite(hi)
+    assert (lo, hi) == compute_efficiency_ci(tokens, base, 100.0, a, n_boot=400)  # seeded
+    # a method the baseline almost never reaches: the upper end is unbounded
+    top = np.ones(P)
+    lo, hi = compute_efficiency_ci(tokens, base, 100.0, top, n_boot=200)
+    assert math.isinf(hi)
+    with pytest.raises(ValueError, match="3 baseline problems, 2 method problems"):
+        compute_efficiency_ci(tokens, base[:3], 100.0, a[:2])

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from pavflow.labels import parse_prover as parse_prover_name
 from pavflow.verifiers.targets import ANALYTIC
 from pavflow.data import Schema, atomic_file, write_text
-from pavflow.stats import (bootstrap_ci, compute_efficiency, matched_difference, mean_ci, paired_bootstrap_ci,
+from pavflow.stats import (bootstrap_ci, compute_efficiency, compute_efficiency_ci, matched_difference, mean_ci, paired_bootstrap_ci,
                            pass_at_k, sample_efficiency)
 
 CURVE_KEYS = ["method", "verifier", "prover", "k", "alpha", "budget"]
@@ -638,7 +638,8 @@ HEADLINE: Schema = {  # beam-PAV vs BoN-ORM per beam budget N (paired over the p
     "bon_gen_tokens_same_n": pl.Float64, "gain_same_n": pl.Float64, "gain_same_n_ci_low": pl.Float64,
     "gain_same_n_ci_high": pl.Float64, "gain_at_equal_tokens": pl.Float64,
     "gain_at_equal_tokens_ci_low": pl.Float64, "gain_at_equal_tokens_ci_high": pl.Float64,
-    "compute_efficiency": pl.Float64, "compute_efficiency_bound": pl.String, "n_problems": pl.Int64,
+    "compute_efficiency": pl.Float64, "compute_efficiency_bound": pl.String,
+    "compute_efficiency_ci_low": pl.Float64, "compute_efficiency_ci_high": pl.Float64, "n_problems": pl.Int64,
 }
 PAIRED: Schema = {
     "method": pl.String, "baseline": pl.String, "budget": pl.Int32, "method_acc": pl.Float64,
@@ -706,10 +707,11 @@ def headline_comparisons(search: pl.DataFrame | None, beam: dict, bon: dict, n_b
                 if n in o_budgets else (None, None, None))
         matched = matched_difference(a, t, o_mat, o_tok, n_boot=n_boot, seed=seed) or (None, None, None)
         eff, bound = compute_efficiency(o_tok, o_mat.mean(axis=0), t, float(a.mean()))
+        eff_ci = compute_efficiency_ci(o_tok, o_mat, t, a, n_boot=n_boot, seed=seed)
         rows.append((n, float(a.mean()), t,
                      float(o_mat[:, o_budgets.index(n)].mean()) if n in o_budgets else None,
                      float(o_tok[o_budgets.index(n)]) if n in o_budgets else None,
-                     *same, *matched, eff, bound, len(problems)))
+                     *same, *matched, eff, bound, *eff_ci, len(problems)))
     return pl.DataFrame(rows, schema=HEADLINE, orient="row").sort("budget")
 
 
@@ -769,10 +771,13 @@ def _fmt_diff(d, lo, hi) -> str:
     return f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" if _ok(d) else "–"
 
 
-def _fmt_eff(r, bound) -> str:
+def _fmt_eff(r, bound, lo=None, hi=None) -> str:
     if not _ok(r):
         return "–"
-    return {"=": f"{r:.2f}×", ">": f"> {r:.2f}×", "<=": f"≤ {r:.2f}×"}[bound]
+    out = {"=": f"{r:.2f}×", ">": f"> {r:.2f}×", "<=": f"≤ {r:.2f}×"}[bound]
+    if _ok(lo) and _ok(hi):
+        out += f" [{lo:.2f}, {'∞' if math.isinf(hi) else f'{hi:.2f}'}]"
+    return out
 
 
 def _comparisons_section(search: pl.DataFrame | None, beam: dict | None, bon: dict, baselines: list[dict],
@@ -790,7 +795,7 @@ def _comparisons_section(search: pl.DataFrame | None, beam: dict | None, bon: di
            "`gain_at_equal_tokens`: beam minus best-of-N interpolated (log2 tokens) at beam's mean generated "
            "tokens. `compute_efficiency`: tokens best-of-N needs to reach beam's accuracy (interpolated on its "
            "measured curve) over beam's tokens; '>' when it never reaches it (lower bound), '≤' when it is "
-           "already there at N=1.", ""]
+           "already there at N=1; its CI resamples problems, ∞ when best-of-N often never gets there.", ""]
     head[f"{prefix}/beam"], head[f"{prefix}/baseline"] = lab, config_label(bon)
     rows = []
     for r in hc.iter_rows(named=True):
@@ -800,16 +805,19 @@ def _comparisons_section(search: pl.DataFrame | None, beam: dict | None, bon: di
                      _fmt_diff(r["gain_same_n"], r["gain_same_n_ci_low"], r["gain_same_n_ci_high"]),
                      _fmt_diff(r["gain_at_equal_tokens"], r["gain_at_equal_tokens_ci_low"],
                                r["gain_at_equal_tokens_ci_high"]),
-                     _fmt_eff(r["compute_efficiency"], r["compute_efficiency_bound"])])
+                     _fmt_eff(r["compute_efficiency"], r["compute_efficiency_bound"],
+                              r["compute_efficiency_ci_low"], r["compute_efficiency_ci_high"])])
         for key in ("gain_same_n", "gain_at_equal_tokens"):
             if _ok(r[key]):
                 head |= {f"{prefix}/{key}@{n}": r[key], f"{prefix}/{key}_ci_low@{n}": r[f"{key}_ci_low"],
                          f"{prefix}/{key}_ci_high@{n}": r[f"{key}_ci_high"]}
         head |= {f"{prefix}/compute_efficiency@{n}": r["compute_efficiency"],
                  f"{prefix}/compute_efficiency_bound@{n}": r["compute_efficiency_bound"],
+                 f"{prefix}/compute_efficiency_ci_low@{n}": r["compute_efficiency_ci_low"],
+                 f"{prefix}/compute_efficiency_ci_high@{n}": r["compute_efficiency_ci_high"],
                  f"{prefix}/beam_acc@{n}": r["beam_acc"], f"{prefix}/beam_gen_tokens@{n}": r["beam_gen_tokens"]}
     md += _table(["N", "beam acc %", "beam gen tokens", "BoN acc % (same N)", "BoN gen tokens",
-                  "gain same N (points) [95% CI]", "gain_at_equal_tokens [95% CI]", "compute_efficiency"], rows)
+                  "gain same N (points) [95% CI]", "gain_at_equal_tokens [95% CI]", "compute_efficiency [95% CI]"], rows)
     md += [f"Problems: {hc['n_problems'][0]}.", ""]
     if not baselines:
         return md
@@ -1170,11 +1178,18 @@ def _claims_section(head: dict, k_lines: list[str]) -> list[str]:
                   for k, v in head.items() if k.startswith("headline/compute_efficiency@"))
     if effs:
         n, r, bound = effs[-1]
-        verdict = ("reproduces" if r >= 1.5 and bound != "<=" else
-                   "does not reproduce" if r < 1.5 and bound != ">" else "inconclusive")
+        lo, hi = head.get(f"headline/compute_efficiency_ci_low@{n}"), head.get(f"headline/compute_efficiency_ci_high@{n}")
+        has_ci = _ok(lo) and _ok(hi)
+        if has_ci:  # the CI decides when there is one
+            verdict = "reproduces" if lo >= 1.5 else "does not reproduce" if hi < 1.5 else "inconclusive"
+            rule = "reproduces if the 95% CI at the largest budget lies above 1.5×, does not if below"
+        else:
+            verdict = ("reproduces" if r >= 1.5 and bound != "<=" else
+                       "does not reproduce" if r < 1.5 and bound != ">" else "inconclusive")
+            rule = "reproduces if ≥ 1.5× at the largest budget; point estimate, no CI"
         md.append(f"- **Beam search with PAVs is 1.5–5× more compute-efficient**: at N={n}, compute_efficiency = "
-                  f"{_fmt_eff(r, bound)} (all budgets: {', '.join(f'N={b}: {_fmt_eff(x, bd)}' for b, x, bd in effs)}): "
-                  f"**{verdict}** (rule: reproduces if ≥ 1.5× at the largest budget; point estimate, no CI).")
+                  f"{_fmt_eff(r, bound, lo, hi)} (all budgets: {', '.join(f'N={b}: {_fmt_eff(x, bd)}' for b, x, bd in effs)}): "
+                  f"**{verdict}** (rule: {rule}).")
     if k_lines:
         k = head.get("headline/best_prover_k")
         ks = sorted(int(x.rsplit("k", 1)[1]) for x in head if x.startswith("headline/best_k_minus_k") and

@@ -169,6 +169,29 @@ def compute_efficiency(base_tokens: np.ndarray, base_acc: np.ndarray, tokens: fl
     return float(need / tokens), "<=" if first else "="
 
 
+def compute_efficiency_ci(base_tokens: np.ndarray, base: np.ndarray, tokens: float, a: np.ndarray,
+                          n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of `compute_efficiency`, resampling problems (the same ones on both sides):
+    `base` (problems, points) 0/1 of the baseline at its measured mean tokens `base_tokens`, `a`
+    (problems,) 0/1 of the method at `tokens`. A resample whose baseline never reaches the method's
+    accuracy counts as an infinite ratio, so the upper end is inf when that happens often enough."""
+    base = np.atleast_2d(np.asarray(base, dtype=np.float64))
+    a = np.asarray(a, dtype=np.float64).ravel()
+    if base.shape[0] != a.size:
+        raise ValueError(f"compute_efficiency_ci: {base.shape[0]} baseline problems, {a.size} method problems")
+    if a.size == 0 or tokens <= 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, a.size, size=a.size)
+        need = tokens_to_reach(base_tokens, base[idx].mean(axis=0), float(a[idx].mean()))
+        draws[b] = need / tokens
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(draws, [tail, 1.0 - tail], method="inverted_cdf")
+    return float(low), float(high)
+
+
 def matched_difference(a: np.ndarray, a_tokens: float, base: np.ndarray, base_tokens: np.ndarray,
                        n_boot: int = 2000, seed: int = 0,
                        level: float = 0.95) -> tuple[float, float, float] | None:
