@@ -100,7 +100,7 @@ def test_sweep_settings_rerun_only_their_sweeps(didactic):
     assert changed_stages(didactic, ["search.alpha_grid=[0,1,3]"]) == {"search_alpha", "search_val",
                                                                        "search_selected", "report"}
     assert changed_stages(didactic, ["search.val_problems=32"]) == {"search_val", "search_selected", "report"}
-    assert changed_stages(didactic, ["search.oracle=true"]) == {"report"}  # the oracle job is added, not rerun
+    assert changed_stages(didactic, ["search.oracle=false"]) == {"report"}  # the oracle job is dropped, nothing rerun
     assert changed_stages(didactic, ["search.oracle_rollouts=8"]) == {"search_oracle", "report"}
     assert changed_stages(didactic, ["search.aggregate=min"]) == {"report"}  # every aggregation is computed
     # the val grid of the headline prover also runs alpha = 0: a change of headline prover touches it
