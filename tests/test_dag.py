@@ -91,6 +91,10 @@ def test_every_table_matches_its_schema(study):
     cost = dict(quality.filter(pl.col("metric") == "label_rollouts").select("subject", "value").iter_rows())
     assert cost["orm"] == cost["implicit_ce"] == 0 and 0 < cost["pqv.hard.first_pit"] <= cost["pqv"]
     assert "## Verifier quality (held-out val responses" in (L.report() / "summary.md").read_text()
+    # every RL arm ran: the analytic arm's progress is that of the rl.prover's K, from the pqv
+    arms = {a: data.read_table(L.rl(a, 0), data.RL_CURVE) for a in cfg.rl.arms}
+    assert set(arms["pav_analytic"]["prover"]) == {"analytic_k4"} and set(arms["implicit_ce"]["prover"]) == {""}
+    assert arms["implicit_ce"]["verifier_tokens"].max() > 0 and arms["outcome"]["verifier_tokens"].max() == 0
     analytic = data.read_table(L.search(f"beam_{jobs['analytic_provers'][-1]}"), data.SEARCH)
     assert set(analytic["budget"]) == {cfg.search.k_budget} and set(analytic["verifier"]) == {"pqv+pav"}
     beam = data.read_table(L.search(f"beam_{cfg.search.prover}"), data.SEARCH)

@@ -166,7 +166,7 @@ def test_study_jobs(didactic):
     assert jobs["verifiers"] == ["orm", "pqv", "pav_base_k1", "pav_base_k4", "pav_weak_k1", "implicit_ce",
                                  "pqv.hard.first_pit"]
     assert jobs["analytic_provers"] == [] and jobs["quality_verifiers"] == jobs["verifiers"]
-    assert jobs["rl_runs"] == [("outcome", 0), ("outcome", 1), ("pav", 0), ("pav", 1)]
+    assert jobs["rl_runs"] == [(a, s) for a in ("outcome", "pav", "pav_analytic", "implicit_ce") for s in (0, 1)]
 
 
 def test_code_modules_exist():
