@@ -145,6 +145,9 @@ def dpo_loss(r_pos: torch.Tensor, r_neg: torch.Tensor) -> torch.Tensor:
 # -----------------------------------------------------------------------------
 # scoring
 
+_MAX_LOGITS = 1 << 27  # logits per scoring batch (B * L * V), ~0.5 GB in float32
+
+
 @torch.no_grad()
 def implicit_rewards(model, ref, tok, prompts: list[str], steps: list[list[str]], beta: float,
                      batch_size: int = 64) -> tuple[list[np.ndarray], list[int]]:
@@ -158,8 +161,12 @@ def implicit_rewards(model, ref, tok, prompts: list[str], steps: list[list[str]]
     order = sorted(range(len(enc)), key=lambda i: (-len(enc[i][0]), i))
     was_training, pad = model.training, _pad_id(tok)
     model.eval()
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    start = 0
+    while start < len(order):
+        # both models' full-vocabulary logits are materialised: cap B * L * V (a 49k vocabulary at
+        # batch 512 would need tens of GB)
+        rows = max(1, min(batch_size, _MAX_LOGITS // (len(enc[order[start]][0]) * model.config.vocab_size)))
+        idx, start = order[start:start + rows], start + rows
         ids, mask = _pad_right([enc[i][0] for i in idx], pad, device)  # (B, L)
         cum = token_log_ratios(model, ref, ids, mask).double().cumsum(-1).cpu().numpy()  # (B, L)
         for r, i in enumerate(idx):
