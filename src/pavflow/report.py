@@ -866,6 +866,12 @@ def _val_section(val: pl.DataFrame | None, choice: dict | None, head: dict) -> l
     md += [f"Chosen on val (N={choice['budget']}, highest accuracy; ties to smaller α, then smaller K): "
            f"**prover {chosen}, α = {_num(choice['alpha'])}** ({_pct(choice['val_acc'])}% on "
            f"{choice['n_problems']} val problems). Its test numbers are the headline above.", ""]
+    at = vc.filter(((pl.col("alpha") - choice["alpha"]).abs() < 1e-12) & (pl.col("prover") != ""))
+    if choice["alpha"] and at.height > 1:  # the prover-K curve at the chosen alpha, where the choice is made
+        ks = sorted(((parse_prover(p)[1] or 0, p, acc, lo, hi) for p, acc, lo, hi in
+                     at.select("prover", "acc", "ci_low", "ci_high").iter_rows()), key=lambda r: (r[0], r[1]))
+        md += [f"Val accuracy by prover at the chosen α = {_num(choice['alpha'])}: "
+               + ", ".join(f"{p} {_acc_ci(acc, lo, hi)}%" for _, p, acc, lo, hi in ks) + ".", ""]
     return md
 
 
