@@ -362,7 +362,7 @@ def validate(cfg) -> None:
         bad("verifier.quality_bins", cfg.verifier.quality_bins, "must be >= 2")
     for i, v in enumerate(cfg.sweep.label_variants):
         try:
-            spec = parse_verifier(v)
+            parse_verifier(v)
         except ValueError as e:
             bad(f"sweep.label_variants[{i}]", v, str(e))
         base = v.split(".")[0]

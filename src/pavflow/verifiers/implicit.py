@@ -17,7 +17,6 @@ after boundaries[H] (e.g. an EOS a tokenizer appends), so q_H is exactly r(y).
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from pavflow.policy.model import check_model_dir, resolve_device
-from pavflow.progress import progress
+from pavflow.verifiers.fit import fit
 from pavflow.verifiers.value import _pad_id, _pad_right, encode_states
 
 META = "implicit.json"
@@ -244,15 +243,10 @@ def train_implicit(model, ref, tok, examples: list[ResponseExample], *, loss: st
     (a batch is `batch_size` responses); loss="dpo" is -log σ(r(y+) - r(y-)) over `dpo_pairs` (a batch
     is `batch_size` pairs). Responses with no token in their steps are dropped. Optimiser, schedule,
     seeded epoch-permutation minibatches, log rows {"step", "loss", "tokens_seen"} and exact
-    checkpoint/resume are those of `train_value`; tokens_seen counts the tokens of the sequences πθ
+    checkpoint/resume are `fit`'s, as for `train_value`; tokens_seen counts the tokens of the sequences πθ
     trained on (πref reads them too)."""
     if loss not in LOSSES:
         raise ValueError(f"train_implicit: loss must be one of {LOSSES}, got {loss!r}")
-    if schedule not in ("cosine", "linear"):
-        raise ValueError(f"train_implicit: schedule must be cosine or linear, got {schedule!r}")
-    if steps < 1 or batch_size < 1 or log_every < 1:
-        raise ValueError(f"train_implicit: need steps, batch_size, log_every >= 1, got "
-                         f"{steps}, {batch_size}, {log_every}")
     device = next(model.parameters()).device
     if next(ref.parameters()).device != device:
         raise ValueError(f"train_implicit: model is on {device} but ref on {next(ref.parameters()).device}")
@@ -277,61 +271,18 @@ def train_implicit(model, ref, tok, examples: list[ResponseExample], *, loss: st
                              f"{len({e.group for e in usable})} problems has both. Use loss=ce, which "
                              f"trains on single responses")
 
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    pad = _pad_id(tok)
 
-    def lr_at(t):  # t = 0..steps-1; the schedule of train_value
-        if t < warmup:
-            return lr * (t + 1) / warmup
-        frac = (t - warmup) / max(steps - warmup - 1, 1)
-        shape = 0.5 * (1 + math.cos(math.pi * frac)) if schedule == "cosine" else 1 - frac
-        return lr * (min_lr_frac + (1 - min_lr_frac) * shape)
-
-    gen = torch.Generator().manual_seed(seed)
-    order, cursor = [], 0
-    pad, rows, tokens_seen, loss_sum, loss_n, start = _pad_id(tok), [], 0, 0.0, 0, 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["opt"])
-        gen.set_state(resume["gen"])
-        order, cursor, rows = list(resume["order"]), resume["cursor"], list(resume["rows"])
-        tokens_seen, loss_sum, loss_n, start = resume["tokens_seen"], resume["loss_sum"], resume["loss_n"], resume["step"]
-    model.train()
-    for t in progress(range(start, steps), desc="implicit PRM steps"):
-        batch = []
-        while len(batch) < min(batch_size, len(data)):
-            if cursor == len(order):
-                order, cursor = torch.randperm(len(data), generator=gen).tolist(), 0
-            batch.append(data[order[cursor]])
-            cursor += 1
+    def loss_fn(batch):
         flat = [s for item in batch for s in item]  # ce: B responses; dpo: pos_0, neg_0, pos_1, ...
         ids, mask = _pad_right([s[0] for s in flat], pad, device)  # (N, L)
         l = token_log_ratios(model, ref, ids, mask)  # (N, L)
         r = beta * (l * _span_mask([s[1] for s in flat], ids.shape[1], device)).sum(-1)  # (N,)
         if loss == "ce":
-            y = torch.tensor([s[2] for s in flat], device=device)  # (N,)
-            loss_t = ce_loss(r, y)
-        else:
-            loss_t = dpo_loss(r[0::2], r[1::2])  # (P,), (P,)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(t)
-        opt.zero_grad(set_to_none=True)
-        loss_t.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        tokens_seen += int(mask.sum())
-        loss_sum, loss_n = loss_sum + loss_t.item(), loss_n + 1
-        if (t + 1) % log_every == 0 or t == steps - 1:
-            rows.append({"step": t + 1, "loss": loss_sum / loss_n, "tokens_seen": tokens_seen})
-            loss_sum, loss_n = 0.0, 0
-            if on_log is not None:
-                on_log(rows[-1])
-        if on_checkpoint is not None and checkpoint_every > 0 and (t + 1) % checkpoint_every == 0 and t + 1 < steps:
-            on_checkpoint({"step": t + 1, "model": model.state_dict(), "opt": opt.state_dict(),
-                           "gen": gen.get_state(), "order": order, "cursor": cursor, "rows": rows,
-                           "tokens_seen": tokens_seen, "loss_sum": loss_sum, "loss_n": loss_n})
-    model.eval()
-    return rows
+            return ce_loss(r, torch.tensor([s[2] for s in flat], device=device)), int(mask.sum())
+        return dpo_loss(r[0::2], r[1::2]), int(mask.sum())  # (P,), (P,)
+
+    return fit(model, data, loss_fn, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+               weight_decay=weight_decay, warmup=warmup, schedule=schedule, min_lr_frac=min_lr_frac,
+               grad_clip=grad_clip, log_every=log_every, on_log=on_log, checkpoint_every=checkpoint_every,
+               on_checkpoint=on_checkpoint, resume=resume, desc="implicit PRM steps", who="train_implicit")

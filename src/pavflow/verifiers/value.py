@@ -13,7 +13,6 @@ progress A^mu of a step is then the difference of consecutive values (metrics.ad
 """
 from __future__ import annotations
 
-import math
 import os
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
 from pavflow.policy.model import check_model_dir, resolve_device
-from pavflow.progress import progress
+from pavflow.verifiers.fit import fit
 
 
 # -----------------------------------------------------------------------------
@@ -137,11 +136,6 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
     {"step", "loss", "tokens_seen"} (loss = mean over the steps since the previous row).
     Every `checkpoint_every` steps (0: never) the training state goes to `on_checkpoint`; given back
     as `resume`, training continues from it exactly as if it had not stopped."""
-    if schedule not in ("cosine", "linear"):
-        raise ValueError(f"train_value: schedule must be cosine or linear, got {schedule!r}")
-    if steps < 1 or batch_size < 1 or log_every < 1:
-        raise ValueError(f"train_value: need steps, batch_size, log_every >= 1, got "
-                         f"{steps}, {batch_size}, {log_every}")
     device = next(model.parameters()).device
     data = []  # (ids, target positions, target values) per example with at least one target
     for i, ex in enumerate(examples):
@@ -157,62 +151,20 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
             data.append((ids, pos, tgt))
     if not data:
         raise ValueError("train_value: no example carries a target")
+    pad = _pad_id(tok)
 
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
-
-    def lr_at(t):  # t = 0..steps-1
-        if t < warmup:
-            return lr * (t + 1) / warmup
-        frac = (t - warmup) / max(steps - warmup - 1, 1)
-        shape = 0.5 * (1 + math.cos(math.pi * frac)) if schedule == "cosine" else 1 - frac
-        return lr * (min_lr_frac + (1 - min_lr_frac) * shape)
-
-    gen = torch.Generator().manual_seed(seed)
-    order, cursor = [], 0
-    pad, rows, tokens_seen, loss_sum, loss_n, start = _pad_id(tok), [], 0, 0.0, 0, 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["opt"])
-        gen.set_state(resume["gen"])
-        order, cursor, rows = list(resume["order"]), resume["cursor"], list(resume["rows"])
-        tokens_seen, loss_sum, loss_n, start = resume["tokens_seen"], resume["loss_sum"], resume["loss_n"], resume["step"]
-    model.train()
-    for t in progress(range(start, steps), desc="verifier steps"):
-        batch = []
-        while len(batch) < min(batch_size, len(data)):
-            if cursor == len(order):
-                order, cursor = torch.randperm(len(data), generator=gen).tolist(), 0
-            batch.append(data[order[cursor]])
-            cursor += 1
+    def loss_fn(batch):
         ids, mask = _pad_right([b[0] for b in batch], pad, device)  # (B, L)
         row = torch.tensor([i for i, b in enumerate(batch) for _ in b[1]], device=device)  # (T,)
         col = torch.tensor([p for b in batch for p in b[1]], device=device)  # (T,)
         target = torch.tensor([y for b in batch for y in b[2]], device=device)  # (T,)
         logits = model(input_ids=ids, attention_mask=mask).logits[..., 0]  # (B, L)
-        loss = F.binary_cross_entropy_with_logits(logits[row, col].float(), target)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(t)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        tokens_seen += int(mask.sum())
-        loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
-        if (t + 1) % log_every == 0 or t == steps - 1:
-            rows.append({"step": t + 1, "loss": loss_sum / loss_n, "tokens_seen": tokens_seen})
-            loss_sum, loss_n = 0.0, 0
-            if on_log is not None:
-                on_log(rows[-1])
-        if on_checkpoint is not None and checkpoint_every > 0 and (t + 1) % checkpoint_every == 0 and t + 1 < steps:
-            on_checkpoint({"step": t + 1, "model": model.state_dict(), "opt": opt.state_dict(),
-                           "gen": gen.get_state(), "order": order, "cursor": cursor, "rows": rows,
-                           "tokens_seen": tokens_seen, "loss_sum": loss_sum, "loss_n": loss_n})
-    model.eval()
-    return rows
+        return F.binary_cross_entropy_with_logits(logits[row, col].float(), target), int(mask.sum())
+
+    return fit(model, data, loss_fn, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+               weight_decay=weight_decay, warmup=warmup, schedule=schedule, min_lr_frac=min_lr_frac,
+               grad_clip=grad_clip, log_every=log_every, on_log=on_log, checkpoint_every=checkpoint_every,
+               on_checkpoint=on_checkpoint, resume=resume, desc="verifier steps", who="train_value")
 
 
 # -----------------------------------------------------------------------------
