@@ -60,7 +60,7 @@ def test_smoke_is_small_and_valid(smoke):
 
 def test_overrides_apply(smoke):
     cfg = compose("smoke", ["rollouts.n_mc=5", "search.alpha=0.5", "sweep.prover_k=[2,8]",
-                            "search.prover=base_k2", "rl.prover=weak_k1"])
+                            "search.prover=base_k2", "rl.prover=weak_k1", "rl.arms=[outcome,pav]"])
     assert cfg.rollouts.n_mc == 5 and cfg.search.alpha == 0.5
     assert list(cfg.sweep.prover_k) == [2, 8]
     # dropping the headline prover from the sweep is caught, naming search.prover, then rl.prover
