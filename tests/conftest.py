@@ -25,6 +25,15 @@ def tok():
 
 
 @pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory, tok):
+    """A saved tiny untrained Llama policy (1 layer) on the arith alphabet."""
+    from pavflow.policy.model import save_policy, tiny_llama
+    path = tmp_path_factory.mktemp("policy")
+    save_policy(tiny_llama(len(tok), 32, 1, 2, 64, 128, seed=0), tok, path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def random_model(tok):
     """A tiny untrained Llama with large random weights: a fresh init (std 0.02) greedily repeats one
     token, while std 0.5 gives varied, prompt-dependent continuations and an occasional EOS, so rows

@@ -4,26 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from pavflow.policy.model import char_tokenizer, save_policy, tiny_llama
 from pavflow.verifiers.implicit import (ImplicitVerifier, ResponseExample, ce_loss, dpo_loss,
                                         dpo_pairs, implicit_models_from_policy, implicit_rewards,
                                         save_implicit, token_log_ratios, train_implicit)
 from pavflow.verifiers.value import _pad_right, encode_states
 
-torch.set_num_threads(1)
-ALPHABET = "0123456789+-*=\nQA:"
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return char_tokenizer(ALPHABET)
-
-
-@pytest.fixture(scope="module")
-def policy_dir(tmp_path_factory, tok):
-    path = tmp_path_factory.mktemp("policy")
-    save_policy(tiny_llama(len(tok), 32, 1, 2, 64, 128, seed=0), tok, path)
-    return path
 
 
 def perturbed(policy_dir, seed=0, std=0.05):

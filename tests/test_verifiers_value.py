@@ -6,26 +6,13 @@ import torch
 from tokenizers import Tokenizer, models, processors
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from pavflow.policy.model import char_tokenizer, save_policy, tiny_llama
+from conftest import ALPHABET
+from pavflow.policy.model import char_tokenizer
 from pavflow.verifiers.metrics import brier
 from pavflow.verifiers.value import (StateExample, ValueVerifier, encode_states, load_value_model,
                                      save_value_model, score_states, train_value,
                                      value_model_from_policy)
 
-torch.set_num_threads(2)
-ALPHABET = "0123456789+-*=\nQA:"
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return char_tokenizer(ALPHABET)
-
-
-@pytest.fixture(scope="module")
-def policy_dir(tmp_path_factory, tok):
-    path = tmp_path_factory.mktemp("policy")
-    save_policy(tiny_llama(len(tok), 32, 1, 2, 64, 128, seed=0), tok, path)
-    return path
 
 
 def nine_examples(n: int, seed: int) -> list[StateExample]:
