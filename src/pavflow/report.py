@@ -963,24 +963,29 @@ def _metrics_section(metrics: pl.DataFrame | None, head: dict) -> list[str]:
     md = ["## Verifier training jobs: val quality against their own targets", ""]
     if _missing(metrics):
         return md + NOT_RUN
-    subjects = metrics["subject"].unique(maintain_order=True).to_list()
     names = metrics["metric"].unique(maintain_order=True).to_list()
+    return md + _table(["subject", *names], _metric_rows(metrics, names, "verifier", head))
+
+
+def _metric_rows(metrics: pl.DataFrame, columns, prefix: str, head: dict, counts=()) -> list[list[str]]:
+    """One row per subject of a METRICS table: value [95% CI] per metric in `columns` ('–' when absent;
+    metrics in `counts` as integers); each value also goes to head as <prefix>/<subject>/<metric>."""
     cell = {}
     for r in metrics.iter_rows(named=True):
         cell.setdefault((r["subject"], r["metric"]), r)  # first row wins on duplicates
     rows = []
-    for s in subjects:
+    for s in metrics["subject"].unique(maintain_order=True).to_list():
         row = [s]
-        for m in names:
+        for m in columns:
             r = cell.get((s, m))
             if r is None or not _ok(r["value"]):
                 row.append("–")
                 continue
-            head[f"verifier/{s}/{m}"] = r["value"]
+            head[f"{prefix}/{s}/{m}"] = r["value"]
             ci = f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if _ok(r["ci_low"]) and _ok(r["ci_high"]) else ""
-            row.append(f"{r['value']:.3f}{ci}")
+            row.append(f"{int(r['value']):,}" if m in counts else f"{r['value']:.3f}{ci}")
         rows.append(row)
-    return md + _table(["subject", *names], rows)
+    return rows
 
 
 QUALITY_COLUMNS = ("brier", "ece", "spearman_progress", "outcome_auroc", "first_error_f1", "label_rollouts")
@@ -998,21 +1003,7 @@ def _quality_section(quality: pl.DataFrame | None, base_policy: str, head: dict)
         return md + NOT_RUN
     cell = {(r["subject"], r["metric"]): r for r in quality.iter_rows(named=True)}
     subjects = quality["subject"].unique(maintain_order=True).to_list()
-    rows = []
-    for v in subjects:
-        row = [v]
-        for m in QUALITY_COLUMNS:
-            r = cell.get((v, m))
-            if r is None or not _ok(r["value"]):
-                row.append("–")
-                continue
-            head[f"quality/{v}/{m}"] = r["value"]
-            if m == "label_rollouts":
-                row.append(f"{int(r['value']):,}")
-                continue
-            ci = f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if _ok(r["ci_low"]) and _ok(r["ci_high"]) else ""
-            row.append(f"{r['value']:.3f}{ci}")
-        rows.append(row)
+    rows = _metric_rows(quality, QUALITY_COLUMNS, "quality", head, counts=("label_rollouts",))
     md += _table(["verifier", *QUALITY_COLUMNS], rows)
     for m, (title, higher) in QUALITY_PANELS.items():
         d = (quality.filter((pl.col("metric") == m) & ~pl.col("subject").str.starts_with("oracle"))
