@@ -3,10 +3,10 @@ the test split for every alpha in search.alpha_grid except search.alpha (that on
 beam job's). alpha = 0 is beam search on the pqv alone."""
 import polars as pl
 
-from pavflow.data import SEARCH, write_table
+from pavflow.data import SEARCH
 from pavflow.progress import progress
-from pavflow.stages.common import load_problems, policy_sampler, prover_tags, record, stage_main
-from pavflow.stages.search_runs import beam_config, pav_scorers, per_config, run_beam
+from pavflow.stages.common import load_problems, policy_sampler, prover_tags, stage_main
+from pavflow.stages.search_runs import beam_config, pav_scorers, run_beam, write_search
 from pavflow.tasks import make_task
 
 
@@ -25,10 +25,7 @@ def main(cfg, layout, tracker) -> dict:
         tables.append(run_beam(cfg, sampler, task, problems, budgets=[s.k_budget], step_score=step,
                                final_score=final, split=s.split, config=beam_config(a, s.prover)))
     res = pl.concat(tables) if tables else pl.DataFrame(schema=SEARCH)
-    write_table(res, layout.search("alpha"), SEARCH)
-    record(tracker, cfg, "search-alpha", "table", layout.search("alpha"))
-    acc = per_config(res)
-    tracker.table("search/per_alpha", acc)
+    acc = write_search(cfg, layout, tracker, res, "alpha", "search/per_alpha")
     return {f"beam_acc@{s.k_budget}_alpha{a}": x for a, x in zip(acc["alpha"], acc["acc"])}
 
 

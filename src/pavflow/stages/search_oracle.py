@@ -2,12 +2,10 @@
 Monte-Carlo rollouts of the base policy (search.oracle_rollouts per candidate), on the first
 search.oracle_problems test problems, at every budget. An upper bound for learned verifiers; the
 rollouts' tokens are its verifier cost."""
-from pavflow.data import SEARCH, write_table
 from pavflow.progress import progress
 from pavflow.search.oracle import mc_value_fn
-from pavflow.stages.common import (derive_seed, load_problems, log_search, policy_sampler, record,
-                                    search_axes, stage_main)
-from pavflow.stages.search_runs import per_config, run_beam, subset
+from pavflow.stages.common import (derive_seed, load_problems, log_search, policy_sampler, search_axes, stage_main)
+from pavflow.stages.search_runs import run_beam, subset, write_search
 from pavflow.tasks import make_task
 
 import polars as pl
@@ -27,13 +25,10 @@ def main(cfg, layout, tracker) -> dict:
         tables.append(run_beam(cfg, sampler, task, problems, budgets=[n], step_score=score, final_score=score,
                                split=s.split, config=config))
     res = pl.concat(tables)
-    write_table(res, layout.search("oracle"), SEARCH)
-    record(tracker, cfg, "search-oracle", "table", layout.search("oracle"))
-    acc = per_config(res)
+    acc = write_search(cfg, layout, tracker, res, "oracle")
     search_axes(tracker)
     for r in acc.iter_rows(named=True):
         log_search(tracker, r["budget"], float(r["gen_tokens"]), {"beam_oracle": float(r["acc"])})
-    tracker.table("search/per_budget", acc)
     return {f"oracle_acc@{n}": a for n, a in zip(acc["budget"], acc["acc"])}
 
 

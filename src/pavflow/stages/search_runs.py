@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from pavflow.data import SEARCH, conform
+from pavflow.data import SEARCH, conform, write_table
 from pavflow.labels import parse_prover
 from pavflow.search.beam import StepScoreFn, beam_search, effective_reward, last_value
-from pavflow.stages.common import derive_seed, load_verifier
+from pavflow.stages.common import derive_seed, load_verifier, record
 
 
 def subset(problems: list, n: int) -> list:
@@ -52,6 +52,16 @@ def run_beam(cfg, sampler, task, problems: list, *, budgets: list[int], step_sco
             "correct": [task.grade(o["response"], p.answer) for o, p in zip(out, problems)],
             **{c: [o[c] for o in out] for c in ("gen_tokens", "prompt_tokens", "verifier_tokens")}}))
     return conform(pl.concat(tables), SEARCH, "search")
+
+
+def write_search(cfg, layout, tracker, res: pl.DataFrame, name: str, table: str = "search/per_budget") -> pl.DataFrame:
+    """Write search table `name` (search/<name>.parquet), record it in W&B as search-<name>, log its
+    accuracy per configuration and budget as W&B table `table`; returns that accuracy table."""
+    write_table(res, layout.search(name), SEARCH)
+    record(tracker, cfg, f"search-{name.replace('_', '-', 1)}", "table", layout.search(name))
+    acc = per_config(res)
+    tracker.table(table, acc)
+    return acc
 
 
 def per_config(res: pl.DataFrame) -> pl.DataFrame:

@@ -8,11 +8,11 @@ import json
 import polars as pl
 
 from pavflow.config import provers
-from pavflow.data import SEARCH, read_table, write_table
+from pavflow.data import SEARCH, read_table
 from pavflow.labels import prover_name
 from pavflow.search.select import choose_on_val
-from pavflow.stages.common import load_problems, log_search, policy_sampler, record, search_axes, stage_main
-from pavflow.stages.search_runs import beam_config, pav_scorers, per_config, run_beam
+from pavflow.stages.common import load_problems, log_search, policy_sampler, search_axes, stage_main
+from pavflow.stages.search_runs import beam_config, pav_scorers, run_beam, write_search
 from pavflow.tasks import make_task
 
 
@@ -32,13 +32,10 @@ def main(cfg, layout, tracker) -> dict:
         res = run_beam(cfg, sampler, task, problems, budgets=list(s.budgets), step_score=step,
                        final_score=final, split=s.split, config=config)
         reused = False
-    write_table(res, layout.search("selected"), SEARCH)
-    record(tracker, cfg, "search-selected", "table", layout.search("selected"))
-    acc = per_config(res)
+    acc = write_search(cfg, layout, tracker, res, "selected")
     search_axes(tracker)
     for r in acc.iter_rows(named=True):
         log_search(tracker, r["budget"], float(r["gen_tokens"]), {"beam_selected": float(r["acc"])})
-    tracker.table("search/per_budget", acc)
     print(f"val choice: {json.dumps(choice)}; reused headline rows: {reused}")
     return {"chosen_prover": config["prover"] or "none (pqv alone)", "chosen_alpha": choice["alpha"],
             "val_acc": choice["val_acc"], "reused_headline": reused,

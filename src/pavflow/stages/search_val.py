@@ -4,10 +4,10 @@ configuration is picked from (stage `search_selected`). alpha = 0 (the pqv alone
 once, in the headline prover's job."""
 import polars as pl
 
-from pavflow.data import SEARCH, write_table
+from pavflow.data import SEARCH
 from pavflow.progress import progress
-from pavflow.stages.common import load_problems, policy_sampler, prover_tags, record, stage_main
-from pavflow.stages.search_runs import beam_config, pav_scorers, per_config, run_beam, subset
+from pavflow.stages.common import load_problems, policy_sampler, prover_tags, stage_main
+from pavflow.stages.search_runs import beam_config, pav_scorers, run_beam, subset, write_search
 from pavflow.tasks import make_task
 
 
@@ -27,10 +27,7 @@ def main(cfg, layout, tracker) -> dict:
         tables.append(run_beam(cfg, sampler, task, problems, budgets=[s.k_budget], step_score=step,
                                final_score=final, split="val", config=beam_config(a, prover)))
     res = pl.concat(tables) if tables else pl.DataFrame(schema=SEARCH)
-    write_table(res, layout.search(f"val_{prover}"), SEARCH)
-    record(tracker, cfg, f"search-val-{prover}", "table", layout.search(f"val_{prover}"))
-    acc = per_config(res)
-    tracker.table("search/per_alpha", acc)
+    acc = write_search(cfg, layout, tracker, res, f"val_{prover}", "search/per_alpha")
     return {f"val_acc@{s.k_budget}_alpha{a}": x for a, x in zip(acc["alpha"], acc["acc"])}
 
 
