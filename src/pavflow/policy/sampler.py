@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
 
+from pavflow.policy import llama_decode
+from pavflow.policy.llama_decode import HFDecode, LlamaDecode
 from pavflow.progress import progress
 
 
@@ -52,6 +53,9 @@ class Sampler:
         is_step = [step_sep in tokenizer.convert_tokens_to_string([t]) for t in vocab]
         self.step_mask = torch.tensor(is_step, device=self.device)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0].item()
+        # Llama-family models decode through a hand-written static-cache forward; others through their own
+        self.fast = llama_decode.supports(model)
+        self.weights = llama_decode.LlamaWeights(model) if self.fast else None
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
         return [self.tok(p).input_ids for p in prompts]
@@ -102,15 +106,13 @@ class Sampler:
             mask[u, L - len(p):] = 1
         input_ids, mask = input_ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
-        # logits_to_keep=1: only the last position's logits are used (a 49k vocabulary makes the rest costly)
-        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                            use_cache=True, logits_to_keep=1).logits[:, -1]  # (U, V)
-        # fan out: row r continues prompt fan[r]
-        fan = torch.repeat_interleave(torch.arange(U, device=dev), torch.tensor(copies, device=dev))
-        if len(fan) != U or (fan != torch.arange(U, device=dev)).any():
-            cache.batch_select_indices(fan)
-        logits, mask, next_pos = logits[fan], mask[fan], pos[fan, -1] + 1  # (R, V), (R, L), (R,)
+        fan = torch.repeat_interleave(torch.arange(U, device=dev), torch.tensor(copies, device=dev))  # (R,)
+        # row r continues prompt fan[r]: each prompt is encoded once, its cache fanned out to its rows
+        if self.fast and not (self.model.training and self.model.config.attention_dropout > 0):
+            eng = LlamaDecode(self.model, self.weights, max_new_tokens)
+        else:
+            eng = HFDecode(self.model, max_new_tokens)
+        logits = eng.prefill(input_ids, mask, pos, fan)  # (R, V)
         R = len(fan)
         row_ids = torch.arange(R, device=dev)  # original row of each live row
         tokens = torch.zeros((R, max_new_tokens), dtype=torch.long, device=dev)
@@ -132,13 +134,9 @@ class Sampler:
                 break
             if (~live).float().mean() >= self.compact_fraction:
                 keep = torch.nonzero(live).flatten()
-                cache.batch_select_indices(keep)
-                row_ids, live, nxt, mask, next_pos = row_ids[keep], live[keep], nxt[keep], mask[keep], next_pos[keep]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            logits = self.model(input_ids=nxt[:, None], attention_mask=mask,
-                                position_ids=next_pos[:, None], past_key_values=cache,
-                                use_cache=True).logits[:, -1]
-            next_pos = next_pos + 1
+                eng.keep(keep)
+                row_ids, live, nxt = row_ids[keep], live[keep], nxt[keep]
+            logits = eng.step(nxt)
         tokens, lengths = tokens.tolist(), lengths.tolist()
         eos = set(self.eos_ids.tolist())
         comps, r = [], 0
