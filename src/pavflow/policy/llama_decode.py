@@ -73,11 +73,14 @@ def rms(x, w, eps):  # LlamaRMSNorm, op for op
 
 
 class LlamaDecode:
-    """Decode state of one batch: R rows continuing U prompts (row r continues prompt fan[r]).
+    """Decode state of one batch: R rows continuing U prompts, row r continues prompt fan[r] (sorted).
 
-    kv: (n_layers, 2, R, K, S, D) with S = L + max_new_tokens - 1 columns: the padded prompt, then one
-    column per decode step (all rows share the column, so a step writes one slice). valid: (R, S),
-    True on key positions that take part in attention (left padding excluded)."""
+    The prompt's keys/values are kept once per prompt, not per row: kvp (n_layers, 2, U, K, L, D), the
+    left-padded prefill cache. A row attends to its prompt's prefix and to its own generated tokens,
+    kvg (n_layers, 2, R, K, G, D) with G = max_new_tokens - 1 columns written in place, one per step,
+    under one softmax over both parts. For the prefix product the rows of a prompt are stacked as
+    query positions of one matmul (slot[r] = rank of row r among its prompt's rows), so each prefix is
+    read once per step however many rows continue it."""
 
     def __init__(self, model, weights: LlamaWeights, max_new_tokens: int):
         self.model, self.w, self.max_new = model, weights.get(), max_new_tokens
@@ -85,54 +88,75 @@ class LlamaDecode:
     @torch.no_grad()
     def prefill(self, input_ids, mask, pos, fan):
         """input_ids, mask, pos: (U, L) left padded; fan: (R,). Returns last-position logits (R, V)."""
-        w, (U, L), R = self.w, input_ids.shape, len(fan)
+        w, R, dev = self.w, len(fan), fan.device
         cache = DynamicCache()
         logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1]  # (U, V)
-        S = L + max(self.max_new - 1, 0)
-        kv = torch.empty((len(w.layers), 2, R, w.K, S, w.D), dtype=w.embed.dtype, device=fan.device)
-        for i, layer in enumerate(cache.layers):
-            kv[i, 0, :, :, :L] = layer.keys[fan]
-            kv[i, 1, :, :, :L] = layer.values[fan]
-        self.kv, self.t = kv, L  # t: the column the next step writes
-        self.valid = torch.zeros((R, S), dtype=torch.bool, device=fan.device)
-        self.valid[:, :L] = mask[fan].bool()
-        self.pos = pos[fan, -1] + 1  # (R,) position id of the next token
+        self.kvp = torch.stack([torch.stack([l.keys, l.values]) for l in cache.layers])  # (n_layers, 2, U, K, L, D)
+        self.kvg = self.kvp.new_empty((len(w.layers), 2, R, w.K, max(self.max_new - 1, 1), w.D))
+        self.spare = None
+        self.j = 0  # the generated column the next step writes
+        self.pbias = torch.zeros(mask.shape, dtype=self.kvp.dtype, device=dev).masked_fill_(
+            mask == 0, torch.finfo(self.kvp.dtype).min)  # (U, L): excludes left padding
+        self.pos = pos[:, -1] + 1  # (U,) position id of the first generated token, per prompt
+        self.set_rows(fan)
         # rotary table for every position a row can reach; same formula as the model's rotary_emb
         n_pos = int(pos.max()) + self.max_new + 1
-        cos, sin = self.model.model.rotary_emb(kv, torch.arange(n_pos, device=fan.device)[None])
+        cos, sin = self.model.model.rotary_emb(self.kvp, torch.arange(n_pos, device=dev)[None])
         self.cos, self.sin = cos[0], sin[0]  # (n_pos, D)
         return logits[fan]
 
+    def set_rows(self, fan):
+        """Row bookkeeping for fan (R,), sorted; prompts no row continues are dropped from kvp."""
+        used, fan = torch.unique(fan, return_inverse=True)
+        if len(used) < self.kvp.shape[2]:
+            self.kvp, self.pbias, self.pos = self.kvp.index_select(2, used), self.pbias[used], self.pos[used]
+        self.fan = fan
+        self.slot = torch.arange(len(fan), device=fan.device) - torch.searchsorted(fan, fan)
+        self.n_slot = int(self.slot.max()) + 1
+        self.row_bias = self.pbias[fan][:, None, None]  # (R, 1, 1, L)
+        self.row_pos = self.pos[fan]  # (R,)
+
     def keep(self, idx):
-        """Drop finished rows: keep rows idx (r',)."""
-        self.kv = self.kv.index_select(2, idx)
-        self.valid, self.pos = self.valid[idx], self.pos[idx]
+        """Drop finished rows: keep rows idx (r',), sorted. Only the filled columns are copied, into the
+        leading rows of a second buffer (the two buffers then swap roles)."""
+        if self.spare is None:
+            self.spare = torch.empty_like(self.kvg)
+        out = self.spare[:, :, :len(idx)]
+        torch.index_select(self.kvg[..., :self.j, :], 2, idx, out=out[..., :self.j, :])
+        self.spare, self.kvg = self.kvg, out
+        self.set_rows(self.fan[idx])
 
     @torch.no_grad()
     def step(self, nxt):
         """Feed one token per row, nxt (r,); returns the next logits (r, V)."""
-        w, t = self.w, self.t
+        w, j = self.w, self.j
         H, K, D, eps, r = w.H, w.K, w.D, w.eps, len(nxt)
-        self.valid[:, t] = True
-        mask = self.valid[:, None, None, :t + 1]  # (r, 1, 1, t+1), broadcast over heads and grouped queries
-        cos, sin = self.cos[self.pos][:, None], self.sin[self.pos][:, None]  # (r, 1, D)
+        rep, (_, _, U, _, L, _), fan, slot, S = H // K, self.kvp.shape, self.fan, self.slot, self.n_slot
+        pos = self.row_pos + j
+        cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]  # (r, 1, D)
         x = F.embedding(nxt, w.embed)  # (r, h)
         for i, (w_in, w_qkv, b_qkv, w_o, b_o, w_post, w_gu, b_gu, w_down, b_down) in enumerate(w.layers):
             qkv = F.linear(rms(x, w_in, eps), w_qkv, b_qkv)  # (r, (H + 2K) D)
             qk = qkv[:, :(H + K) * D].view(r, H + K, D)
             qk = qk * cos + torch.cat((-qk[..., D // 2:], qk[..., :D // 2]), -1) * sin  # rotary on q and k
-            self.kv[i, 0, :, :, t] = qk[:, H:]
-            self.kv[i, 1, :, :, t] = qkv[:, (H + K) * D:].view(r, K, D)
-            # packed GQA as transformers does for one query token: the H // K heads of a group become
-            # query positions of its key/value head
-            q = qk[:, :H].view(r, K, H // K, D)
-            a = F.scaled_dot_product_attention(q, self.kv[i, 0, :, :, :t + 1], self.kv[i, 1, :, :, :t + 1],
-                                               attn_mask=mask, scale=w.scale)  # (r, K, H // K, D)
+            kg, vg = self.kvg[i, 0, :, :, :j + 1], self.kvg[i, 1, :, :, :j + 1]  # (r, K, j+1, D)
+            kg[:, :, j], vg[:, :, j] = qk[:, H:], qkv[:, (H + K) * D:].view(r, K, D)
+            # the H // K query heads sharing a key/value head are query positions of one product (GQA)
+            q = qk[:, :H].view(r, K, rep, D) * w.scale
+            qp = q.new_zeros((U, K, S, rep, D))
+            qp[fan, :, slot] = q  # (U, K, S, rep, D): rows of a prompt side by side
+            sp = (qp.view(U, K, S * rep, D) @ self.kvp[i, 0].transpose(-1, -2)).view(U, K, S, rep, L)
+            s = torch.cat((sp[fan, :, slot] + self.row_bias, q @ kg.transpose(-1, -2)), -1)  # (r, K, rep, L+j+1)
+            p = s.softmax(-1)
+            pp = p.new_zeros((U, K, S, rep, L))
+            pp[fan, :, slot] = p[..., :L]
+            a = (pp.view(U, K, S * rep, L) @ self.kvp[i, 1]).view(U, K, S, rep, D)[fan, :, slot]
+            a = a + p[..., L:] @ vg  # (r, K, rep, D)
             x = x + F.linear(a.reshape(r, H * D), w_o, b_o)
             g, u = F.linear(rms(x, w_post, eps), w_gu, b_gu).chunk(2, -1)  # (r, I) each
             x = x + F.linear(w.act(g) * u, w_down, b_down)
-        self.t, self.pos = t + 1, self.pos + 1
+        self.j = j + 1
         return F.linear(rms(x, w.norm, eps), w.head, w.head_b)  # (r, V)
 
 
