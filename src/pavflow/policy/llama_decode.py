@@ -103,7 +103,9 @@ class LlamaDecode:
         # rotary table for every position a row can reach; same formula as the model's rotary_emb
         n_pos = int(pos.max()) + self.max_new + 1
         cos, sin = self.model.model.rotary_emb(self.kvp, torch.arange(n_pos, device=dev)[None])
-        self.cos, self.sin = cos[0], sin[0]  # (n_pos, D)
+        # rotate_half(x) * sin == x.roll(D/2) * sin with the first half of sin negated (exactly)
+        h = w.D // 2
+        self.cos, self.sin = cos[0], torch.cat((-sin[0, :, :h], sin[0, :, h:]), -1)  # (n_pos, D)
         return logits[fan]
 
     def set_rows(self, fan):
@@ -139,20 +141,25 @@ class LlamaDecode:
         for i, (w_in, w_qkv, b_qkv, w_o, b_o, w_post, w_gu, b_gu, w_down, b_down) in enumerate(w.layers):
             qkv = F.linear(rms(x, w_in, eps), w_qkv, b_qkv)  # (r, (H + 2K) D)
             qk = qkv[:, :(H + K) * D].view(r, H + K, D)
-            qk = qk * cos + torch.cat((-qk[..., D // 2:], qk[..., :D // 2]), -1) * sin  # rotary on q and k
+            qk = qk * cos + qk.roll(D // 2, -1) * sin  # rotary on q and k
             kg, vg = self.kvg[i, 0, :, :, :j + 1], self.kvg[i, 1, :, :, :j + 1]  # (r, K, j+1, D)
             kg[:, :, j], vg[:, :, j] = qk[:, H:], qkv[:, (H + K) * D:].view(r, K, D)
             # the H // K query heads sharing a key/value head are query positions of one product (GQA)
             q = qk[:, :H].view(r, K, rep, D) * w.scale
-            qp = q.new_zeros((U, K, S, rep, D))
-            qp[fan, :, slot] = q  # (U, K, S, rep, D): rows of a prompt side by side
-            sp = (qp.view(U, K, S * rep, D) @ self.kvp[i, 0].transpose(-1, -2)).view(U, K, S, rep, L)
-            s = torch.cat((sp[fan, :, slot] + self.row_bias, q @ kg.transpose(-1, -2)), -1)  # (r, K, rep, L+j+1)
-            p = s.softmax(-1)
-            pp = p.new_zeros((U, K, S, rep, L))
-            pp[fan, :, slot] = p[..., :L]
-            a = (pp.view(U, K, S * rep, L) @ self.kvp[i, 1]).view(U, K, S, rep, D)[fan, :, slot]
-            a = a + p[..., L:] @ vg  # (r, K, rep, D)
+            kp, vp = self.kvp[i, 0], self.kvp[i, 1]  # (U, K, L, D)
+            if S == 1:  # one row per prompt: row r is prompt r
+                s = torch.cat((q @ kp.transpose(-1, -2) + self.row_bias, q @ kg.transpose(-1, -2)), -1)
+                p = s.softmax(-1)  # (r, K, rep, L+j+1)
+                a = p[..., :L] @ vp + p[..., L:] @ vg  # (r, K, rep, D)
+            else:
+                qp = q.new_zeros((U, K, S, rep, D))
+                qp[fan, :, slot] = q  # (U, K, S, rep, D): rows of a prompt side by side
+                sp = (qp.view(U, K, S * rep, D) @ kp.transpose(-1, -2)).view(U, K, S, rep, L)
+                s = torch.cat((sp[fan, :, slot] + self.row_bias, q @ kg.transpose(-1, -2)), -1)
+                p = s.softmax(-1)  # (r, K, rep, L+j+1)
+                pp = p.new_zeros((U, K, S, rep, L))
+                pp[fan, :, slot] = p[..., :L]
+                a = (pp.view(U, K, S * rep, L) @ vp).view(U, K, S, rep, D)[fan, :, slot] + p[..., L:] @ vg
             x = x + F.linear(a.reshape(r, H * D), w_o, b_o)
             g, u = F.linear(rms(x, w_post, eps), w_gu, b_gu).chunk(2, -1)  # (r, I) each
             x = x + F.linear(w.act(g) * u, w_down, b_down)

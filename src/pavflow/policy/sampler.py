@@ -49,9 +49,16 @@ class Sampler:
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}
         self.eos_ids = torch.tensor(sorted(i for i in eos if i is not None), device=self.device)
+        self.eos_set = set(self.eos_ids.tolist())
         vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         is_step = [step_sep in tokenizer.convert_tokens_to_string([t]) for t in vocab]
         self.step_mask = torch.tensor(is_step, device=self.device)
+        # (V,) tokens that end a row, without / with stop_at_step; V covers ids the model emits beyond the tokenizer
+        V = max(len(is_step), getattr(model.config, "vocab_size", 0) or 0)
+        self.stop_eos = torch.zeros(V, dtype=torch.bool, device=self.device)
+        self.stop_eos[self.eos_ids] = True
+        self.stop_step = self.stop_eos.clone()
+        self.stop_step[:len(is_step)] |= self.step_mask
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0].item()
         # Llama-family models decode through a hand-written static-cache forward; others through their own
         self.fast = llama_decode.supports(model)
@@ -114,38 +121,37 @@ class Sampler:
             eng = HFDecode(self.model, max_new_tokens)
         logits = eng.prefill(input_ids, mask, pos, fan)  # (R, V)
         R = len(fan)
-        row_ids = torch.arange(R, device=dev)  # original row of each live row
-        tokens = torch.zeros((R, max_new_tokens), dtype=torch.long, device=dev)
-        lengths = torch.zeros(R, dtype=torch.long, device=dev)
-        finish = [""] * R
+        stops = self.stop_step if stop_at_step else self.stop_eos
+        row_ids = torch.arange(R, device=dev)  # original row of each current row
+        tokens = torch.zeros((R, max_new_tokens), dtype=torch.long, device=dev)  # valid up to lengths
+        lengths, finish = [max_new_tokens] * R, ["length"] * R
         live = torch.ones(R, dtype=torch.bool, device=dev)  # among current rows
+        n_live, n_dead = R, 0  # live rows / finished rows not yet dropped, among current rows
         for t in range(max_new_tokens):
             nxt = self._pick(logits.float(), gen, temperature, top_p)  # (r,)
-            alive_rows = row_ids[live]
-            tokens[alive_rows, t] = nxt[live]
-            lengths[alive_rows] += 1
-            is_eos = torch.isin(nxt, self.eos_ids)
-            stop = is_eos | (self.step_mask[nxt] if stop_at_step else torch.zeros_like(is_eos))
-            stop &= live
-            for r in torch.nonzero(stop).flatten().tolist():
-                finish[row_ids[r]] = "eos" if is_eos[r] else "step"
-            live &= ~stop
-            if not live.any() or t == max_new_tokens - 1:
+            tokens[row_ids, t] = nxt  # finished rows write past their end, which is never read
+            stop = stops[nxt] & live
+            done = torch.nonzero(stop).flatten()
+            if len(done):
+                for r, tok in zip(row_ids[done].tolist(), nxt[done].tolist()):
+                    lengths[r], finish[r] = t + 1, "eos" if tok in self.eos_set else "step"
+                live &= ~stop
+                n_live, n_dead = n_live - len(done), n_dead + len(done)
+            if n_live == 0 or t == max_new_tokens - 1:
                 break
-            if (~live).float().mean() >= self.compact_fraction:
+            if n_dead / len(live) >= self.compact_fraction:
                 keep = torch.nonzero(live).flatten()
                 eng.keep(keep)
-                row_ids, live, nxt = row_ids[keep], live[keep], nxt[keep]
+                row_ids, live, nxt, n_dead = row_ids[keep], live[keep], nxt[keep], 0
             logits = eng.step(nxt)
-        tokens, lengths = tokens.tolist(), lengths.tolist()
-        eos = set(self.eos_ids.tolist())
+        tokens = tokens.tolist()
         comps, r = [], 0
         for m in copies:
             group = []
             for _ in range(m):
                 toks = tokens[r][:lengths[r]]
-                text_ids = toks[:-1] if toks and toks[-1] in eos else toks
-                group.append(Completion(toks, self.tok.decode(text_ids), finish[r] or "length"))
+                text_ids = toks[:-1] if finish[r] == "eos" else toks
+                group.append(Completion(toks, self.tok.decode(text_ids), finish[r]))
                 r += 1
             comps.append(group)
         return comps
