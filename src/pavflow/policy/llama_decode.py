@@ -92,24 +92,36 @@ class LlamaDecode:
         cache = DynamicCache()
         logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1]  # (U, V)
-        self.kvp = torch.stack([torch.stack([l.keys, l.values]) for l in cache.layers])  # (n_layers, 2, U, K, L, D)
-        self.kvg = self.kvp.new_empty((len(w.layers), 2, R, w.K, max(self.max_new - 1, 1), w.D))
-        self.spare = None
-        self.j = 0  # the generated column the next step writes
-        self.pbias = torch.zeros(mask.shape, dtype=self.kvp.dtype, device=dev).masked_fill_(
-            mask == 0, torch.finfo(self.kvp.dtype).min)  # (U, L): excludes left padding
-        self.pos = pos[:, -1] + 1  # (U,) position id of the first generated token, per prompt
+        kv = torch.stack([torch.stack([l.keys, l.values]) for l in cache.layers])  # (n_layers, 2, U, K, L, D)
+        bias = torch.zeros(mask.shape, dtype=kv.dtype, device=dev).masked_fill_(
+            mask == 0, torch.finfo(kv.dtype).min)  # (U, L): excludes left padding
+        G, L = max(self.max_new - 1, 1), mask.shape[1]
+        self.spare, self.pos = None, pos[:, -1] + 1  # (U,) position id of the first generated token
+        self.shared = R > len(input_ids)
+        if self.shared:  # prefix kept per prompt, rows hold their generated tokens only
+            self.kvp, self.pbias, self.j0 = kv, bias, 0
+            self.kvg = kv.new_empty((len(w.layers), 2, R, w.K, G, w.D))
+        else:  # one row per prompt: each row holds its prompt and its generated tokens
+            self.kvg = kv.new_empty((len(w.layers), 2, R, w.K, L + G, w.D))
+            self.kvg[..., :L, :] = kv
+            self.pbias = torch.cat((bias, bias.new_zeros((R, G))), 1)  # (R, L + G)
+            self.j0 = L
+        self.j = self.j0  # the column of kvg the next step writes
         self.set_rows(fan)
         # rotary table for every position a row can reach; same formula as the model's rotary_emb
         n_pos = int(pos.max()) + self.max_new + 1
-        cos, sin = self.model.model.rotary_emb(self.kvp, torch.arange(n_pos, device=dev)[None])
+        cos, sin = self.model.model.rotary_emb(kv, torch.arange(n_pos, device=dev)[None])
         # rotate_half(x) * sin == x.roll(D/2) * sin with the first half of sin negated (exactly)
         h = w.D // 2
         self.cos, self.sin = cos[0], torch.cat((-sin[0, :, :h], sin[0, :, h:]), -1)  # (n_pos, D)
         return logits[fan]
 
     def set_rows(self, fan):
-        """Row bookkeeping for fan (R,), sorted; prompts no row continues are dropped from kvp."""
+        """Row bookkeeping for fan (R,), sorted; prompts no row continues are dropped."""
+        if not self.shared:  # fan indexes the rows of the previous call
+            self.pbias, self.pos = self.pbias[fan], self.pos[fan]
+            self.row_bias, self.row_pos = self.pbias[:, None, None], self.pos  # (R, 1, 1, L + G), (R,)
+            return
         used, fan = torch.unique(fan, return_inverse=True)
         if len(used) < self.kvp.shape[2]:
             self.kvp, self.pbias, self.pos = self.kvp.index_select(2, used), self.pbias[used], self.pos[used]
@@ -127,15 +139,15 @@ class LlamaDecode:
         out = self.spare[:, :, :len(idx)]
         torch.index_select(self.kvg[..., :self.j, :], 2, idx, out=out[..., :self.j, :])
         self.spare, self.kvg = self.kvg, out
-        self.set_rows(self.fan[idx])
+        self.set_rows(self.fan[idx] if self.shared else idx)
 
     @torch.no_grad()
     def step(self, nxt):
         """Feed one token per row, nxt (r,); returns the next logits (r, V)."""
         w, j = self.w, self.j
         H, K, D, eps, r = w.H, w.K, w.D, w.eps, len(nxt)
-        rep, (_, _, U, _, L, _), fan, slot, S = H // K, self.kvp.shape, self.fan, self.slot, self.n_slot
-        pos = self.row_pos + j
+        rep = H // K
+        pos = self.row_pos + (j - self.j0)
         cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]  # (r, 1, D)
         x = F.embedding(nxt, w.embed)  # (r, h)
         for i, (w_in, w_qkv, b_qkv, w_o, b_o, w_post, w_gu, b_gu, w_down, b_down) in enumerate(w.layers):
@@ -146,12 +158,11 @@ class LlamaDecode:
             kg[:, :, j], vg[:, :, j] = qk[:, H:], qkv[:, (H + K) * D:].view(r, K, D)
             # the H // K query heads sharing a key/value head are query positions of one product (GQA)
             q = qk[:, :H].view(r, K, rep, D) * w.scale
-            kp, vp = self.kvp[i, 0], self.kvp[i, 1]  # (U, K, L, D)
-            if S == 1:  # one row per prompt: row r is prompt r
-                s = torch.cat((q @ kp.transpose(-1, -2) + self.row_bias, q @ kg.transpose(-1, -2)), -1)
-                p = s.softmax(-1)  # (r, K, rep, L+j+1)
-                a = p[..., :L] @ vp + p[..., L:] @ vg  # (r, K, rep, D)
+            if not self.shared:
+                a = (q @ kg.transpose(-1, -2) + self.row_bias[..., :j + 1]).softmax(-1) @ vg  # (r, K, rep, D)
             else:
+                kp, vp = self.kvp[i, 0], self.kvp[i, 1]  # (U, K, L, D)
+                U, L, fan, slot, S = kp.shape[0], kp.shape[2], self.fan, self.slot, self.n_slot
                 qp = q.new_zeros((U, K, S, rep, D))
                 qp[fan, :, slot] = q  # (U, K, S, rep, D): rows of a prompt side by side
                 sp = (qp.view(U, K, S * rep, D) @ kp.transpose(-1, -2)).view(U, K, S, rep, L)
