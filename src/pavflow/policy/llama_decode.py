@@ -38,6 +38,15 @@ class LlamaWeights:
 
     def __init__(self, model):
         self.model, self.key = model, None
+        self.arena: dict[str, torch.Tensor] = {}
+
+    def buffer(self, name: str, shape) -> torch.Tensor:
+        """An uninitialised tensor of `shape`, backed by memory kept across calls: a fresh allocation of
+        this size is page-faulted in on first touch, which costs more than the decode writes into it."""
+        n, buf = torch.Size(shape).numel(), self.arena.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != self.embed.dtype or buf.device != self.embed.device:
+            buf = self.arena[name] = self.embed.new_empty(n)
+        return buf[:n].view(shape)
 
     def get(self):
         key = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
@@ -88,32 +97,52 @@ class LlamaDecode:
     @torch.no_grad()
     def prefill(self, input_ids, mask, pos, fan):
         """input_ids, mask, pos: (U, L) left padded; fan: (R,). Returns last-position logits (R, V)."""
-        w, R, dev = self.w, len(fan), fan.device
-        cache = DynamicCache()
-        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                            use_cache=True, logits_to_keep=1).logits[:, -1]  # (U, V)
-        kv = torch.stack([torch.stack([l.keys, l.values]) for l in cache.layers])  # (n_layers, 2, U, K, L, D)
-        bias = torch.zeros(mask.shape, dtype=kv.dtype, device=dev).masked_fill_(
-            mask == 0, torch.finfo(kv.dtype).min)  # (U, L): excludes left padding
-        G, L = max(self.max_new - 1, 1), mask.shape[1]
-        self.spare, self.pos = None, pos[:, -1] + 1  # (U,) position id of the first generated token
-        self.shared = R > len(input_ids)
-        if self.shared:  # prefix kept per prompt, rows hold their generated tokens only
-            self.kvp, self.pbias, self.j0 = kv, bias, 0
-            self.kvg = kv.new_empty((len(w.layers), 2, R, w.K, G, w.D))
-        else:  # one row per prompt: each row holds its prompt and its generated tokens
-            self.kvg = kv.new_empty((len(w.layers), 2, R, w.K, L + G, w.D))
-            self.kvg[..., :L, :] = kv
-            self.pbias = torch.cat((bias, bias.new_zeros((R, G))), 1)  # (R, L + G)
-            self.j0 = L
-        self.j = self.j0  # the column of kvg the next step writes
-        self.set_rows(fan)
+        w, R, dev, (U, L) = self.w, len(fan), fan.device, input_ids.shape
+        H, K, D, eps, n_layers, G = w.H, w.K, w.D, w.eps, len(w.layers), max(self.max_new - 1, 1)
         # rotary table for every position a row can reach; same formula as the model's rotary_emb
         n_pos = int(pos.max()) + self.max_new + 1
-        cos, sin = self.model.model.rotary_emb(kv, torch.arange(n_pos, device=dev)[None])
+        cos, sin = self.model.model.rotary_emb(w.embed, torch.arange(n_pos, device=dev)[None])
         # rotate_half(x) * sin == x.roll(D/2) * sin with the first half of sin negated (exactly)
-        h = w.D // 2
-        self.cos, self.sin = cos[0], torch.cat((-sin[0, :, :h], sin[0, :, h:]), -1)  # (n_pos, D)
+        self.cos, self.sin = cos[0], torch.cat((-sin[0, :, :D // 2], sin[0, :, D // 2:]), -1)  # (n_pos, D)
+        neg = torch.finfo(w.embed.dtype).min
+        bias = torch.zeros((U, L), dtype=w.embed.dtype, device=dev).masked_fill_(mask == 0, neg)  # left padding
+        self.spare, self.pos = None, pos[:, -1] + 1  # (U,) position id of the first generated token
+        self.shared = R > U
+        if self.shared:  # prefix kept per prompt, rows hold their generated tokens only
+            self.kvp = kv = w.buffer("prefix", (n_layers, 2, U, K, L, D))
+            self.kvg = w.buffer("a", (n_layers, 2, R, K, G, D))
+            self.pbias, self.j0 = bias, 0
+        else:  # one row per prompt: each row holds its prompt and its generated tokens
+            self.kvg = w.buffer("a", (n_layers, 2, R, K, L + G, D))
+            kv = self.kvg[..., :L, :]
+            self.pbias, self.j0 = torch.cat((bias, bias.new_zeros((R, G))), 1), L  # (R, L + G)
+        self.j = self.j0  # the column of kvg the next step writes
+
+        # the prompt through the same layers, keys/values straight into the cache. Causal and padding
+        # mask as an additive bias: a padding query sees only masked keys, so gets finite garbage (never
+        # NaN), which no real position attends to.
+        allowed = torch.ones((L, L), dtype=torch.bool, device=dev).tril() & (mask[:, None, None, :] == 1)
+        attn_bias = torch.zeros(allowed.shape, dtype=w.embed.dtype, device=dev).masked_fill_(~allowed, neg)
+        c, s = self.cos[pos][:, :, None], self.sin[pos][:, :, None]  # (U, L, 1, D)
+        x = F.embedding(input_ids, w.embed)  # (U, L, h)
+        for i, (w_in, w_qkv, b_qkv, w_o, b_o, w_post, w_gu, b_gu, w_down, b_down) in enumerate(w.layers):
+            qkv = F.linear(rms(x, w_in, eps), w_qkv, b_qkv)  # (U, L, (H + 2K) D)
+            qk = qkv[..., :(H + K) * D].view(U, L, H + K, D)
+            qk = qk * c + qk.roll(D // 2, -1) * s
+            kv[i, 0] = qk[:, :, H:].transpose(1, 2)  # (U, K, L, D)
+            kv[i, 1] = qkv[..., (H + K) * D:].view(U, L, K, D).transpose(1, 2)
+            q = qk[:, :, :H].transpose(1, 2)  # (U, H, L, D)
+            if i == n_layers - 1:  # past the last keys/values only the last position matters (its logits)
+                q, x, attn_bias = q[:, :, -1:], x[:, -1:], attn_bias[:, :, -1:]
+            k, v = kv[i, 0], kv[i, 1]
+            if H > K:
+                k, v = k.repeat_interleave(H // K, 1), v.repeat_interleave(H // K, 1)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=w.scale)  # (U, H, l, D)
+            x = x + F.linear(a.transpose(1, 2).reshape(U, -1, H * D), w_o, b_o)
+            g, u = F.linear(rms(x, w_post, eps), w_gu, b_gu).chunk(2, -1)
+            x = x + F.linear(w.act(g) * u, w_down, b_down)
+        logits = F.linear(rms(x[:, -1], w.norm, eps), w.head, w.head_b)  # (U, V)
+        self.set_rows(fan)
         return logits[fan]
 
     def set_rows(self, fan):
@@ -135,7 +164,7 @@ class LlamaDecode:
         """Drop finished rows: keep rows idx (r',), sorted. Only the filled columns are copied, into the
         leading rows of a second buffer (the two buffers then swap roles)."""
         if self.spare is None:
-            self.spare = torch.empty_like(self.kvg)
+            self.spare = self.w.buffer("b", self.kvg.shape)
         out = self.spare[:, :, :len(idx)]
         torch.index_select(self.kvg[..., :self.j, :], 2, idx, out=out[..., :self.j, :])
         self.spare, self.kvg = self.kvg, out
