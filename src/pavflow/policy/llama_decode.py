@@ -1,11 +1,12 @@
-"""Hand-written decode for Llama-family models: the sampler's fast path.
+"""Hand-written decode for Llama-family models: the sampler's fast path, and the generic path.
 
-The prompt is encoded by the model's own forward (prefill); its cache is copied once into one
-preallocated static KV tensor, and every decode step runs a plain-torch Llama forward for one token
-per row that writes its key/value in place (no torch.cat of the cache per step), with fused q|k|v
-and gate|up weights, rotary cos/sin from a precomputed table and F.scaled_dot_product_attention over
-the filled prefix under the padding mask. The ops mirror transformers' Llama (same RMSNorm, rotary and
-packed-GQA attention formulas), so logits agree with the model's forward up to float rounding.
+`LlamaDecode` runs a plain-torch Llama forward (prefill and one token per row per step) reading the
+weights of the HF module: fused q|k|v and gate|up weights, rotary cos/sin from a precomputed table,
+keys/values written in place into preallocated static cache tensors (no torch.cat of the cache per
+step), attention as batched matmuls over the filled columns under the left-padding mask. The ops
+mirror transformers' Llama (same RMSNorm, rotary and grouped-query attention formulas), so logits agree
+with the model's own forward up to float rounding (~1e-6 relative in fp32). `HFDecode` is the model's
+own forward with a DynamicCache, for every other model.
 """
 from __future__ import annotations
 
@@ -84,12 +85,13 @@ def rms(x, w, eps):  # LlamaRMSNorm, op for op
 class LlamaDecode:
     """Decode state of one batch: R rows continuing U prompts, row r continues prompt fan[r] (sorted).
 
-    The prompt's keys/values are kept once per prompt, not per row: kvp (n_layers, 2, U, K, L, D), the
-    left-padded prefill cache. A row attends to its prompt's prefix and to its own generated tokens,
-    kvg (n_layers, 2, R, K, G, D) with G = max_new_tokens - 1 columns written in place, one per step,
-    under one softmax over both parts. For the prefix product the rows of a prompt are stacked as
-    query positions of one matmul (slot[r] = rank of row r among its prompt's rows), so each prefix is
-    read once per step however many rows continue it."""
+    With fan-out (R > U) the prompt's keys/values are kept once per prompt, not per row: kvp
+    (n_layers, 2, U, K, L, D), the left-padded prompt. A row attends to its prompt's prefix and to its
+    own generated tokens, kvg (n_layers, 2, R, K, G, D) with G = max_new_tokens - 1 columns written in
+    place, one per step, under one softmax over both parts. For the prefix product the rows of a
+    prompt are stacked as query positions of one matmul (slot[r] = rank of row r among its prompt's
+    rows), so each prefix is read once per step however many rows continue it. Without fan-out
+    (R == U) each row's prompt sits in the first L columns of its own kvg row (L + G columns)."""
 
     def __init__(self, model, weights: LlamaWeights, max_new_tokens: int):
         self.model, self.w, self.max_new = model, weights.get(), max_new_tokens
@@ -166,7 +168,10 @@ class LlamaDecode:
         if self.spare is None:
             self.spare = self.w.buffer("b", self.kvg.shape)
         out = self.spare[:, :, :len(idx)]
-        torch.index_select(self.kvg[..., :self.j, :], 2, idx, out=out[..., :self.j, :])
+        if out.is_cpu:
+            torch.index_select(self.kvg[..., :self.j, :], 2, idx, out=out[..., :self.j, :])
+        else:  # index_select into a strided out= is a CPU-tested path only
+            out[..., :self.j, :] = self.kvg[..., :self.j, :].index_select(2, idx)
         self.spare, self.kvg = self.kvg, out
         self.set_rows(self.fan[idx] if self.shared else idx)
 
