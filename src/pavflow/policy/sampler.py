@@ -5,7 +5,9 @@ A call takes P prompts and n continuations per prompt. Prompts are sorted by len
 batches of at most `batch_size` rows; each batch encodes its distinct prompts once (left padding,
 position ids from the attention mask) and fans the cache out to the n rows that continue them.
 Rows stop on EOS, on the task's step separator (if asked) or at `max_new_tokens`; finished rows are
-dropped from the cache so they stop costing compute.
+dropped from the cache so they stop costing compute. Llama-family models run on a hand-written
+static-cache forward (`llama_decode.LlamaDecode`, logits equal to the model's up to float rounding);
+any other model on its own forward with a DynamicCache (`llama_decode.HFDecode`). Both share this loop.
 """
 from __future__ import annotations
 
