@@ -1,6 +1,9 @@
+import copy
+
 import pytest
 import torch
 
+from pavflow.policy import llama_decode
 from pavflow.policy.sampler import Sampler
 
 # deliberately not sorted by length: the sampler sorts internally and must restore the order
@@ -13,9 +16,14 @@ def model(random_model):
     return random_model
 
 
-@pytest.fixture(scope="module")
-def sampler(model, tok):
-    return Sampler(model, tok, batch_size=256)
+@pytest.fixture(scope="module", params=["fast", "generic"])
+def sampler(model, tok, request):
+    """Every test taking this fixture runs on both decode paths: the hand-written Llama decode and the
+    model's own forward (what any non-Llama model uses)."""
+    s = Sampler(model, tok, batch_size=256)
+    assert s.fast  # the tiny Llama qualifies for the fast path
+    s.fast = request.param == "fast"
+    return s
 
 
 def strip_after_eos(row: list[int]) -> list[int]:
@@ -285,3 +293,152 @@ def test_copies_split_over_batches(model, tok, batch_size):
     many = small.sample(PROMPTS, n, seed=0, temperature=0, max_new_tokens=10)
     for c1, cs in zip(one.completions, many.completions):
         assert len(cs) == n and all(c.tokens == c1[0].tokens for c in cs)
+
+
+# --- the fast Llama decode path against the generic path and transformers ------------------------
+
+def generic(sampler):
+    s = copy.copy(sampler)
+    s.fast = False
+    return s
+
+
+def gqa_llama(vocab):
+    """A tiny random Llama with grouped-query attention (4 query heads share 2 key/value heads), rope
+    theta and eps unlike the defaults, and biases on the attention projections."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=48, max_position_embeddings=128,
+                      rope_theta=500.0, rms_norm_eps=1e-5, attention_bias=True, tie_word_embeddings=False,
+                      pad_token_id=0, bos_token_id=1, eos_token_id=EOS)
+    torch.manual_seed(1)
+    m = LlamaForCausalLM(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.5 if p.dim() == 2 else 0.1, generator=g)
+    return m
+
+
+@pytest.fixture(scope="module")
+def fast(model, tok):
+    return Sampler(model, tok, batch_size=256)
+
+
+def test_fast_path_chosen_only_for_plain_llama(model, tok):
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    assert Sampler(model, tok).fast
+    assert Sampler(gqa_llama(len(tok)), tok).fast
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=64))
+    assert not llama_decode.supports(gpt2)
+    dyn = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=32,
+                                       rope_parameters={"rope_type": "dynamic", "factor": 2.0,
+                                                        "rope_theta": 10000.0}))
+    assert not llama_decode.supports(dyn)  # cos/sin would depend on the sequence length
+
+
+def test_fast_path_really_runs(tok, fast, monkeypatch):
+    calls = {"fast": 0, "generic": 0}
+    for cls, name in [(llama_decode.LlamaDecode, "fast"), (llama_decode.HFDecode, "generic")]:
+        step = cls.step
+        monkeypatch.setattr(cls, "step", lambda self, nxt, step=step, name=name: (
+            calls.__setitem__(name, calls[name] + 1), step(self, nxt))[1])
+    fast.sample(PROMPTS, 2, seed=0, max_new_tokens=5)
+    assert calls["fast"] > 0 and calls["generic"] == 0
+    generic(fast).sample(PROMPTS, 2, seed=0, max_new_tokens=5)
+    assert calls["generic"] > 0
+
+
+@pytest.mark.parametrize("n,batch_size,stop_at_step", [(1, 256, False), (1, 256, True), (4, 256, False),
+                                                       (4, 256, True), (7, 5, False), (3, 2, True)])
+def test_fast_greedy_equals_generic(model, tok, n, batch_size, stop_at_step):
+    """Greedy: token for token the same completions, with and without fan-out, copies split over
+    batches (batch_size < n) and rows finishing (and being dropped) at different steps."""
+    s = Sampler(model, tok, batch_size=batch_size)
+    kw = dict(seed=0, temperature=0, max_new_tokens=30, stop_at_step=stop_at_step)
+    a, b = s.sample(PROMPTS, n, **kw), generic(s).sample(PROMPTS, n, **kw)
+    assert [[(c.tokens, c.text, c.finish) for c in cs] for cs in a.completions] == \
+           [[(c.tokens, c.text, c.finish) for c in cs] for cs in b.completions]
+    assert a.prompt_tokens == b.prompt_tokens
+    assert len({len(c.tokens) for cs in a.completions for c in cs}) >= 2  # rows stop at different steps
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.7])
+def test_fast_samples_equal_generic(tok, fast, top_p):
+    """Temperature 1: the fast path's logits differ from the model's forward only by float rounding
+    (~1e-6, checked below), so on CPU in fp32 the same seed draws the same tokens. Exact equality is
+    observed, not guaranteed: a draw within rounding distance of a probability boundary could flip."""
+    kw = dict(seed=13, temperature=1.0, top_p=top_p, max_new_tokens=25)
+    a, b = fast.sample(PROMPTS, 40, **kw), generic(fast).sample(PROMPTS, 40, **kw)
+    assert tokens_of(a) == tokens_of(b)
+    assert [[c.finish for c in cs] for cs in a.completions] == [[c.finish for c in cs] for cs in b.completions]
+    assert a.gen_tokens == b.gen_tokens == sum(len(c.tokens) for cs in a.completions for c in cs)
+
+
+def decode_logits(eng, model, tok, prompts, fan, steps):
+    """Prefill prompts (left padded) fanned out to rows fan, then feed each row's greedy token `steps`
+    times; the logits (rows, V) after every step."""
+    ids = [tok(p).input_ids for p in prompts]
+    L = max(map(len, ids))
+    inp = torch.tensor([[0] * (L - len(i)) + i for i in ids])
+    mask = torch.tensor([[0] * (L - len(i)) + [1] * len(i) for i in ids])
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = eng.prefill(inp, mask, pos, torch.tensor(fan))
+    out, fed = [], []
+    for t in range(steps):
+        nxt = logits.argmax(-1)
+        fed.append(nxt)
+        if t == 3:  # drop two rows midway, as the sampler does with finished rows
+            keep = torch.tensor([0, 2, 3, 5])
+            eng.keep(keep)
+            fed, out = [f[keep] for f in fed], [o[keep] for o in out]
+            nxt = nxt[keep]
+            fan = [fan[i] for i in keep.tolist()]
+        logits = eng.step(nxt)
+        out.append(logits)
+    return out, torch.stack(fed, 1), fan
+
+
+@pytest.mark.parametrize("gqa", [False, True])
+def test_fast_logits_match_uncached_forward(model, tok, gqa):
+    """Every decode step's logits, under fan-out, left padding and row dropping, equal (to float
+    rounding) the logits of the model's plain forward on the row's whole unpadded sequence."""
+    m = gqa_llama(len(tok)) if gqa else model
+    eng = llama_decode.LlamaDecode(m, llama_decode.LlamaWeights(m), 12)
+    out, fed, fan = decode_logits(eng, m, tok, PROMPTS[:3], [0, 0, 1, 2, 2, 2], 10)
+    for r, u in enumerate(fan):
+        seq = tok(PROMPTS[u]).input_ids + fed[r].tolist()
+        with torch.no_grad():
+            want = m(input_ids=torch.tensor([seq])).logits[0, -10:]
+        got = torch.stack([o[r] for o in out])
+        assert (got - want).abs().max() < 1e-4 * want.abs().max(), (r, (got - want).abs().max())
+
+
+def test_gqa_greedy_matches_generate(tok):
+    m = gqa_llama(len(tok))
+    s = Sampler(m, tok)
+    assert s.fast
+    out = s.sample(PROMPTS, 2, seed=0, temperature=0, max_new_tokens=20)
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        gen = m.generate(**enc, do_sample=False, max_new_tokens=20, pad_token_id=0, eos_token_id=EOS)
+    want = [strip_after_eos(r) for r in gen[:, enc.input_ids.shape[1]:].tolist()]
+    assert [[c.tokens for c in cs] for cs in out.completions] == [[w, w] for w in want]
+    kw = dict(seed=2, temperature=1.0, max_new_tokens=20, stop_at_step=True)
+    assert tokens_of(s.sample(PROMPTS, 6, **kw)) == tokens_of(generic(s).sample(PROMPTS, 6, **kw))
+
+
+def test_fast_path_follows_weight_updates(model, tok):
+    """The fused weights are rebuilt when the model changes in place (an optimizer step between two
+    sampling calls, as RL does)."""
+    m = copy.deepcopy(model)
+    s = Sampler(m, tok)
+    before = s.sample(PROMPTS, 1, seed=0, temperature=0, max_new_tokens=20)
+    opt = torch.optim.SGD(m.parameters(), lr=0.5)
+    loss = m(**tok(PROMPTS[0], return_tensors="pt")).logits.pow(2).mean()
+    loss.backward()
+    opt.step()
+    after = s.sample(PROMPTS, 1, seed=0, temperature=0, max_new_tokens=20)
+    assert tokens_of(after) != tokens_of(before)
+    assert tokens_of(after) == tokens_of(generic(s).sample(PROMPTS, 1, seed=0, temperature=0, max_new_tokens=20))

@@ -139,6 +139,23 @@ def test_fan_out_greedy_copies_identical_and_equal_to_n1(sampler, prompts, greed
         assert all(c.tokens == one[0].tokens and c.finish == one[0].finish for c in cs)
 
 
+def test_fast_decode_path_equals_generic(sampler, prompts, greedy):
+    """SmolLM2 is a Llama (grouped-query attention, 9 query / 3 key-value heads): the sampler decodes it
+    on the hand-written path, which must give the model's own forward's tokens, greedy with and without
+    fan-out and step stops; sampled, the same seed gives the same tokens (logits agree to rounding)."""
+    import copy
+    assert sampler.fast
+    slow = copy.copy(sampler)
+    slow.fast = False
+    assert [cs[0].tokens for cs in greedy.completions] == \
+           [cs[0].tokens for cs in slow.sample(prompts, 1, seed=0, temperature=0, max_new_tokens=MAX_NEW).completions]
+    for kw in [dict(n=2, temperature=0, stop_at_step=True), dict(n=2, temperature=1.0)]:
+        a = sampler.sample(prompts, seed=3, max_new_tokens=MAX_NEW, **kw)
+        b = slow.sample(prompts, seed=3, max_new_tokens=MAX_NEW, **kw)
+        assert [[(c.tokens, c.finish) for c in cs] for cs in a.completions] == \
+               [[(c.tokens, c.finish) for c in cs] for cs in b.completions]
+
+
 def test_stop_at_step_stops_on_first_newline_token(tok, sampler, prompts, greedy):
     out = sampler.sample(prompts, 1, seed=0, temperature=0, max_new_tokens=MAX_NEW, stop_at_step=True)
     eos = set(sampler.eos_ids.tolist())

@@ -5,15 +5,18 @@ A call takes P prompts and n continuations per prompt. Prompts are sorted by len
 batches of at most `batch_size` rows; each batch encodes its distinct prompts once (left padding,
 position ids from the attention mask) and fans the cache out to the n rows that continue them.
 Rows stop on EOS, on the task's step separator (if asked) or at `max_new_tokens`; finished rows are
-dropped from the cache so they stop costing compute.
+dropped from the cache so they stop costing compute. Llama-family models run on a hand-written
+static-cache forward (`llama_decode.LlamaDecode`, logits equal to the model's up to float rounding);
+any other model on its own forward with a DynamicCache (`llama_decode.HFDecode`). Both share this loop.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
 
+from pavflow.policy import llama_decode
+from pavflow.policy.llama_decode import HFDecode, LlamaDecode
 from pavflow.progress import progress
 
 
@@ -48,10 +51,20 @@ class Sampler:
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}
         self.eos_ids = torch.tensor(sorted(i for i in eos if i is not None), device=self.device)
+        self.eos_set = set(self.eos_ids.tolist())
         vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         is_step = [step_sep in tokenizer.convert_tokens_to_string([t]) for t in vocab]
         self.step_mask = torch.tensor(is_step, device=self.device)
+        # (V,) tokens that end a row, without / with stop_at_step; V covers ids the model emits beyond the tokenizer
+        V = max(len(is_step), getattr(model.config, "vocab_size", 0) or 0)
+        self.stop_eos = torch.zeros(V, dtype=torch.bool, device=self.device)
+        self.stop_eos[self.eos_ids] = True
+        self.stop_step = self.stop_eos.clone()
+        self.stop_step[:len(is_step)] |= self.step_mask
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0].item()
+        # Llama-family models decode through a hand-written static-cache forward; others through their own
+        self.fast = llama_decode.supports(model)
+        self.weights = llama_decode.LlamaWeights(model) if self.fast else None
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
         return [self.tok(p).input_ids for p in prompts]
@@ -102,52 +115,45 @@ class Sampler:
             mask[u, L - len(p):] = 1
         input_ids, mask = input_ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
-        # logits_to_keep=1: only the last position's logits are used (a 49k vocabulary makes the rest costly)
-        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                            use_cache=True, logits_to_keep=1).logits[:, -1]  # (U, V)
-        # fan out: row r continues prompt fan[r]
-        fan = torch.repeat_interleave(torch.arange(U, device=dev), torch.tensor(copies, device=dev))
-        if len(fan) != U or (fan != torch.arange(U, device=dev)).any():
-            cache.batch_select_indices(fan)
-        logits, mask, next_pos = logits[fan], mask[fan], pos[fan, -1] + 1  # (R, V), (R, L), (R,)
+        fan = torch.repeat_interleave(torch.arange(U, device=dev), torch.tensor(copies, device=dev))  # (R,)
+        # row r continues prompt fan[r]: each prompt is encoded once, its cache fanned out to its rows
+        if self.fast and not (self.model.training and self.model.config.attention_dropout > 0):
+            eng = LlamaDecode(self.model, self.weights, max_new_tokens)
+        else:
+            eng = HFDecode(self.model, max_new_tokens)
+        logits = eng.prefill(input_ids, mask, pos, fan)  # (R, V)
         R = len(fan)
-        row_ids = torch.arange(R, device=dev)  # original row of each live row
-        tokens = torch.zeros((R, max_new_tokens), dtype=torch.long, device=dev)
-        lengths = torch.zeros(R, dtype=torch.long, device=dev)
-        finish = [""] * R
+        stops = self.stop_step if stop_at_step else self.stop_eos
+        row_ids = torch.arange(R, device=dev)  # original row of each current row
+        tokens = torch.zeros((R, max_new_tokens), dtype=torch.long, device=dev)  # valid up to lengths
+        lengths, finish = [max_new_tokens] * R, ["length"] * R
         live = torch.ones(R, dtype=torch.bool, device=dev)  # among current rows
+        n_live, n_dead = R, 0  # live rows / finished rows not yet dropped, among current rows
         for t in range(max_new_tokens):
             nxt = self._pick(logits.float(), gen, temperature, top_p)  # (r,)
-            alive_rows = row_ids[live]
-            tokens[alive_rows, t] = nxt[live]
-            lengths[alive_rows] += 1
-            is_eos = torch.isin(nxt, self.eos_ids)
-            stop = is_eos | (self.step_mask[nxt] if stop_at_step else torch.zeros_like(is_eos))
-            stop &= live
-            for r in torch.nonzero(stop).flatten().tolist():
-                finish[row_ids[r]] = "eos" if is_eos[r] else "step"
-            live &= ~stop
-            if not live.any() or t == max_new_tokens - 1:
+            tokens[row_ids, t] = nxt  # finished rows write past their end, which is never read
+            stop = stops[nxt] & live
+            done = torch.nonzero(stop).flatten()
+            if len(done):
+                for r, tok in zip(row_ids[done].tolist(), nxt[done].tolist()):
+                    lengths[r], finish[r] = t + 1, "eos" if tok in self.eos_set else "step"
+                live &= ~stop
+                n_live, n_dead = n_live - len(done), n_dead + len(done)
+            if n_live == 0 or t == max_new_tokens - 1:
                 break
-            if (~live).float().mean() >= self.compact_fraction:
+            if n_dead / len(live) >= self.compact_fraction:
                 keep = torch.nonzero(live).flatten()
-                cache.batch_select_indices(keep)
-                row_ids, live, nxt, mask, next_pos = row_ids[keep], live[keep], nxt[keep], mask[keep], next_pos[keep]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            logits = self.model(input_ids=nxt[:, None], attention_mask=mask,
-                                position_ids=next_pos[:, None], past_key_values=cache,
-                                use_cache=True).logits[:, -1]
-            next_pos = next_pos + 1
-        tokens, lengths = tokens.tolist(), lengths.tolist()
-        eos = set(self.eos_ids.tolist())
+                eng.keep(keep)
+                row_ids, live, nxt, n_dead = row_ids[keep], live[keep], nxt[keep], 0
+            logits = eng.step(nxt)
+        tokens = tokens.tolist()
         comps, r = [], 0
         for m in copies:
             group = []
             for _ in range(m):
                 toks = tokens[r][:lengths[r]]
-                text_ids = toks[:-1] if toks and toks[-1] in eos else toks
-                group.append(Completion(toks, self.tok.decode(text_ids), finish[r] or "length"))
+                text_ids = toks[:-1] if finish[r] == "eos" else toks
+                group.append(Completion(toks, self.tok.decode(text_ids), finish[r]))
                 r += 1
             comps.append(group)
         return comps
