@@ -273,7 +273,7 @@ def test_wandb_runs_tell_the_story(study):
     runs = {r.name: r for r in find_offline_runs(L.root)}
     assert {r.group for r in runs.values()} == {"smoke"}
     assert {r.job_type for r in runs.values()} == {"problems", "sft", "seeds", "mc", "labels", "verifier",
-                                                   "search_pool", "search", "rl", "report"}
+                                                   "quality", "search_pool", "search", "rl", "report"}
     for p in jobs["provers"]:
         k = p.rsplit("_k", 1)[1]
         assert {f"prover:{p}", f"k:{k}"} <= set(runs[f"labels-{p}"].tags) <= set(runs[f"search-beam-{p}"].tags)
@@ -301,9 +301,10 @@ def test_wandb_runs_tell_the_story(study):
     assert len(rep["report/per_budget"]) == curves.height
     assert {"acc", "ci_low", "ci_high", "gen_tokens", "budget"} <= set(rep["report/per_budget"][0])
     assert sorted((r["prover"], r["K"]) for r in rep["report/per_k"]) == sorted(
-        (p, int(p.rsplit("_k", 1)[1])) for p in jobs["provers"])
+        (p, int(p.rsplit("_k", 1)[1])) for p in jobs["beam_provers"])  # trained and analytic provers
     assert {r["budget"] for r in rep["report/per_k"]} == {cfg.search.k_budget}
-    assert {r["subject"] for r in rep["report/verifier_quality"]} == set(jobs["verifiers"])
+    oracles = ["oracle"] + [f"oracle_{p}" for p in jobs["provers"]]
+    assert {r["subject"] for r in rep["report/verifier_quality"]} == set(jobs["quality_verifiers"] + oracles)
     assert sorted((r["arm"], r["seed"]) for r in rep["report/rl_final"]) == sorted(jobs["rl_runs"])
     # artifacts by reference to the outputs' paths
     expected = {"sft-base": {"smoke-policy-base": L.policy("base"), "smoke-policy-base-train-log": L.policy_log("base")},
