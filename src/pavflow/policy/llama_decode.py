@@ -85,13 +85,17 @@ def rms(x, w, eps):  # LlamaRMSNorm, op for op
 class LlamaDecode:
     """Decode state of one batch: R rows continuing U prompts, row r continues prompt fan[r] (sorted).
 
+    Generated keys/values are stored column-major, kvg (n_layers, 2, C, R, K, D): column c of every row
+    is one contiguous (R, K, D) slab, so a step writes one slab per layer and the attention reads the
+    filled slabs in order (a row-major cache made both strided and cost twice as much on the CPU,
+    where decode attention is bound by memory traffic).
     With fan-out (R > U) the prompt's keys/values are kept once per prompt, not per row: kvp
-    (n_layers, 2, U, K, L, D), the left-padded prompt. A row attends to its prompt's prefix and to its
-    own generated tokens, kvg (n_layers, 2, R, K, G, D) with G = max_new_tokens - 1 columns written in
-    place, one per step, under one softmax over both parts. For the prefix product the rows of a
-    prompt are stacked as query positions of one matmul (slot[r] = rank of row r among its prompt's
-    rows), so each prefix is read once per step however many rows continue it. Without fan-out
-    (R == U) each row's prompt sits in the first L columns of its own kvg row (L + G columns)."""
+    (n_layers, 2, U, K, L, D), the left-padded prompt, and kvg has C = G = max_new_tokens - 1 columns
+    for the generated tokens. A row attends to its prompt's prefix and to its own generated tokens
+    under one softmax over both parts. For the prefix product the rows of a prompt are stacked as
+    query positions of one matmul (slot[r] = rank of row r among its prompt's rows), so each prefix is
+    read once per step however many rows continue it. Without fan-out (R == U) each row's prompt sits
+    in the first L columns of kvg (C = L + G)."""
 
     def __init__(self, model, weights: LlamaWeights, max_new_tokens: int):
         self.model, self.w, self.max_new = model, weights.get(), max_new_tokens
@@ -111,18 +115,17 @@ class LlamaDecode:
         self.spare, self.pos = None, pos[:, -1] + 1  # (U,) position id of the first generated token
         self.shared = R > U
         if self.shared:  # prefix kept per prompt, rows hold their generated tokens only
-            self.kvp = kv = w.buffer("prefix", (n_layers, 2, U, K, L, D))
-            self.kvg = w.buffer("a", (n_layers, 2, R, K, G, D))
+            self.kvp = w.buffer("prefix", (n_layers, 2, U, K, L, D))
+            self.kvg = w.buffer("a", (n_layers, 2, G, R, K, D))
             self.pbias, self.j0 = bias, 0
         else:  # one row per prompt: each row holds its prompt and its generated tokens
-            self.kvg = w.buffer("a", (n_layers, 2, R, K, L + G, D))
-            kv = self.kvg[..., :L, :]
+            self.kvg = w.buffer("a", (n_layers, 2, L + G, R, K, D))
             self.pbias, self.j0 = torch.cat((bias, bias.new_zeros((R, G))), 1), L  # (R, L + G)
         self.j = self.j0  # the column of kvg the next step writes
 
-        # the prompt through the same layers, keys/values straight into the cache. Causal and padding
-        # mask as an additive bias: a padding query sees only masked keys, so gets finite garbage (never
-        # NaN), which no real position attends to.
+        # the prompt through the same layers, keys/values into the cache. Causal and padding mask as an
+        # additive bias: a padding query sees only masked keys, so gets finite garbage (never NaN), which
+        # no real position attends to.
         allowed = torch.ones((L, L), dtype=torch.bool, device=dev).tril() & (mask[:, None, None, :] == 1)
         attn_bias = torch.zeros(allowed.shape, dtype=w.embed.dtype, device=dev).masked_fill_(~allowed, neg)
         c, s = self.cos[pos][:, :, None], self.sin[pos][:, :, None]  # (U, L, 1, D)
@@ -131,12 +134,16 @@ class LlamaDecode:
             qkv = F.linear(rms(x, w_in, eps), w_qkv, b_qkv)  # (U, L, (H + 2K) D)
             qk = qkv[..., :(H + K) * D].view(U, L, H + K, D)
             qk = qk * c + qk.roll(D // 2, -1) * s
-            kv[i, 0] = qk[:, :, H:].transpose(1, 2)  # (U, K, L, D)
-            kv[i, 1] = qkv[..., (H + K) * D:].view(U, L, K, D).transpose(1, 2)
+            k, v = qk[:, :, H:], qkv[..., (H + K) * D:].view(U, L, K, D)  # (U, L, K, D)
+            if self.shared:
+                self.kvp[i, 0], self.kvp[i, 1] = k.transpose(1, 2), v.transpose(1, 2)
+                k, v = self.kvp[i, 0], self.kvp[i, 1]  # (U, K, L, D)
+            else:
+                self.kvg[i, 0, :L], self.kvg[i, 1, :L] = k.transpose(0, 1), v.transpose(0, 1)  # (L, U, K, D)
+                k, v = k.transpose(1, 2), v.transpose(1, 2)
             q = qk[:, :, :H].transpose(1, 2)  # (U, H, L, D)
             if i == n_layers - 1:  # past the last keys/values only the last position matters (its logits)
                 q, x, attn_bias = q[:, :, -1:], x[:, -1:], attn_bias[:, :, -1:]
-            k, v = kv[i, 0], kv[i, 1]
             if H > K:
                 k, v = k.repeat_interleave(H // K, 1), v.repeat_interleave(H // K, 1)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=w.scale)  # (U, H, l, D)
@@ -167,11 +174,11 @@ class LlamaDecode:
         leading rows of a second buffer (the two buffers then swap roles)."""
         if self.spare is None:
             self.spare = self.w.buffer("b", self.kvg.shape)
-        out = self.spare[:, :, :len(idx)]
+        out = self.spare[:, :, :, :len(idx)]
         if out.is_cpu:
-            torch.index_select(self.kvg[..., :self.j, :], 2, idx, out=out[..., :self.j, :])
+            torch.index_select(self.kvg[:, :, :self.j], 3, idx, out=out[:, :, :self.j])
         else:  # index_select into a strided out= is a CPU-tested path only
-            out[..., :self.j, :] = self.kvg[..., :self.j, :].index_select(2, idx)
+            out[:, :, :self.j] = self.kvg[:, :, :self.j].index_select(3, idx)
         self.spare, self.kvg = self.kvg, out
         self.set_rows(self.fan[idx] if self.shared else idx)
 
@@ -188,23 +195,27 @@ class LlamaDecode:
             qkv = F.linear(rms(x, w_in, eps), w_qkv, b_qkv)  # (r, (H + 2K) D)
             qk = qkv[:, :(H + K) * D].view(r, H + K, D)
             qk = qk * cos + qk.roll(D // 2, -1) * sin  # rotary on q and k
-            kg, vg = self.kvg[i, 0, :, :, :j + 1], self.kvg[i, 1, :, :, :j + 1]  # (r, K, j+1, D)
-            kg[:, :, j], vg[:, :, j] = qk[:, H:], qkv[:, (H + K) * D:].view(r, K, D)
+            self.kvg[i, 0, j], self.kvg[i, 1, j] = qk[:, H:], qkv[:, (H + K) * D:].view(r, K, D)
+            # (r K, D, j+1) and (r K, j+1, D): the filled columns as one batched matrix per row and head
+            kg = self.kvg[i, 0, :j + 1].view(j + 1, r * K, D).permute(1, 2, 0)
+            vg = self.kvg[i, 1, :j + 1].view(j + 1, r * K, D).transpose(0, 1)
             # the H // K query heads sharing a key/value head are query positions of one product (GQA)
-            q = qk[:, :H].view(r, K, rep, D) * w.scale
+            q = qk[:, :H].reshape(r, K, rep, D) * w.scale
+            sg = torch.bmm(q.view(r * K, rep, D), kg).view(r, K, rep, j + 1)  # scores on generated tokens
             if not self.shared:
-                a = (q @ kg.transpose(-1, -2) + self.row_bias[..., :j + 1]).softmax(-1) @ vg  # (r, K, rep, D)
+                p = (sg + self.row_bias[..., :j + 1]).softmax(-1)  # (r, K, rep, j+1)
+                a = torch.bmm(p.view(r * K, rep, j + 1), vg)  # (r K, rep, D)
             else:
                 kp, vp = self.kvp[i, 0], self.kvp[i, 1]  # (U, K, L, D)
                 U, L, fan, slot, S = kp.shape[0], kp.shape[2], self.fan, self.slot, self.n_slot
                 qp = q.new_zeros((U, K, S, rep, D))
                 qp[fan, :, slot] = q  # (U, K, S, rep, D): rows of a prompt side by side
                 sp = (qp.view(U, K, S * rep, D) @ kp.transpose(-1, -2)).view(U, K, S, rep, L)
-                s = torch.cat((sp[fan, :, slot] + self.row_bias, q @ kg.transpose(-1, -2)), -1)
-                p = s.softmax(-1)  # (r, K, rep, L+j+1)
+                p = torch.cat((sp[fan, :, slot] + self.row_bias, sg), -1).softmax(-1)  # (r, K, rep, L+j+1)
                 pp = p.new_zeros((U, K, S, rep, L))
                 pp[fan, :, slot] = p[..., :L]
-                a = (pp.view(U, K, S * rep, L) @ vp).view(U, K, S, rep, D)[fan, :, slot] + p[..., L:] @ vg
+                a = (pp.view(U, K, S * rep, L) @ vp).view(U, K, S, rep, D)[fan, :, slot]
+                a = a.view(r * K, rep, D) + torch.bmm(p[..., L:].reshape(r * K, rep, j + 1), vg)
             x = x + F.linear(a.reshape(r, H * D), w_o, b_o)
             g, u = F.linear(rms(x, w_post, eps), w_gu, b_gu).chunk(2, -1)  # (r, I) each
             x = x + F.linear(w.act(g) * u, w_down, b_down)
