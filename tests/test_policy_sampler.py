@@ -199,6 +199,21 @@ def test_first_token_distribution_matches_softmax(model, tok, sampler, temperatu
     assert ((counts - n * p).abs() <= 5 * sd + 1).all(), (counts, n * p)
 
 
+def test_pick_follows_the_distribution_and_never_picks_zero_probability():
+    """Inverse-CDF sampling: frequencies match softmax within 5 sd, a -inf logit and tokens outside the
+    nucleus are never drawn, whatever the uniform (the last interval is closed at the total mass)."""
+    n = 20000
+    logits = torch.tensor([0.0, 1.0, float("-inf"), 2.0, -1.0]).expand(n, 5).contiguous()
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.bincount(Sampler._pick(logits, gen, 1.0, 1.0), minlength=5).double()
+    p = torch.softmax(logits[0].double(), -1)
+    assert counts[2] == 0
+    assert ((counts - n * p).abs() <= 5 * (n * p * (1 - p)).sqrt() + 1).all(), (counts, n * p)
+    nucleus = torch.bincount(Sampler._pick(logits, gen, 1.0, 0.7), minlength=5)
+    assert set(torch.nonzero(nucleus).flatten().tolist()) == {1, 3}  # p = 0.644, 0.237, ...: two tokens reach 0.7
+    assert (Sampler._pick(logits[:3], gen, 0.0, 1.0) == 3).all()
+
+
 def test_sampled_tokens_lie_in_nucleus_of_teacher_forced_model(model, tok, sampler):
     """Checks the KV cache under fan-out and row compaction: every sampled token must be in the top-p
     nucleus of the model's distribution given its own prefix, recomputed without any cache."""

@@ -168,4 +168,9 @@ class Sampler:
             drop = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest set with mass >= top_p
             sorted_p[drop] = 0
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-        return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+        # inverse-CDF sampling: one uniform per row (multinomial draws one per vocabulary entry, which
+        # costs more than the whole decode step of a small model). A zero-probability token owns an
+        # empty interval of the CDF, so it is never picked.
+        cdf = probs.cumsum(-1)  # (r, V)
+        u = torch.rand((len(cdf), 1), generator=gen, device=cdf.device, dtype=cdf.dtype) * cdf[:, -1:]
+        return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
