@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pavflow.policy import llama_decode
-from pavflow.policy.sampler import Sampler
+from pavflow.policy.sampler import Sampler, sample_categorical
 
 # deliberately not sorted by length: the sampler sorts internally and must restore the order
 PROMPTS = ["Q:72*5-3\n", "Q:1+2\n", "Q:12+3\n12+3=15\n", "Q:9\n", "Q:4*4*4+1\n"]
@@ -199,18 +199,27 @@ def test_first_token_distribution_matches_softmax(model, tok, sampler, temperatu
     assert ((counts - n * p).abs() <= 5 * sd + 1).all(), (counts, n * p)
 
 
-def test_pick_follows_the_distribution_and_never_picks_zero_probability():
-    """Inverse-CDF sampling: frequencies match softmax within 5 sd, a -inf logit and tokens outside the
-    nucleus are never drawn, whatever the uniform (the last interval is closed at the total mass)."""
-    n = 20000
-    logits = torch.tensor([0.0, 1.0, float("-inf"), 2.0, -1.0]).expand(n, 5).contiguous()
-    gen = torch.Generator().manual_seed(0)
-    counts = torch.bincount(Sampler._pick(logits, gen, 1.0, 1.0), minlength=5).double()
-    p = torch.softmax(logits[0].double(), -1)
-    assert counts[2] == 0
+@pytest.mark.parametrize("V", [5, 50, 1000])
+def test_sample_categorical_follows_the_distribution(V):
+    """Frequencies match the probabilities within 5 sd for vocabularies with and without a partial last
+    block (5 = 3 + 2, 1000 = 32 * 31 + 8, 50 = 8 * 6 + 2); zero-probability entries are never drawn."""
+    n = 40000
+    logits = torch.randn(V, generator=torch.Generator().manual_seed(V)) * 2
+    logits[::3] = float("-inf")
+    probs = torch.softmax(logits, -1).expand(n, V).contiguous()
+    counts = torch.bincount(sample_categorical(probs, torch.Generator().manual_seed(0)), minlength=V).double()
+    p = probs[0].double()
+    assert counts[::3].sum() == 0
     assert ((counts - n * p).abs() <= 5 * (n * p * (1 - p)).sqrt() + 1).all(), (counts, n * p)
+
+
+def test_pick_applies_temperature_nucleus_and_greedy():
+    logits = torch.tensor([0.0, 1.0, float("-inf"), 2.0, -1.0]).expand(5000, 5).contiguous()
+    gen = torch.Generator().manual_seed(0)
     nucleus = torch.bincount(Sampler._pick(logits, gen, 1.0, 0.7), minlength=5)
-    assert set(torch.nonzero(nucleus).flatten().tolist()) == {1, 3}  # p = 0.644, 0.237, ...: two tokens reach 0.7
+    assert set(torch.nonzero(nucleus).flatten().tolist()) == {1, 3}  # p = 0.644, 0.237, ...: two reach 0.7
+    cold = torch.bincount(Sampler._pick(logits, gen, 0.25, 1.0), minlength=5)
+    assert cold[3] / 5000 > 0.97  # T = 0.25: p(3) = 1 / (1 + e^-4 + ...) = 0.98
     assert (Sampler._pick(logits[:3], gen, 0.0, 1.0) == 3).all()
 
 

@@ -76,10 +76,9 @@ class LlamaWeights:
                                 *cat(mlp.gate_proj, mlp.up_proj), mlp.down_proj.weight, mlp.down_proj.bias))
 
 
-def rms(x, w, eps):  # LlamaRMSNorm, op for op
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return w * h.to(x.dtype)
+def rms(x, w, eps):
+    """LlamaRMSNorm as one fused op (bitwise equal to the module's op-by-op formula in fp32)."""
+    return F.rms_norm(x, w.shape, w, eps)
 
 
 class LlamaDecode:
