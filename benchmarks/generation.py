@@ -275,7 +275,7 @@ def main() -> None:
         "mc_sampler_batch_size": 512, "mc_generate_prompts_per_batch": 64,
         "profile_prefixes": 16 if q else 64,
         "smollm_batches": [16] if q else [16, 64], "smollm_generate_batch": 16, "smollm_max_new_tokens": 32,
-        "reps": 1 if q else 2,
+        "reps": 1 if q else 3,
         "matmul_size": 1024 if q else 2048, "matmul_reps": 2 if q else 3, "matmul_trials": 2 if q else 4,
     }
     res: dict = {"quick": q, "torch": torch.__version__, "transformers": transformers.__version__,

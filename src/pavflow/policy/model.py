@@ -12,6 +12,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM,
                           PreTrainedTokenizerFast)
 
+from pavflow.policy.device import resolve_device, resolve_dtype  # noqa: F401 (re-exported)
+
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
 
 
@@ -34,19 +36,6 @@ def tiny_llama(vocab_size: int, hidden_size: int, n_layers: int, n_heads: int,
                       tie_word_embeddings=True, pad_token_id=0, bos_token_id=1, eos_token_id=2)
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str) -> torch.dtype:
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    except KeyError:
-        raise ValueError(f"dtype: unknown {dtype!r}; expected float32, bfloat16 or float16") from None
 
 
 def check_model_dir(path: str | os.PathLike) -> Path:

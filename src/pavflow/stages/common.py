@@ -1,19 +1,22 @@
 """What every stage does around its body: compose and validate the config, pin threads and device,
-open the job's W&B run, write provenance, and print a one-line summary."""
+open the job's W&B run, write provenance, and print a one-line summary.
+
+Model code (transformers' model classes, ~2 s to import) is imported where a stage loads a model, not
+here: the stages that only move tables (problems, labels, report) start in a second."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import hydra
 import polars as pl
 import torch
-import transformers
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -22,15 +25,19 @@ from pavflow.config import ConfigError, register, to_container, validate
 from pavflow.data import PROBLEMS, read_table
 from pavflow.labels import parse_prover
 from pavflow.paths import Layout
-from pavflow.policy.model import load_policy, resolve_device
-from pavflow.policy.sampler import Sampler
+from pavflow.policy.device import resolve_device
 from pavflow.provenance import write_provenance
 from pavflow.study import CONF_DIR, stage_params
 from pavflow.tasks.base import Problem
 from pavflow.tracking import Tracker
-from pavflow.verifiers.analytic import AnalyticPAV
 from pavflow.verifiers.targets import parse_verifier
-from pavflow.verifiers.value import ValueVerifier
+
+if TYPE_CHECKING:
+    from pavflow.policy.sampler import Sampler
+
+# read by transformers when a stage first imports it: load reports of fresh value heads are expected
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 log = logging.getLogger("pavflow")
 
@@ -70,8 +77,9 @@ def run(job_type: str, name: str, tags: list, body: Body, cfg: DictConfig) -> di
     except ConfigError as e:
         log.error("%s", e)
         sys.exit(2)
-    transformers.utils.logging.set_verbosity_error()  # load reports of fresh value heads are expected
-    transformers.utils.logging.disable_progress_bar()
+    if "transformers" in sys.modules:  # imported before this call (tests, notebooks): set it directly
+        sys.modules["transformers"].utils.logging.set_verbosity_error()
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
     torch.set_num_threads(cfg.threads)
     try:
         torch.set_num_interop_threads(1)
@@ -130,6 +138,8 @@ def prover_tags(prover: str) -> list[str]:
 
 def policy_sampler(cfg, layout: Layout, policy: str, task) -> Sampler:
     """The sampler of a trained policy, on the configured device and dtype."""
+    from pavflow.policy.model import load_policy
+    from pavflow.policy.sampler import Sampler
     model, tok = load_policy(layout.policy(policy), cfg.device, cfg.dtype)
     return Sampler(model, tok, step_sep=task.step_sep, batch_size=cfg.rollouts.batch_size)
 
@@ -138,6 +148,8 @@ def load_verifier(cfg, layout: Layout, name: str):
     """Any verifier of the study by name, as an object with `.score(prompts, steps) -> (values, tokens)`
     (values v(s_h), h = 0..H, in [0, 1]): a value model, an implicit PRM (sigmoid of q_h; `.q` gives q_h
     itself) or an analytic PAV (the pqv's values, transformed)."""
+    from pavflow.verifiers.analytic import AnalyticPAV
+    from pavflow.verifiers.value import ValueVerifier
     spec = parse_verifier(name)
     device, batch = str(device_of(cfg)), cfg.verifier.score_batch_size
     if spec.kind == "pav_analytic":
