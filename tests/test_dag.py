@@ -234,7 +234,7 @@ def test_killed_at_random_times_the_rerun_gives_the_same_tables(study, tmp_path)
     assert_no_partial_outputs(L)
 
     rng = random.Random(0)
-    # short delays: after the SFT kill the rest of the study takes over a minute even on an idle machine,
+    # short delays: after the SFT kill the rest of the targets takes ~40 s even on an idle machine,
     # so each random kill still lands while jobs run (and the final run below has work left to lock)
     sft_logs = []  # the SFT log after each rerun: a later kill may land after SFT wrote its outputs but
     # before Snakemake recorded them, and SFT then reruns from scratch (its checkpoint already gone)
