@@ -284,11 +284,17 @@ def slurm_cluster():
         cluster.stop()
 
 
+# The cluster run sweeps one prover and one RL arm: every rule of the smoke DAG still runs as a Slurm
+# job, with half the jobs (the executor's status polling backs off by 10 s per idle check, so a
+# cluster run of the whole smoke sweep took five minutes of the suite).
+SLIM = ["sweep.prover_k=[4]", "sweep.cross_provers=[]", "sweep.label_variants=[]", "rl.arms=[pav]"]
+
+
 @pytest.fixture(scope="module")
 def smoke_on_slurm(slurm_cluster, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("smoke_slurm")
     t0 = time.monotonic()
-    out = run_snakemake(workdir, "--workflow-profile", str(PROFILE), *NO_ACCOUNTING,
+    out = run_snakemake(workdir, "--workflow-profile", str(PROFILE), *NO_ACCOUNTING, overrides=SLIM,
                         timeout=SLURM_TIMEOUT_S)
     print(f"smoke through Slurm: {time.monotonic() - t0:.0f} s")
     text = out.stdout + out.stderr
@@ -296,23 +302,35 @@ def smoke_on_slurm(slurm_cluster, tmp_path_factory):
     return workdir, text, slurm_cluster.jobs()
 
 
+def our_jobs(smoke_on_slurm) -> list[dict]:
+    """The cluster's jobs submitted by the smoke run (named by its Snakemake run ID)."""
+    _, text, jobs = smoke_on_slurm
+    run_id = re.search(r"SLURM run ID: (\S+)", text).group(1)
+    return [j for j in jobs if j["name"] == run_id]
+
+
+def job_stats(text: str) -> Counter:
+    table = text.split("Job stats:")[1].split("total")[0]
+    return Counter({m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)})
+
+
 @pytest.mark.slurm
 def test_every_smoke_job_ran_as_a_slurm_job(smoke_on_slurm, tmp_path):
-    workdir, text, jobs = smoke_on_slurm
-    run_id = re.search(r"SLURM run ID: (\S+)", text).group(1)
-    ours = [j for j in jobs if j["name"] == run_id]
+    workdir, text, _ = smoke_on_slurm
+    ours = our_jobs(smoke_on_slurm)
     assert ours and all(j["state"] == "COMPLETED" for j in ours), ours
     # the jobs Snakemake submitted are the jobs Slurm ran, each with its log kept
     submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)", text))
     assert sorted(submitted) == sorted(j["id"] for j in ours)
     assert all(Path(log).exists() for log in submitted.values())
-    # one Slurm job per job of the smoke DAG; only the target rule `all` ran locally
-    dry = run_snakemake(tmp_path, "-n")  # every job of the smoke DAG, from scratch, by rule
+    # one Slurm job per job of the DAG; only the target rule `all` ran locally
+    dry = run_snakemake(tmp_path, "-n", overrides=SLIM)  # every job of the DAG, from scratch, by rule
     assert dry.returncode == 0, dry.stderr[-3000:]
-    table = (dry.stdout + dry.stderr).split("Job stats:")[1].split("total")[0]
-    expected = Counter({m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)})
+    expected = job_stats(dry.stdout + dry.stderr)
     del expected["all"]
-    jobs_of = study_jobs(compose("smoke", []))
+    full = job_stats(run_snakemake(tmp_path, "-n").stdout)
+    assert set(expected) == set(full) - {"all"}  # the slim sweep still runs every rule
+    jobs_of = study_jobs(compose("smoke", SLIM))
     assert expected["verifier"] == len(jobs_of["verifiers"]) and expected["rl"] == len(jobs_of["rl_runs"])
     ran = Counter(re.fullmatch(r"rule_(\w+?)(_wildcards_.*)?", j["comment"]).group(1) for j in ours)
     assert ran == expected
@@ -321,15 +339,28 @@ def test_every_smoke_job_ran_as_a_slurm_job(smoke_on_slurm, tmp_path):
 
 @pytest.mark.slurm
 def test_a_slurm_run_gives_the_local_tables(smoke_on_slurm, smoke_local):
+    """Every table of a job whose config the slim sweep leaves alone (Snakemake, asked on the local run's
+    directory, would not rerun it) has the content of the local run's table."""
     workdir, _, _ = smoke_on_slurm
     local_dir, cfg, local = smoke_local
     cluster_root = workdir / cfg.results_dir / cfg.name
-    tables = sorted(p.relative_to(local.root) for p in local.root.rglob("*.parquet"))
-    assert tables == sorted(p.relative_to(cluster_root) for p in cluster_root.rglob("*.parquet"))
-    assert len(tables) > 20
-    for rel in tables:
+    def outputs(*args: str) -> list[str]:  # declared outputs of the jobs a dry run lists
+        dry = run_snakemake(local_dir, "-n", *args, overrides=SLIM)
+        assert dry.returncode == 0, dry.stderr[-3000:]
+        return [p.strip() for line in re.findall(r"^\s*output: (.+)$", dry.stdout, re.M) for p in line.split(",")]
+    stale = outputs()  # jobs whose config the slim sweep changes: they would rerun on the local study
+    kept = [o for o in outputs("--forceall") if o not in stale]
+    prefix = f"{cfg.results_dir}/{cfg.name}/"
+    tables = sorted(str(p.relative_to(cluster_root)) for p in cluster_root.rglob("*.parquet"))
+    same = [t for t in tables if any(prefix + t == o or (prefix + t).startswith(o + "/") for o in kept)]
+    assert {"problems.parquet", "rollouts/seeds.parquet", "rollouts/mc_base.parquet",
+            "labels/base_k4.parquet"} <= set(same), same
+    assert 10 < len(same) < len(tables)  # the val choice, the RL set and the report do change
+    for rel in same:
         a, b = pl.read_parquet(local.root / rel), pl.read_parquet(cluster_root / rel)
         assert a.equals(b), rel
-    # every cluster job left its W&B offline run next to the results (synced as in the README)
-    assert sorted(r.name for r in find_offline_runs(cluster_root)) == \
-        sorted(r.name for r in find_offline_runs(local.root))
+    # every cluster job left its W&B offline run next to the results (synced as in the README), named
+    # as the same job's run in the local study
+    runs = {r.name for r in find_offline_runs(cluster_root)}
+    assert len(runs) == len(our_jobs(smoke_on_slurm))
+    assert runs <= {r.name for r in find_offline_runs(local.root)}
