@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from pavflow.policy.model import check_model_dir, resolve_device
+from pavflow.policy.device import resolve_device
+from pavflow.policy.model import check_model_dir
 from pavflow.verifiers.fit import fit
-from pavflow.verifiers.value import _pad_id, _pad_right, encode_states
+from pavflow.verifiers.value import _pad_id, _pad_right, encode_states, score_sequences
 
 META = "implicit.json"
 LOSSES = ("ce", "dpo")
@@ -147,32 +148,21 @@ def dpo_loss(r_pos: torch.Tensor, r_neg: torch.Tensor) -> torch.Tensor:
 _MAX_LOGITS = 1 << 27  # logits per scoring batch (B * L * V), ~0.5 GB in float32
 
 
-@torch.no_grad()
 def implicit_rewards(model, ref, tok, prompts: list[str], steps: list[list[str]], beta: float,
                      batch_size: int = 64) -> tuple[list[np.ndarray], list[int]]:
     """q_h for h = 0..H of each (prompt, steps) as float64 (H+1,) arrays (q_0 = 0), and the length of
-    each token sequence. Sequences are length-sorted into batches; results come back in input order."""
-    if len(prompts) != len(steps):
-        raise ValueError(f"implicit_rewards: {len(prompts)} prompts but {len(steps)} step lists")
-    device = next(model.parameters()).device
-    enc = [encode_states(tok, p, a) for p, a in zip(prompts, steps)]
-    q: list[np.ndarray | None] = [None] * len(enc)
-    order = sorted(range(len(enc)), key=lambda i: (-len(enc[i][0]), i))
-    was_training, pad = model.training, _pad_id(tok)
-    model.eval()
-    start = 0
-    while start < len(order):
-        # both models' full-vocabulary logits are materialised: cap B * L * V (a 49k vocabulary at
-        # batch 512 would need tens of GB)
-        rows = max(1, min(batch_size, _MAX_LOGITS // (len(enc[order[start]][0]) * model.config.vocab_size)))
-        idx, start = order[start:start + rows], start + rows
-        ids, mask = _pad_right([enc[i][0] for i in idx], pad, device)  # (B, L)
-        cum = token_log_ratios(model, ref, ids, mask).double().cumsum(-1).cpu().numpy()  # (B, L)
-        for r, i in enumerate(idx):
-            b = enc[i][1]
-            q[i] = beta * (cum[r, b] - cum[r, b[0]])  # (H+1,): Σ of l_t over b[0] < t <= b[h]
-    model.train(was_training)
-    return q, [len(e[0]) for e in enc]
+    each token sequence."""
+    # both models' full-vocabulary logits are materialised: cap B * L * V (a 49k vocabulary at batch 512
+    # would need tens of GB)
+    def rows(L):
+        return max(1, min(batch_size, _MAX_LOGITS // (L * model.config.vocab_size)))
+
+    def cum(ids, mask):  # (B, L) running sum of the log ratios
+        return token_log_ratios(model, ref, ids, mask).double().cumsum(-1).cpu().numpy()
+
+    def q(row, b):  # (H+1,): Σ of l_t over b[0] < t <= b[h]
+        return beta * (row[b] - row[b[0]])
+    return score_sequences(model, tok, prompts, steps, rows, cum, q, "implicit_rewards")
 
 
 class ImplicitVerifier:

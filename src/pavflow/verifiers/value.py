@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
-from pavflow.policy.model import check_model_dir, resolve_device
+from pavflow.policy.device import resolve_device
+from pavflow.policy.model import check_model_dir
 from pavflow.verifiers.fit import fit
 
 
@@ -171,27 +172,40 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
 # scoring
 
 @torch.no_grad()
-def score_states(model, tok, prompts: list[str], steps: list[list[str]],
-                 batch_size: int = 256) -> tuple[list[np.ndarray], list[int]]:
-    """v(s_h) for h = 0..H of each (prompt, steps), and the tokens each sequence cost the verifier.
-    Sequences are length-sorted into batches to limit padding; results come back in input order."""
+def score_sequences(model, tok, prompts: list[str], steps: list[list[str]], rows, per_token, per_state,
+                    who: str) -> tuple[list[np.ndarray], list[int]]:
+    """The scoring loop of every verifier: encode each (prompt, steps) once, length-sort the sequences
+    into batches of rows(L) sequences (L = the batch's longest) to limit padding, run
+    per_token(ids, mask) -> (B, L) float64 numpy, and keep per_state(row, b) for each sequence (b: its
+    state boundaries, encode_states). Returns the results in input order and each sequence's length."""
     if len(prompts) != len(steps):
-        raise ValueError(f"score_states: {len(prompts)} prompts but {len(steps)} step lists")
+        raise ValueError(f"{who}: {len(prompts)} prompts but {len(steps)} step lists")
     device = next(model.parameters()).device
     enc = [encode_states(tok, p, a) for p, a in zip(prompts, steps)]
-    values: list[np.ndarray | None] = [None] * len(enc)
+    out: list[np.ndarray | None] = [None] * len(enc)
     order = sorted(range(len(enc)), key=lambda i: (-len(enc[i][0]), i))
     was_training, pad = model.training, _pad_id(tok)
     model.eval()
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    start = 0
+    while start < len(order):
+        idx = order[start:start + rows(len(enc[order[start]][0]))]
+        start += len(idx)
         ids, mask = _pad_right([enc[i][0] for i in idx], pad, device)  # (B, L)
-        v = torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[..., 0].float())  # (B, L)
-        v = v.cpu().numpy().astype(np.float64)
+        per_row = per_token(ids, mask)  # (B, L)
         for r, i in enumerate(idx):
-            values[i] = v[r, enc[i][1]]  # (H+1,)
+            out[i] = per_state(per_row[r], enc[i][1])
     model.train(was_training)
-    return values, [len(e[0]) for e in enc]
+    return out, [len(e[0]) for e in enc]
+
+
+def score_states(model, tok, prompts: list[str], steps: list[list[str]],
+                 batch_size: int = 256) -> tuple[list[np.ndarray], list[int]]:
+    """v(s_h) for h = 0..H of each (prompt, steps), and the tokens each sequence cost the verifier."""
+    def v(ids, mask):  # (B, L)
+        return torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[..., 0].float()).cpu().numpy() \
+            .astype(np.float64)
+    return score_sequences(model, tok, prompts, steps, lambda L: batch_size, v, lambda row, b: row[b],
+                           "score_states")
 
 
 class ValueVerifier:
