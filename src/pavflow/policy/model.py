@@ -12,7 +12,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM,
                           PreTrainedTokenizerFast)
 
-from pavflow.policy.device import resolve_device, resolve_dtype  # noqa: F401 (re-exported)
+from pavflow.policy.device import resolve_device, resolve_dtype
 
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
 

@@ -2,13 +2,12 @@
 open the job's W&B run, write provenance, and print a one-line summary.
 
 Model code (transformers' model classes, ~2 s to import) is imported where a stage loads a model, not
-here: the stages that only move tables (problems, labels, report) start in a second."""
+here: the stages that only move tables (problems, labels, report) start in a second and a half."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import hydra
 import polars as pl
 import torch
+import transformers
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -34,10 +34,6 @@ from pavflow.verifiers.targets import parse_verifier
 
 if TYPE_CHECKING:
     from pavflow.policy.sampler import Sampler
-
-# read by transformers when a stage first imports it: load reports of fresh value heads are expected
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 log = logging.getLogger("pavflow")
 
@@ -77,9 +73,8 @@ def run(job_type: str, name: str, tags: list, body: Body, cfg: DictConfig) -> di
     except ConfigError as e:
         log.error("%s", e)
         sys.exit(2)
-    if "transformers" in sys.modules:  # imported before this call (tests, notebooks): set it directly
-        sys.modules["transformers"].utils.logging.set_verbosity_error()
-        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()  # load reports of fresh value heads are expected
+    transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(cfg.threads)
     try:
         torch.set_num_interop_threads(1)
