@@ -1,5 +1,7 @@
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,14 @@ def run_snakemake(workdir: Path, *args: str, overrides=(), experiment: str = "sm
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
            "--config", f"experiment={experiment}", f"overrides={list(overrides)!r}", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def job_stats(text: str) -> Counter:
+    """Jobs by rule from the "Job stats" table Snakemake prints (empty when nothing is to be done)."""
+    if "Job stats:" not in text:
+        return Counter()
+    table = text.split("Job stats:")[1].split("total")[0]
+    return Counter({m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)})
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from PIL import Image
 from pavflow import data
 from pavflow.study import study_jobs
 from pavflow.tracking import find_offline_runs
-from conftest import REPO, run_snakemake
+from conftest import REPO, job_stats, run_snakemake
 from pavflow.paths import Layout
 
 pytestmark = pytest.mark.dag
@@ -37,11 +37,7 @@ def scheduled(workdir: Path, overrides: list[str] = ()) -> dict[str, int]:
     """Jobs a dry run would execute, by rule."""
     out = snakemake(workdir, "-n", overrides=overrides)
     assert out.returncode == 0, out.stderr[-3000:]
-    text = out.stdout + out.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:")[1].split("total")[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+    return dict(job_stats(out.stdout + out.stderr))
 
 
 @pytest.fixture(scope="module")

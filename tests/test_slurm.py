@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, job_stats, run_snakemake
 from pavflow.study import compose, study_jobs
 from pavflow.tracking import find_offline_runs
 
@@ -307,11 +307,6 @@ def our_jobs(smoke_on_slurm) -> list[dict]:
     _, text, jobs = smoke_on_slurm
     run_id = re.search(r"SLURM run ID: (\S+)", text).group(1)
     return [j for j in jobs if j["name"] == run_id]
-
-
-def job_stats(text: str) -> Counter:
-    table = text.split("Job stats:")[1].split("total")[0]
-    return Counter({m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)})
 
 
 @pytest.mark.slurm
