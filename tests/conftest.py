@@ -73,8 +73,8 @@ def job_stats(text: str) -> Counter:
 def smoke_local(tmp_path_factory):
     """The smoke experiment run locally once per session (tests/test_dag.py checks it; tests/test_slurm.py
     compares a Slurm run's tables with it): (workdir, composed config, Layout)."""
+    from pavflow.config import compose
     from pavflow.paths import Layout
-    from pavflow.study import compose
     workdir = tmp_path_factory.mktemp("smoke")
     out = run_snakemake(workdir, "--cores", "2")
     assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
@@ -92,3 +92,19 @@ def die_when(pred):
         if pred(row):
             raise Killed
     return callback
+
+
+def study_jobs(cfg) -> dict:
+    """The study's job names by kind, from the registry (what the DAG tests iterate over)."""
+    from pavflow import registry
+    from pavflow.paths import Layout
+
+    def of(stage, key):
+        return [str(j[key]) for j in registry.jobs(stage, cfg)]
+    beam = of("search_beam", "prover")
+    return {"policies": of("sft", "policy"), "rollout_policies": of("mc", "policy"), "provers": of("labels", "prover"),
+            "beam_provers": beam, "analytic_provers": [p for p in beam if p.startswith("analytic_")],
+            "verifiers": of("verifier", "verifier"), "beam_verifiers": of("search_beamv", "verifier"),
+            "prm_verifiers": of("search_prm", "verifier"),
+            "quality_verifiers": list(registry.io("quality", cfg, Layout("."), {})[0]["verifiers"]),
+            "rl_runs": [(j["arm"], j["rl_seed"]) for j in registry.jobs("rl", cfg)]}

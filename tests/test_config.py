@@ -6,8 +6,9 @@ import copy
 import pytest
 from omegaconf import OmegaConf, open_dict
 
-from pavflow.config import Config, ConfigError, provers, rollout_policies, validate
-from pavflow.study import compose
+from pavflow.config import Config, ConfigError, compose, provers, rollout_policies, validate
+from pavflow.names import Prover
+
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_didactic_has_its_documented_values(didactic):
         > didactic.sft.policies.weak.target_val_acc
     assert didactic.sweep.analytic and list(didactic.verifier.implicit.losses) == ["ce", "dpo"]
     assert {"pqv.hard", "pqv.random", "pqv.first_pit"} <= set(didactic.sweep.label_variants)
-    assert didactic.search.prover == "base_k4" and didactic.rl.prover == "base_k4"
+    assert Prover.of(didactic.search.prover) == Prover.of(didactic.rl.prover) == Prover("base", 4)
     assert didactic.tracking.mode == "offline"
     # everything the schema declares is present after composition (no missing values)
     assert not OmegaConf.missing_keys(didactic) - {"hydra"}
@@ -60,14 +61,14 @@ def test_smoke_is_small_and_valid(smoke):
 
 def test_overrides_apply(smoke):
     cfg = compose("smoke", ["rollouts.n_mc=5", "search.alpha=0.5", "sweep.prover_k=[2,8]",
-                            "search.prover=base_k2", "rl.prover=weak_k1", "rl.arms=[outcome,pav]"])
+                            "search.prover.k=2", "rl.prover={policy:weak,k:1}", "rl.arms=[outcome,pav]"])
     assert cfg.rollouts.n_mc == 5 and cfg.search.alpha == 0.5
     assert list(cfg.sweep.prover_k) == [2, 8]
     # dropping the headline prover from the sweep is caught, naming search.prover, then rl.prover
-    rejects(["sweep.prover_k=[2,8]"], "search.prover='base_k4'", "base_k2")
-    rejects(["sweep.prover_k=[2,8]", "search.prover=base_k2"], "rl.prover='base_k4'")
+    rejects(["sweep.prover_k=[2,8]"], "search.prover={'policy': 'base', 'k': 4}", "base_k2")
+    rejects(["sweep.prover_k=[2,8]", "search.prover.k=2"], "rl.prover={'policy': 'base', 'k': 4}")
     # rl.prover only matters when the pav arm runs
-    assert compose("smoke", ["sweep.prover_k=[2,8]", "search.prover=base_k2", "rl.arms=[outcome]"])
+    assert compose("smoke", ["sweep.prover_k=[2,8]", "search.prover.k=2", "rl.arms=[outcome]"])
 
 
 def test_tracking_off(smoke):
@@ -91,13 +92,14 @@ def test_tracking_off(smoke):
     (["search.budgets=[6]", "search.expansions=4"], ["search.budgets[0]=6", "expansions=4"]),
     (["search.budgets=[1,2,4,10]", "search.expansions=4"], ["search.budgets[3]=10"]),
     (["search.k_budget=3"], ["search.k_budget=3", "expansions=2"]),
-    (["search.prover=strong_k4"], ["search.prover='strong_k4'"]),
+    (["search.prover.policy=strong"], ["search.prover={'policy': 'strong', 'k': 4}", "not a prover of the sweep"]),
+    (["search.prover=strong_k4"], ["search.prover=strong_k4", "search.prover.k=8"]),
     (["sweep.cross_provers=[{policy:strong,k:2}]"], ["sweep.cross_provers[0].policy='strong'"]),
     (["sweep.cross_provers=[{policy:weak,k:0}]"], ["sweep.cross_provers[0].k=0"]),
     (["rl.arms=[outcome,bogus]"], ["rl.arms[1]='bogus'"]),
     (["tracking.mode=bogus"], ["tracking.mode='bogus'"]),
     (["rl.arms=[outcome,implicit_dpo]", "verifier.implicit.losses=[ce]"], ["rl.arms[1]='implicit_dpo'", "trains no"]),
-    (["rl.arms=[pav_analytic]", "rl.prover=weak_k1"], ["rl.prover='weak_k1'", "base policy"]),
+    (["rl.arms=[pav_analytic]", "rl.prover={policy:weak,k:1}"], ["rl.prover={'policy': 'weak', 'k': 1}", "base policy"]),
     (["verifier.implicit.losses=[ce,kto]"], ["verifier.implicit.losses[1]='kto'"]),
     (["verifier.implicit.beta=0"], ["verifier.implicit.beta=0"]),
     (["verifier.random_states=0"], ["verifier.random_states=0"]),
@@ -166,19 +168,19 @@ def test_compose_rejects_unknown_experiment_and_bad_override_list():
 # --- provers and rollout policies ----------------------------------------------------------------
 
 def test_provers_sweep_then_cross(didactic, smoke):
-    assert provers(didactic) == [("base", k) for k in (1, 2, 4, 8, 16, 32)] + [("weak", 4), ("strong", 4)]
+    assert provers(didactic) == [Prover("base", k) for k in (1, 2, 4, 8, 16, 32)] + [Prover("weak", 4), Prover("strong", 4)]
     assert rollout_policies(didactic) == ["base", "weak", "strong"]
-    assert provers(smoke) == [("base", 1), ("base", 4), ("weak", 1)]
+    assert provers(smoke) == [Prover("base", 1), Prover("base", 4), Prover("weak", 1)]
     assert rollout_policies(smoke) == ["base", "weak"]
 
 
 def test_provers_without_duplicates():
     cfg = compose("smoke", ["sweep.prover_k=[1,4,4]",
                             "sweep.cross_provers=[{policy:base,k:4},{policy:weak,k:2},{policy:weak,k:2}]"])
-    assert provers(cfg) == [("base", 1), ("base", 4), ("weak", 2)]
+    assert provers(cfg) == [Prover("base", 1), Prover("base", 4), Prover("weak", 2)]
     assert rollout_policies(cfg) == ["base", "weak"]
     cfg = compose("smoke", ["sweep.cross_provers=[]"])
-    assert provers(cfg) == [("base", 1), ("base", 4)]
+    assert provers(cfg) == [Prover("base", 1), Prover("base", 4)]
     assert rollout_policies(cfg) == ["base"]
 
 
@@ -213,4 +215,110 @@ def test_untuned_policy_only_for_pretrained_models():
 
 
 def test_unknown_task_is_rejected_naming_key():
-    rejects(["task.name=gsm8k"], "task.name='gsm8k'", "unknown task", "gsm_symbolic", "from override")
+    rejects(["task.name=gsm8k"], "task.name='gsm8k'", "expected one of", "gsm_symbolic", "from override")
+
+
+# --- values once: the schema's defaults are the group files' values -------------------------------
+
+def _defaults_of(section) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(section))
+
+
+@pytest.mark.parametrize("group, section", [
+    ("task/arith", "task"), ("policy/tiny", "policy"), ("sft/default", "sft"), ("rollouts/default", "rollouts"),
+    ("sweep/default", "sweep"), ("verifier/default", "verifier"), ("search/default", "search"),
+    ("rl/default", "rl"), ("tracking/offline", "tracking"), ("resources/default", "resources")])
+def test_schema_defaults_equal_the_default_group_files(group, section):
+    from pathlib import Path
+
+    from pavflow.config import CONF_DIR
+    yaml = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / f"{group}.yaml"))
+    schema = _defaults_of(getattr(Config(), section))
+    for key, value in yaml.items():
+        assert key in schema, f"{group}.yaml: {key} is not in the schema"
+        if key == "stages":  # resources.stages lists every stage with no override ({}): the schema's default is {}
+            assert all(v == {} for v in value.values())
+            continue
+        assert schema[key] == value, f"{group}.yaml: {key}={value!r} but the schema's default is {schema[key]!r}"
+    # keys of another alternative of the group (task/jsonl.yaml's path, policy/hf.yaml's path) live there
+    siblings = {k for f in (Path(CONF_DIR) / group).parent.glob("*.yaml") for k in OmegaConf.load(f)}
+    missing = set(schema) - set(yaml) - (siblings - set(yaml))
+    assert not missing, f"{group}.yaml does not set {sorted(missing)}: every value lives in the group file"
+
+
+def test_top_level_defaults_equal_config_yaml():
+    from pathlib import Path
+
+    from pavflow.config import CONF_DIR
+    yaml = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "config.yaml"))
+    schema = _defaults_of(Config())
+    for key in ("name", "seed", "results_dir", "device", "dtype", "threads"):
+        assert yaml[key] == schema[key], key
+
+
+# --- every key checked, every number finite --------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, fragments", [
+    (["+search.alpah=0.5"], ["search.alpah", "unknown key"]),
+    (["+rl.updatess=3"], ["rl.updatess", "unknown key"]),
+    (["search.alpha=nan"], ["search.alpha=nan", "finite"]),
+    (["search.alpha=inf"], ["search.alpha=inf", "finite"]),
+    (["rl.alpha=nan"], ["rl.alpha=nan", "finite"]),
+    (["rollouts.temperature=nan"], ["rollouts.temperature=nan", "finite"]),
+    (["search.alpha_grid=[0,nan]"], ["search.alpha_grid[1]=nan", "finite"]),
+    (["search.temperature=0"], ["search.temperature=0", "> 0"]),
+])
+def test_unknown_keys_and_non_finite_numbers_are_rejected(overrides, fragments):
+    msg = rejects(overrides, *fragments)
+    assert "from override" in msg
+
+
+# --- where a bad value came from -----------------------------------------------------------------
+
+@pytest.fixture()
+def conf_copy(tmp_path, monkeypatch):
+    """A copy of conf/ that compose() reads instead of the real one."""
+    import shutil
+
+    import pavflow.config as config
+    conf = tmp_path / "conf"
+    shutil.copytree(config.CONF_DIR, conf)
+    monkeypatch.setattr(config, "CONF_DIR", str(conf))
+    return conf
+
+
+def compose_error(experiment: str, overrides: list[str]) -> str:
+    from pavflow.config import ConfigError
+    with pytest.raises(ConfigError) as e:
+        compose(experiment, overrides)
+    return str(e.value)
+
+
+def test_bad_value_names_the_override_it_came_from():
+    msg = compose_error("smoke", ["search.alpha=-1"])
+    assert "search.alpha=-1.0" in msg and "from override 'search.alpha=-1'" in msg
+    msg = compose_error("smoke", ["sweep.prover_k=[1,0]"])
+    assert "sweep.prover_k[1]=0" in msg and "from override 'sweep.prover_k=[1,0]'" in msg
+
+
+def test_bad_value_names_the_file_it_came_from(conf_copy):
+    exp = conf_copy / "experiment" / "typo.yaml"
+    exp.write_text("# @package _global_\nname: typo\nrollouts:\n  n_mc: 0\n")
+    msg = compose_error("typo", [])
+    assert "rollouts.n_mc=0" in msg and f"set in {exp}" in msg
+    # a group file's value, when no preset or override sets it
+    (conf_copy / "search" / "default.yaml").write_text(
+        (conf_copy / "search" / "default.yaml").read_text().replace("alpha: 1.0", "alpha: -2.0"))
+    msg = compose_error("didactic", [])
+    assert "search.alpha=-2.0" in msg and f"set in {conf_copy / 'search' / 'default.yaml'}" in msg
+    # an override wins over the file
+    assert "from override 'search.alpha=-3'" in compose_error("didactic", ["search.alpha=-3"])
+
+
+def test_unknown_key_or_wrong_type_in_a_preset_names_the_preset(conf_copy):
+    (conf_copy / "experiment" / "typo.yaml").write_text("# @package _global_\nrollouts:\n  nmc: 4\n")
+    msg = compose_error("typo", [])
+    assert "experiment/typo" in msg and "nmc" in msg
+    (conf_copy / "experiment" / "typo.yaml").write_text("# @package _global_\nrollouts:\n  n_mc: four\n")
+    msg = compose_error("typo", [])
+    assert "experiment/typo" in msg and "four" in msg and "rollouts.n_mc" in msg

@@ -21,10 +21,11 @@ import pytest
 from PIL import Image
 
 from pavflow import data
-from pavflow.study import study_jobs
 from pavflow.tracking import find_offline_runs
-from conftest import REPO, job_stats, run_snakemake
+from conftest import REPO, job_stats, run_snakemake, study_jobs
 from pavflow.paths import Layout
+from pavflow import registry
+from pavflow.registry import STAGES, headline
 
 pytestmark = pytest.mark.dag
 
@@ -93,7 +94,7 @@ def test_every_table_matches_its_schema(study):
     assert arms["implicit_ce"]["verifier_tokens"].max() > 0 and arms["outcome"]["verifier_tokens"].max() == 0
     analytic = data.read_table(L.search(f"beam_{jobs['analytic_provers'][-1]}"), data.SEARCH)
     assert set(analytic["budget"]) == {cfg.search.k_budget} and set(analytic["verifier"]) == {"pqv+pav"}
-    beam = data.read_table(L.search(f"beam_{cfg.search.prover}"), data.SEARCH)
+    beam = data.read_table(L.search(f"beam_{headline(cfg)}"), data.SEARCH)
     assert sorted(beam["budget"].unique()) == list(cfg.search.budgets)
     for v in jobs["verifiers"]:
         assert (L.verifier(v) / "config.json").exists() and (L.verifier(v) / "tokenizer.json").exists()
@@ -120,14 +121,8 @@ def test_every_job_has_an_offline_wandb_run_with_its_metrics(study):
     _, cfg, L = study
     jobs = study_jobs(cfg)
     runs = {r.name: r for r in find_offline_runs(L.root)}
-    expected = (["problems", "seeds-base", "search-pool-base", "search-bon-orm", "report"]
-                + [f"sft-{p}" for p in jobs["policies"]] + [f"mc-{p}" for p in jobs["rollout_policies"]]
-                + [f"mc-fresh-{p}" for p in jobs["rollout_policies"]] + ["quality"]
-                + [f"labels-{p}" for p in jobs["provers"]] + [f"search-beam-{p}" for p in jobs["beam_provers"]]
-                + [f"search-beamv-{v}" for v in jobs["beam_verifiers"]]
-                + [f"verifier-{v}" for v in jobs["verifiers"]] + [f"rl-{a}-s{s}" for a, s in jobs["rl_runs"]]
-                + [f"search-val-{p}" for p in jobs["provers"]] + [f"search-prm-{v}" for v in jobs["prm_verifiers"]]
-                + ["search-alpha", "search-selected", "search-oracle"])
+    expected = {STAGES[st].run_name(j) for st in STAGES for j in registry.jobs(st, cfg)}
+    assert {"labels-base_k4", "rl-pav-0", "mc_fresh-weak", "search_beam-analytic_k4", "problems"} <= expected
     assert sorted(runs) == sorted(expected)
     for r in runs.values():
         assert r.group == "smoke" and r.exit_code == 0, r.name
@@ -141,7 +136,7 @@ def test_every_job_has_an_offline_wandb_run_with_its_metrics(study):
     brier = metrics.filter(pl.col("metric") == "brier")["value"][0]
     assert runs["verifier-pqv"].summary["val_brier"] == pytest.approx(brier)
     curve = data.read_table(L.rl("pav", 0), data.RL_CURVE)
-    rl_hist = [h for h in runs["rl-pav-s0"].history if "rl/samples_seen" in h]
+    rl_hist = [h for h in runs["rl-pav-0"].history if "rl/samples_seen" in h]
     assert [h["rl/samples_seen"] for h in rl_hist] == curve["samples_seen"].to_list()
     assert [h["rl/test_acc_greedy"] for h in rl_hist] == pytest.approx(curve["test_acc_greedy"].to_list())
     assert runs["labels-base_k4"].job_type == "labels" and "k:4" in runs["labels-base_k4"].tags
@@ -277,28 +272,27 @@ def test_wandb_runs_tell_the_story(study):
     jobs = study_jobs(cfg)
     runs = {r.name: r for r in find_offline_runs(L.root)}
     assert {r.group for r in runs.values()} == {"smoke"}
-    assert {r.job_type for r in runs.values()} == {"problems", "sft", "seeds", "mc", "labels", "verifier",
-                                                   "quality", "search_pool", "search", "rl", "report"}
+    assert {r.job_type for r in runs.values()} == set(STAGES) - {"rft"}  # job type = stage
     for p in jobs["provers"]:
         k = p.rsplit("_k", 1)[1]
-        assert {f"prover:{p}", f"k:{k}"} <= set(runs[f"labels-{p}"].tags) <= set(runs[f"search-beam-{p}"].tags)
+        assert {f"prover:{p}", f"k:{k}"} <= set(runs[f"labels-{p}"].tags) == set(runs[f"search_beam-{p}"].tags)
     # metrics against the figures' axes
-    for name in ["search-bon-orm"] + [f"search-beam-{p}" for p in jobs["provers"]]:
+    for name in ["search_bon"] + [f"search_beam-{p}" for p in jobs["provers"]]:
         assert runs[name].axes == {"search/acc/*": "search/budget", "search/gen_tokens": "search/budget",
                                    "search/acc_vs_tokens/*": "search/gen_tokens"}, name
-    assert runs["rl-pav-s0"].axes == {"rl/*": "rl/samples_seen"}
-    head = runs[f"search-beam-{cfg.search.prover}"]
+    assert runs["rl-pav-0"].axes == {"rl/*": "rl/samples_seen"}
+    head = runs[f"search_beam-{headline(cfg)}"]
     logged = [(h["search/budget"], h["search/acc/beam"], h["search/acc_vs_tokens/beam"], h["search/gen_tokens"])
               for h in head.history if "search/budget" in h]
     # per-budget table = history = the SEARCH table
-    beam = data.read_table(L.search(f"beam_{cfg.search.prover}"), data.SEARCH)
+    beam = data.read_table(L.search(f"beam_{headline(cfg)}"), data.SEARCH)
     per_budget = beam.group_by("budget").agg(pl.col("correct").mean(), pl.col("gen_tokens").mean()).sort("budget")
     assert [r["budget"] for r in head.tables["search/per_budget"]] == list(cfg.search.budgets)
     assert [r["acc"] for r in head.tables["search/per_budget"]] == pytest.approx(per_budget["correct"].to_list())
     assert [x for b, a, _, t in logged for x in (b, a, t)] == pytest.approx(
         [x for r in per_budget.iter_rows() for x in r])
     assert all(a == a2 for _, a, a2, _ in logged)
-    bon = runs["search-bon-orm"].tables["search/per_budget"]
+    bon = runs["search_bon"].tables["search/per_budget"]
     assert {r["method"] for r in bon} == {"bon", "weighted_majority", "majority", "pass"}
     # the report run: per-budget curves with CIs, per-K results, verifier quality, RL finals
     rep = runs["report"].tables
@@ -312,19 +306,21 @@ def test_wandb_runs_tell_the_story(study):
     assert {r["subject"] for r in rep["report/verifier_quality"]} == set(jobs["quality_verifiers"] + oracles)
     assert sorted((r["arm"], r["seed"]) for r in rep["report/rl_final"]) == sorted(jobs["rl_runs"])
     # artifacts by reference to the outputs' paths
-    expected = {"sft-base": {"smoke-policy-base": L.policy("base"), "smoke-policy-base-train-log": L.policy_log("base")},
-                "verifier-pqv": {"smoke-verifier-pqv": L.verifier("pqv"),
-                                 "smoke-verifier-pqv-metrics": L.verifier_metrics("pqv")},
-                f"labels-{cfg.search.prover}": {f"smoke-labels-{cfg.search.prover}": L.labels(cfg.search.prover)},
-                "search-bon-orm": {"smoke-search-bon-orm": L.search("bon_orm")},
-                "rl-pav-s0": {"smoke-rl-pav-s0": L.rl("pav", 0)},
-                "report": {"smoke-report": L.report()}}
+    prover = str(headline(cfg))
+    expected = {"sft-base": {"smoke-sft-base-model": L.policy("base"), "smoke-sft-base-log": L.policy_log("base")},
+                "verifier-pqv": {"smoke-verifier-pqv-model": L.verifier("pqv"),
+                                 "smoke-verifier-pqv-metrics": L.verifier_metrics("pqv"),
+                                 "smoke-verifier-pqv-log": L.verifier_log("pqv")},
+                f"labels-{prover}": {f"smoke-labels-{prover}": L.labels(prover)},
+                "search_bon": {"smoke-search_bon": L.search("bon_orm")},
+                "rl-pav-0": {"smoke-rl-pav-0": L.rl("pav", 0)},
+                "report": {f"smoke-report-{k}": p for k, p in STAGES["report"].outputs(cfg, L, {}).items()}}
     for name, arts in expected.items():
         assert sorted(runs[name].artifacts) == sorted(arts), name
         for art, path in arts.items():
             refs = runs[name].references[art]
             assert refs and all(r.startswith(path.resolve().as_uri()) for r in refs), (art, refs[:3])
-    assert L.report().resolve().joinpath("acc_vs_tokens.png").as_uri() in runs["report"].references["smoke-report"]
+    assert L.report().resolve().joinpath("acc_vs_tokens.png").as_uri() in runs["report"].references["smoke-report-acc_vs_tokens"]
 
 
 def test_wandb_report_panels_plot_what_the_runs_logged(study):
@@ -334,7 +330,7 @@ def test_wandb_report_panels_plot_what_the_runs_logged(study):
     _, cfg, L = study
     runs = find_offline_runs(L.root)
     for job_type, panels in grids(build_report(cfg, entity="someone")).items():
-        mine = [r for r in runs if r.job_type == job_type]
+        mine = [r for r in runs if r.job_type in job_type]
         logged = {k for r in mine for h in r.history for k in h} | {k for r in mine for k in r.summary}
         tables = {k for r in mine for k in r.tables}
         for p in panels:

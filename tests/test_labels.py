@@ -5,7 +5,8 @@ import polars as pl
 import pytest
 
 from pavflow.data import LABELS, MC, conform
-from pavflow.labels import bok_of_value, bok_value, make_labels, prover_name
+from pavflow.labels import bok_of_value, bok_value, make_labels
+from pavflow.names import Prover
 
 
 def bok(n, c, k) -> float:
@@ -134,7 +135,7 @@ EXPECTED = {  # (problem, sample, h) -> (q_pi, v_mu, a_mu)
 
 
 def test_make_labels_hand_built_pools():
-    out = make_labels(mc_table(PI, "base"), mc_table(RHO, "base"), rollout_policy="base", k=4)
+    out = make_labels(mc_table(PI, "base"), mc_table(RHO, "base"), Prover("base", 4))
     assert out.columns == list(LABELS)
     assert conform(out, LABELS).equals(out.cast(LABELS))  # conforms to the LABELS schema
     assert out.height == len(EXPECTED)
@@ -153,9 +154,9 @@ def test_make_labels_hand_built_pools():
 
 def test_make_labels_k1_same_pool_gives_v_mu_equal_q_pi():
     pool = mc_table(PI, "base")
-    out = make_labels(pool, pool, rollout_policy="base", k=1)
+    out = make_labels(pool, pool, Prover("base", 1))
     np.testing.assert_allclose(out["v_mu"].to_numpy(), out["q_pi"].to_numpy(), atol=1e-15)
-    assert set(out["prover"]) == {prover_name("base", 1)} == {"base_k1"}
+    assert set(out["prover"]) == {str(Prover("base", 1))} == {"base_k1"}
 
 
 @pytest.mark.parametrize("drop_from", ["pi", "rho"])
@@ -167,7 +168,7 @@ def test_make_labels_mismatched_pools_raise(drop_from):
     else:
         rho = rho.filter(~drop)
     with pytest.raises(ValueError, match="strong"):
-        make_labels(pi, rho, rollout_policy="strong", k=4)
+        make_labels(pi, rho, Prover("strong", 4))
 
 
 # --- properties ----------------------------------------------------------------------------------
@@ -205,7 +206,7 @@ def test_make_labels_progress_telescopes(pools, k):
     """Per seed, the progress a_mu of steps 1..H sums to v_mu(s_H) - v_mu(s_0), and q_pi = c / n."""
     rows = [("p", "train", i, "base", h, n, c, 0) for i, states in enumerate(pools) for h, (n, c) in enumerate(states)]
     pool = conform(pl.DataFrame(rows, schema=MC, orient="row"), MC)
-    df = make_labels(pool, pool, rollout_policy="base", k=k)
+    df = make_labels(pool, pool, Prover("base", k))
     assert df.height == len(rows)
     for i, states in enumerate(pools):
         seed = df.filter(pl.col("sample_id") == i).sort("h")

@@ -8,9 +8,10 @@ import time
 import pytest
 import torch
 
-from pavflow.policy.model import load_policy, load_pretrained, smollm2_gguf
+from pavflow.policy.model import load_policy, load_pretrained
+from pavflow.policy.source import smollm2_gguf
 from pavflow.policy.sampler import Sampler
-from pavflow.study import compose
+from pavflow.config import compose
 from pavflow.tasks import make_task
 
 MAX_NEW = 12

@@ -6,7 +6,8 @@ import torch
 
 from pavflow.policy.model import char_tokenizer, tiny_llama
 from pavflow.policy.sampler import Sampler
-from pavflow.rl.pg import (DegenerateRun, RLConfig, degeneration, kl_penalized, loo_advantages, pg_loss, policy_step,
+from pavflow.config import RLConfig
+from pavflow.rl.pg import (DegenerateRun, degeneration, kl_penalized, loo_advantages, pg_loss, policy_step,
                            sequence_logprobs, step_of_token, token_advantages, token_log_ratios, train_rl)
 from pavflow.tasks.arith import Arith, ArithSpec
 
@@ -127,14 +128,19 @@ def test_micro_batching_does_not_change_the_update():
 
 def cfg(**kw):
     base = dict(updates=2, problems_per_update=3, samples_per_problem=4, lr=1e-3, alpha=1.0,
-                max_new_tokens=16, temperature=1.0, eval_every=1, eval_samples=2, grad_clip=1.0, seed=0)
+                max_new_tokens=16, temperature=1.0, eval_every=1, eval_samples=2, grad_clip=1.0, checkpoint_every=0)
     return RLConfig(**{**base, **kw})
+
+
+def rl(model, tok, task, train, test, c, seed=0, **kw):
+    """train_rl as the rl stage calls it: the run's seed, and alpha from the config."""
+    return train_rl(model, tok, task, train, test, c, seed=seed, alpha=c.alpha, **kw)
 
 
 def test_train_rl_rows(task):
     model, tok = tiny()
     seen = []
-    rows = train_rl(model, tok, task, task.problems("train"), task.problems("test"), cfg(),
+    rows = rl(model, tok, task, task.problems("train"), task.problems("test"), cfg(),
                     on_eval=seen.append)
     assert seen == rows
     assert [r["update"] for r in rows] == [0, 1, 2]
@@ -147,7 +153,7 @@ def test_train_rl_rows(task):
         assert 0.0 <= r["train_reward"] <= 1.0
     assert rows[2]["gen_tokens"] > rows[1]["gen_tokens"] > 0 and rows[2]["verifier_tokens"] == 0
     # eval points: update 0, every eval_every, and the last update
-    rows = train_rl(tiny()[0], tok, task, task.problems("train"), task.problems("test"),
+    rows = rl(tiny()[0], tok, task, task.problems("train"), task.problems("test"),
                     cfg(updates=5, eval_every=2, eval_samples=0))
     assert [r["update"] for r in rows] == [0, 2, 4, 5]
     assert [r["samples_seen"] for r in rows] == [0, 24, 48, 60]
@@ -174,7 +180,7 @@ def test_train_rl_pav_arm_deterministic(task):
     for alpha in (1.0, 1.0, 0.0):
         model, tok = tiny()
         calls = []
-        rows = train_rl(model, tok, task, train, test, cfg(alpha=alpha), step_score_fn=fake_pav(calls))
+        rows = rl(model, tok, task, train, test, cfg(alpha=alpha), step_score_fn=fake_pav(calls))
         runs.append((rows, weights(model), calls))
     (rows_a, w_a, calls_a), (rows_b, w_b, _), (rows_0, w_0, _) = runs
     assert len(rows_a) == 3 and rows_a[-1]["verifier_tokens"] == 2 * 12 * 10
@@ -195,18 +201,18 @@ def test_train_rl_seed_and_validation(task):
     train, test = task.problems("train"), task.problems("test")
     m0, tok = tiny()
     m1, _ = tiny()
-    train_rl(m0, tok, task, train, test, cfg(seed=0, updates=1), step_score_fn=fake_pav([]))
-    train_rl(m1, tok, task, train, test, cfg(seed=1, updates=1), step_score_fn=fake_pav([]))
+    rl(m0, tok, task, train, test, cfg(updates=1), seed=0, step_score_fn=fake_pav([]))
+    rl(m1, tok, task, train, test, cfg(updates=1), seed=1, step_score_fn=fake_pav([]))
     assert not all(torch.equal(x, y) for x, y in zip(weights(m0), weights(m1)))
-    with pytest.raises(ValueError, match="samples_per_problem"):
-        cfg(samples_per_problem=1)
+    with pytest.raises(ValueError, match="G >= 2"):  # the leave-one-out baseline
+        rl(m0, tok, task, train, test, cfg(samples_per_problem=1, updates=1))
     with pytest.raises(ValueError, match="problems_per_update"):
-        train_rl(m0, tok, task, train[:2], test, cfg())
+        rl(m0, tok, task, train[:2], test, cfg())
 
     def bad_scorer(prompts, steps):
         return [np.zeros(len(s)) for s in steps], [0] * len(steps)  # H values instead of H + 1
     with pytest.raises(ValueError, match="H \\+ 1"):
-        train_rl(m0, tok, task, train, test, cfg(updates=1), step_score_fn=bad_scorer)
+        rl(m0, tok, task, train, test, cfg(updates=1), step_score_fn=bad_scorer)
 
 
 def test_train_rl_resumes_exactly_from_a_checkpoint(task, tmp_path):
@@ -214,20 +220,20 @@ def test_train_rl_resumes_exactly_from_a_checkpoint(task, tmp_path):
 
     from pavflow.checkpoint import load_checkpoint, save_checkpoint
     train, test = task.problems("train"), task.problems("test")
-    c = cfg(updates=4, eval_every=1, eval_samples=1)
+    c = cfg(updates=4, eval_every=1, eval_samples=1, checkpoint_every=2)
     model, tok = tiny()
-    rows_full = train_rl(model, tok, task, train, test, c, step_score_fn=fake_pav([]), checkpoint_every=2)
+    rows_full = rl(model, tok, task, train, test, c, step_score_fn=fake_pav([]))
 
     path = tmp_path / "rl.pt"
     with pytest.raises(Killed):
-        train_rl(tiny()[0], tok, task, train, test, c, step_score_fn=fake_pav([]), on_eval=die_when(lambda r: r["update"] == 3),
-                 checkpoint_every=2, on_checkpoint=lambda s: save_checkpoint(s, path, "job"))
+        rl(tiny()[0], tok, task, train, test, c, step_score_fn=fake_pav([]), on_eval=die_when(lambda r: r["update"] == 3),
+                 on_checkpoint=lambda s: save_checkpoint(s, path, "job"))
     state = load_checkpoint(path, "job")
     assert state["update"] == 2
     resumed = tiny()[0]
     seen = []
-    rows = train_rl(resumed, tok, task, train, test, c, step_score_fn=fake_pav([]), on_eval=seen.append,
-                    checkpoint_every=2, resume=state)
+    rows = rl(resumed, tok, task, train, test, c, step_score_fn=fake_pav([]), on_eval=seen.append,
+                    resume=state)
     assert str(rows) == str(rows_full)  # str: nan == nan
     assert [r["update"] for r in seen] == [3, 4]  # only the new evaluation points are reported
     assert all(torch.equal(x, y) for x, y in zip(weights(resumed), weights(model)))
@@ -237,7 +243,7 @@ def test_train_rl_resumes_exactly_from_a_checkpoint(task, tmp_path):
 
 def test_eval_rows_carry_every_metric(task):
     model, tok = tiny()
-    rows = train_rl(model, tok, task, task.problems("train"), task.problems("test"), cfg(updates=2))
+    rows = rl(model, tok, task, task.problems("train"), task.problems("test"), cfg(updates=2))
     for r in rows:
         assert 0.0 <= r["test_acc_sampled"] <= r["pass_at_n"] <= 1.0
         assert r["response_tokens"] > 0 and r["n_steps"] >= 1
@@ -266,7 +272,7 @@ def test_kl_penalty_keeps_the_policy_nearer_its_reference(task):
     kl = {}
     for coef in (0.0, 5.0):
         model, tok = tiny()
-        rows = train_rl(model, tok, task, train, test, cfg(updates=4, lr=1e-2, alpha=3.0, kl_coef=coef, eval_every=4),
+        rows = rl(model, tok, task, train, test, cfg(updates=4, lr=1e-2, alpha=3.0, kl_coef=coef, eval_every=4),
                         step_score_fn=fake_pav([]))
         kl[coef] = rows[-1]["kl_ref"]
     assert kl[5.0] < 0.7 * kl[0.0], kl
@@ -302,8 +308,8 @@ def test_guardrail_stops_on_a_planted_nan_reward_and_keeps_the_checkpoint_before
     path = tmp_path / "rl.pt"
     model, tok = tiny()
     with pytest.raises(DegenerateRun) as e:
-        train_rl(model, tok, task, task.problems("train"), task.problems("test"), cfg(updates=4),
-                 step_score_fn=nan_from_second_update, checkpoint_every=1,
+        rl(model, tok, task, task.problems("train"), task.problems("test"), cfg(updates=4, checkpoint_every=1),
+                 step_score_fn=nan_from_second_update,
                  on_checkpoint=lambda s: save_checkpoint(s, path, "job"))
     assert e.value.update == 2 and "non-finite" in str(e.value) and "update 2" in str(e.value)
     assert [r["update"] for r in e.value.rows] == [0, 1]  # the evaluations before the bad update

@@ -12,12 +12,13 @@ from pavflow.tasks import make_task
 
 TASK_CFG = {"name": "arith", "n_train": 4, "n_val": 2, "n_test": 2, "min_operands": 2, "max_operands": 4,
             "modulus": 100, "add_max": 9, "mul_min": 2, "mul_max": 5, "ops": "+-*"}
+TINY = {"kind": "tiny_llama", "chat_template": False}
 KEY = ["problem_id", "sample_id", "h"]
 
 
 @pytest.fixture(scope="module")
 def task():
-    return make_task(TASK_CFG, seed=0)
+    return make_task(TASK_CFG, seed=0, policy_cfg=TINY)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import torch
 
 from pavflow.policy.model import char_tokenizer, tiny_llama
 from pavflow.policy.sampler import Completion, Sampler, Samples
+from pavflow.config import SearchConfig
 from pavflow.search.beam import beam_search, effective_reward, last_value
 from pavflow.tasks.arith import Arith, ArithSpec
 
@@ -62,9 +63,7 @@ def question_of(text):
 
 def run(sampler, budget, expansions=4, seed=0, max_steps=4, ch="7"):
     rec, step_fn, final_fn = Recorder(sampler), PreferChar(ch), CountChar(ch)
-    res = beam_search(rec, TASK, QUESTIONS, budget=budget, expansions=expansions,
-                      step_score_fn=step_fn, final_score_fn=final_fn, seed=seed,
-                      max_steps=max_steps, max_step_tokens=8)
+    res = beam_search(rec, TASK, QUESTIONS, search=SearchConfig(expansions=expansions, max_steps=max_steps, max_step_tokens=8), budget=budget, step_score_fn=step_fn, final_score_fn=final_fn, seed=seed)
     return res, rec, step_fn, final_fn
 
 
@@ -190,8 +189,8 @@ def prefer_answer(prompts, steps):
 
 def test_ties_keep_lower_index_and_max_steps_truncates():
     s = Scripted(eos_depth=99)
-    res = beam_search(s, TASK, QUESTIONS[:2], budget=6, expansions=2, step_score_fn=const,
-                      final_score_fn=const, seed=0, max_steps=3, max_step_tokens=4)
+    res = beam_search(s, TASK, QUESTIONS[:2], search=SearchConfig(expansions=2, max_steps=3, max_step_tokens=4), budget=6, step_score_fn=const,
+                      final_score_fn=const, seed=0)
     assert len(s.calls) == 3
     # B = 3, M = 2: the root gives 6 candidates "0\n".."5\n"; all tie -> the first 3 are kept
     assert s.calls[0][1] == 6 and s.calls[1][1] == 2
@@ -207,8 +206,8 @@ def test_ties_keep_lower_index_and_max_steps_truncates():
 
 def test_finished_beams_leave_and_search_stops():
     s = Scripted(eos_depth=2)
-    res = beam_search(s, TASK, QUESTIONS, budget=4, expansions=2, step_score_fn=prefer_answer,
-                      final_score_fn=const, seed=0, max_steps=10, max_step_tokens=4)
+    res = beam_search(s, TASK, QUESTIONS, search=SearchConfig(expansions=2, max_steps=10, max_step_tokens=4), budget=4, step_score_fn=prefer_answer,
+                      final_score_fn=const, seed=0)
     # rounds at depth 0, 1, 2; at depth 2 both beams' answers are kept, finish, and the search stops
     assert len(s.calls) == 3
     for r in res:
@@ -251,9 +250,8 @@ def test_beam_search_with_effective_reward():
         return [np.zeros(len(s) + 1) for s in steps], [1] * len(steps)
 
     s = Scripted(eos_depth=2)
-    res = beam_search(s, TASK, QUESTIONS[:1], budget=4, expansions=2,
-                      step_score_fn=effective_reward(pqv_fn, pav_fn, 1.0),
-                      final_score_fn=last_value(pqv_fn), seed=0, max_steps=10, max_step_tokens=4)
+    res = beam_search(s, TASK, QUESTIONS[:1], search=SearchConfig(expansions=2, max_steps=10, max_step_tokens=4), budget=4, step_score_fn=effective_reward(pqv_fn, pav_fn, 1.0),
+                      final_score_fn=last_value(pqv_fn), seed=0)
     p = TASK.prompt(QUESTIONS[0])
     assert s.calls[1][0] == [p + "1\n", p + "0\n"]  # best first; the tie among the rest -> lower index
     assert s.calls[2][0] == [p + "1\n1\n", p + "0\n1\n"]

@@ -26,7 +26,7 @@ POOL = [
 ]
 PROMPT_LEN = {"p0": 6, "p1": 3, "p2": 4, "p3": 5, "p4": 1}
 
-# (problem, budget) -> best_of_n, majority, weighted_majority, pass_at_n
+# (problem, budget) -> bon, majority, weighted_majority, pass
 EXPECTED = {
     ("p0", 1): (0, 0, 0, 0), ("p0", 2): (0, 0, 0, 1), ("p0", 3): (0, 1, 1, 1), ("p0", 4): (0, 0, 0, 1),
     ("p1", 1): (0, 0, 0, 0), ("p1", 2): (1, 1, 1, 1), ("p1", 3): (1, 0, 1, 1), ("p1", 4): (1, 1, 1, 1),
@@ -83,9 +83,9 @@ def test_budgets_are_nested_prefixes_of_the_pool():
     b = bon_search(bigger, [2, 4]).filter(pl.col("problem_id") == "p0")
     assert a.equals(b)
     c = as_dict(bon_search(bigger.filter(pl.col("problem_id") == "p0"), [6]))
-    assert c[("p0", "best_of_n", 6)]["correct"] == 1  # sample 4 scores 5.0
+    assert c[("p0", "bon", 6)]["correct"] == 1  # sample 4 scores 5.0
     assert c[("p0", "majority", 6)]["correct"] == 1  # "7" x4 vs "5" x2
-    assert c[("p0", "best_of_n", 6)]["gen_tokens"] == 100 + 2 * 99
+    assert c[("p0", "bon", 6)]["gen_tokens"] == 100 + 2 * 99
 
 
 def test_bad_pools_are_refused():

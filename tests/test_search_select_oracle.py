@@ -6,6 +6,7 @@ import pytest
 
 from pavflow.data import SEARCH, conform
 from pavflow.policy.sampler import Completion, Samples
+from pavflow.config import SearchConfig
 from pavflow.search.beam import beam_search
 from pavflow.search.oracle import mc_value_fn
 from pavflow.search.select import choose_on_val
@@ -81,8 +82,8 @@ def test_oracle_beam_search_keeps_the_candidate_the_rollouts_favour():
     s = MCScripted()
     prompt = TASK.prompt("2+3")
     fn = mc_value_fn(s, TASK, {prompt: "1"}, n=4, seed=0, temperature=1.0, max_new_tokens=8)
-    (r,) = beam_search(s, TASK, ["2+3"], budget=4, expansions=4, step_score_fn=fn, final_score_fn=fn,
-                       seed=0, max_steps=1, max_step_tokens=4)
+    (r,) = beam_search(s, TASK, ["2+3"], search=SearchConfig(expansions=4, max_steps=1, max_step_tokens=4), budget=4, step_score_fn=fn, final_score_fn=fn,
+                       seed=0)
     # one beam of 4 candidates "0\n".."3\n": only "1\n" has correct rollouts
     assert r["response"] == "1\n" and r["score"] == 0.5
     rollouts = [c for c in s.calls if not c[2].get("stop_at_step")]

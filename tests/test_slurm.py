@@ -24,8 +24,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import REPO, job_stats, run_snakemake
-from pavflow.study import compose, study_jobs
+from conftest import REPO, job_stats, run_snakemake, study_jobs
+from pavflow.config import compose
 from pavflow.tracking import find_offline_runs
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"

@@ -11,7 +11,7 @@ from pavflow.paths import Layout
 from pavflow.policy.model import load_policy
 from pavflow.rollouts import correct_pairs
 from pavflow.stages import problems, sft
-from pavflow.study import compose
+from pavflow.config import compose
 
 
 def test_correct_pairs_keeps_distinct_correct_responses_in_order():

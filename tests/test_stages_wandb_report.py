@@ -3,17 +3,18 @@ import re
 import pytest
 
 from pavflow.stages.wandb_report import build_report, main, server_reachable
-from pavflow.study import compose
+from pavflow.config import compose
 
 
-def grids(report) -> dict[str, list]:
-    """Job type of each panel grid's run set -> its panels."""
+def grids(report) -> dict[tuple[str, ...], list]:
+    """Job types of each panel grid's run set -> its panels."""
     out = {}
     for b in report.blocks:
         if hasattr(b, "runsets"):
             (rs,) = b.runsets
             assert "Metric(\"Group\") == 'smoke'" in rs.filters and rs.project == "pavflow"
-            out[re.search(r"Metric\(\"JobType\"\) == '(\w+)'", rs.filters).group(1)] = b.panels
+            m = re.search(r"Metric\(\"JobType\"\) (?:== '(\w+)'|in \[([^]]*)\])", rs.filters)
+            out[(m.group(1),) if m.group(1) else tuple(re.findall(r"'(\w+)'", m.group(2)))] = b.panels
     return out
 
 
@@ -21,11 +22,12 @@ def test_report_has_a_grid_per_part_of_the_study():
     report = build_report(compose("smoke", []), entity="someone")
     assert report.entity == "someone" and report.title == "pavflow: smoke"
     g = grids(report)
-    assert sorted(g) == ["report", "rl", "search", "sft", "verifier"]
-    assert [(p.x, p.log_x) for p in g["search"]] == [("search/budget", True), ("search/gen_tokens", True)]
-    assert "search/acc/beam" in g["search"][0].y and "search/acc_vs_tokens/bon" in g["search"][1].y
-    assert [p.table_name for p in g["report"]] == ["report/per_k", "report/per_budget"]
-    assert {p.x for p in g["rl"]} == {"rl/samples_seen"}
+    search = ("search_bon", "search_beam")
+    assert sorted(g) == [("report",), ("rl",), search, ("sft",), ("verifier",)]
+    assert [(p.x, p.log_x) for p in g[search]] == [("search/budget", True), ("search/gen_tokens", True)]
+    assert "search/acc/beam" in g[search][0].y and "search/acc_vs_tokens/bon" in g[search][1].y
+    assert [p.table_name for p in g[("report",)]] == ["report/per_k", "report/per_budget"]
+    assert {p.x for p in g[("rl",)]} == {"rl/samples_seen"}
 
 
 def test_offline_mode_skips_without_network(monkeypatch, capsys):

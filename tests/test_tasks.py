@@ -216,8 +216,11 @@ def test_sample_train_only_yields_train_questions():
 
 # --- construction --------------------------------------------------------------------------------
 
+TINY = {"kind": "tiny_llama", "chat_template": False}  # the policy that reads the prompts
+
+
 def test_make_task_builds_arith_from_config():
-    task = make_task(task_cfg(modulus=50, ops="+"), seed=2)
+    task = make_task(task_cfg(modulus=50, ops="+"), seed=2, policy_cfg=TINY)
     assert isinstance(task, Arith)
     assert task.spec == ArithSpec(modulus=50, ops="+")
     assert [len(task.problems(s)) for s in SPLITS] == [7, 3, 4]
@@ -226,7 +229,7 @@ def test_make_task_builds_arith_from_config():
 
 def test_make_task_unknown_name():
     with pytest.raises(ValueError, match="'gsm8k'"):
-        make_task(task_cfg(name="gsm8k"), seed=0)
+        make_task(task_cfg(name="gsm8k"), seed=0, policy_cfg=TINY)
 
 
 @pytest.mark.parametrize("bad", [

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from pavflow.config import ConfigError
-from pavflow.study import compose
+from pavflow.config import compose
 from pavflow.tasks import make_task
 from pavflow.tasks.files import FileTask, read_rows
 from pavflow.tasks.rgym import TaskDataError
@@ -171,7 +171,7 @@ def overrides(path: Path, fmt: str) -> list[str]:
 def test_compose_accepts_good_and_rejects_bad_files(tmp_path, good_jsonl, good_parquet):
     for path, fmt in ((good_jsonl, "jsonl"), (good_parquet, "parquet")):
         cfg = compose("smoke", overrides(path, fmt))
-        task = make_task(cfg.task, cfg.seed)
+        task = make_task(cfg.task, cfg.seed, cfg.policy)
         assert isinstance(task, FileTask) and len(task.problems("val")) == 2
     rows = good_rows()
     rows[4]["answer"] = None

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pavflow.study import compose
+from pavflow.config import compose
 from pavflow.config import ConfigError
 from pavflow.tasks import make_task
 from pavflow.tasks.rgym import GSMSymbolic, ReasoningGym, TaskDataError
@@ -119,7 +119,7 @@ def test_gsm_prompt_and_sft_pairs(gsm):
 
 def test_make_task_builds_gsm_from_config():
     cfg = compose("smoke", ["task=gsm_symbolic", "task.n_train=5", "task.n_val=2", "task.n_test=3"])
-    task = make_task(cfg.task, cfg.seed)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
     assert isinstance(task, GSMSymbolic)
     assert [len(task.problems(s)) for s in ("train", "val", "test")] == [5, 2, 3]
 
@@ -161,6 +161,6 @@ def test_unknown_dataset_is_an_error_naming_the_key():
 def test_dataset_options_reach_reasoning_gym():
     cfg = compose("smoke", ["task=reasoning_gym", "task.dataset=chain_sum", "+task.options.min_terms=2",
                             "+task.options.max_terms=2"])
-    task = make_task(cfg.task, cfg.seed)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
     for p in task.problems("test"):
         assert p.question.count("+") + p.question.count(" - ") == 1, p.question

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from pavflow.data import MC, conform
 from pavflow.labels import make_labels
+from pavflow.names import Prover
 from pavflow.verifiers.selection import first_pit_probes, hard_targets, select_states
 from pavflow.verifiers.targets import state_targets
 
@@ -60,7 +61,7 @@ def test_hard_targets_hand_computed():
 
 @pytest.mark.parametrize("k", [1, 2, 4, 9])
 def test_hard_targets_of_pav_are_the_bok_support(k):
-    labels = make_labels(POOL, POOL, rollout_policy="base", k=k)
+    labels = make_labels(POOL, POOL, Prover("base", k))
     soft = state_targets("pav", None, labels=labels)
     hard = hard_targets(soft, POOL)
     assert hard["target"].to_list() == (soft["target"] > 0).cast(pl.Float64).to_list()

@@ -1,45 +1,15 @@
 """Training targets of orm, pqv and pav at the states of the seed responses."""
 from __future__ import annotations
 
-import re
-
 import polars as pl
 import pytest
 
 from pavflow.data import LABELS, MC, SAMPLES, conform
 from pavflow.labels import make_labels
-from pavflow.verifiers.targets import KINDS, parse_verifier, state_targets
+from pavflow.names import Prover
+from pavflow.verifiers.targets import state_targets
 
 KEY = ["problem_id", "split", "sample_id", "h"]
-
-
-@pytest.mark.parametrize("name, kind, prover, loss, targets, prefixes", [
-    ("orm", "orm", None, None, "soft", "all"), ("pqv", "pqv", None, None, "soft", "all"),
-    ("pav_base_k4", "pav", "base_k4", None, "soft", "all"),
-    ("pav_weak_k16", "pav", "weak_k16", None, "soft", "all"),
-    ("pav_my_policy_k2", "pav", "my_policy_k2", None, "soft", "all"),
-    ("pav_analytic_k8", "pav_analytic", "analytic_k8", None, "soft", "all"),
-    ("implicit_ce", "implicit", None, "ce", "soft", "all"), ("implicit_dpo", "implicit", None, "dpo", "soft", "all"),
-    ("pqv.hard", "pqv", None, None, "hard", "all"), ("pqv.first_pit", "pqv", None, None, "soft", "first_pit"),
-    ("pqv.hard.first_pit", "pqv", None, None, "hard", "first_pit"),
-    ("pqv.random.hard", "pqv", None, None, "hard", "random"),
-    ("pav_base_k4.random", "pav", "base_k4", None, "soft", "random"),
-])
-def test_parse_verifier_accepts(name, kind, prover, loss, targets, prefixes):
-    spec = parse_verifier(name)
-    assert (spec.name, spec.kind, spec.prover, spec.loss, spec.targets, spec.prefixes) == \
-        (name, kind, prover, loss, targets, prefixes)
-    assert spec.trained == (kind != "pav_analytic")
-    assert spec.value_model == (kind in ("orm", "pqv", "pav"))
-
-
-@pytest.mark.parametrize("name", ["pav", "pav_", "pqv_x", "orm_base_k4", "foo", "", "PQV", "prm",
-                                  "implicit", "implicit_kto", "pqv.soft2", "pqv.hard.hard",
-                                  "pqv.random.first_pit", "orm.hard", "implicit_ce.hard", "pav_analytic_k4.hard",
-                                  "pav_base_k0"])
-def test_parse_verifier_rejects(name):
-    with pytest.raises(ValueError, match=re.escape(repr(name))):
-        parse_verifier(name)
 
 
 @pytest.fixture
@@ -71,8 +41,7 @@ def pool(seeds: pl.DataFrame, rollout_policy: str, n_mc: int, c_of) -> pl.DataFr
     return conform(pl.DataFrame(rows), MC, "mc").sort("problem_id", "sample_id", "h")
 
 
-def test_kinds():
-    assert KINDS == ("orm", "pqv", "pav", "pav_analytic", "implicit")
+def test_unknown_kind():
     with pytest.raises(ValueError, match="'prm'"):
         state_targets("prm", pl.DataFrame())
 
@@ -105,7 +74,7 @@ def test_pqv_targets_mc_success_rate(seeds):
 def test_pav_targets_prover_value(seeds):
     c_of = lambda p, s, h: (2 * h + s) % 5  # noqa: E731
     mc = pool(seeds, "base", 4, c_of)
-    labels = make_labels(mc, mc, rollout_policy="base", k=2)
+    labels = make_labels(mc, mc, Prover("base", 2))
     assert labels.columns == list(LABELS)
     t = state_targets("pav", seeds, labels=labels)
     assert t.columns == KEY + ["target"] and t.schema["h"] == pl.Int32

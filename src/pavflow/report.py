@@ -20,8 +20,7 @@ import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pavflow.labels import parse_prover as parse_prover_name
-from pavflow.verifiers.targets import ANALYTIC
+from pavflow.names import ANALYTIC, Prover
 from pavflow.data import Schema, atomic_file, write_text
 from pavflow.stats import (bootstrap_ci, compute_efficiency, compute_efficiency_ci, matched_difference, mean_ci, paired_bootstrap_ci,
                            pass_at_k, sample_efficiency)
@@ -149,7 +148,8 @@ def rl_final(rl: pl.DataFrame | None) -> pl.DataFrame:
 def parse_prover(prover: str) -> tuple[str, int | None]:
     """'base_k4' -> ('base', 4): prover BoK(policy). Names without a _k<K> suffix -> (name, None)."""
     try:
-        return parse_prover_name(prover)
+        p = Prover.parse(prover)
+        return p.policy, p.k
     except ValueError:
         return prover, None
 

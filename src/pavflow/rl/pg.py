@@ -20,13 +20,13 @@ from __future__ import annotations
 import copy
 import math
 import random
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
 from pavflow.checkpoint import rng_state, set_rng_state
+from pavflow.config import RLConfig
 from pavflow.progress import progress
 from pavflow.policy.sampler import Sampler
 from pavflow.tasks.base import Problem, Task
@@ -153,44 +153,6 @@ def policy_step(model, opt, prompt_ids: list[list[int]], gen_ids: list[list[int]
 # -----------------------------------------------------------------------------
 # training loop
 
-@dataclass
-class RLConfig:
-    updates: int = 100
-    problems_per_update: int = 16
-    samples_per_problem: int = 8  # G, >= 2 for the leave-one-out baseline
-    lr: float = 1e-4
-    alpha: float = 1.0  # weight of the PAV's progress in the effective reward (pav arm)
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    eval_every: int = 10
-    eval_samples: int = 4  # sampled (T=1) test responses per problem; 0 skips sampled accuracy
-    grad_clip: float = 1.0  # 0 disables clipping
-    seed: int = 0
-    micro_batch: int = 64  # sequences per forward/backward pass of the update (memory, not math)
-    kl_coef: float = 0.0  # per-token KL penalty to the initial policy; 0: none
-    guard_ratio: float = 3.0  # response length or step count off by this factor from update 0 ...
-    guard_acc_drop: float = 0.1  # ... while sampled test accuracy fell this much: degenerate
-
-    def __post_init__(self):
-        bad = [f"{k}={v!r}" for k, v, ok in [
-            ("updates", self.updates, self.updates >= 0),
-            ("problems_per_update", self.problems_per_update, self.problems_per_update >= 1),
-            ("samples_per_problem", self.samples_per_problem, self.samples_per_problem >= 2),
-            ("lr", self.lr, self.lr > 0),
-            ("max_new_tokens", self.max_new_tokens, self.max_new_tokens >= 1),
-            ("temperature", self.temperature, self.temperature > 0),
-            ("eval_every", self.eval_every, self.eval_every >= 1),
-            ("eval_samples", self.eval_samples, self.eval_samples >= 0),
-            ("grad_clip", self.grad_clip, self.grad_clip >= 0),
-            ("micro_batch", self.micro_batch, self.micro_batch >= 1),
-            ("kl_coef", self.kl_coef, self.kl_coef >= 0),
-            ("guard_ratio", self.guard_ratio, self.guard_ratio > 1),
-            ("guard_acc_drop", self.guard_acc_drop, self.guard_acc_drop > 0)] if not ok]
-        if bad:
-            raise ValueError(f"RLConfig: bad values {', '.join(bad)} (samples_per_problem >= 2, "
-                             f"temperature > 0, eval_every >= 1, ...)")
-
-
 def derive_seed(seed: int, kind: str, update: int) -> int:
     """A sampler seed for (run seed, purpose, update index), stable across processes."""
     return random.Random(f"pavflow-rl-{seed}-{kind}-{update}").getrandbits(62)
@@ -218,7 +180,7 @@ def token_log_ratios(model, ref, prompt_ids: list[list[int]], gen_ids: list[list
     return out
 
 
-def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfig,
+def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfig, seed: int,
              ref=None) -> tuple[dict, list[bool]]:
     """Test metrics of the current policy, and which problems it solved (greedy or any sample).
 
@@ -229,13 +191,13 @@ def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfi
     every evaluation point: common random numbers along the curve."""
     sampler.model.eval()
     prompts = [task.prompt(p.question) for p in problems]
-    greedy = sampler.sample(prompts, 1, seed=derive_seed(cfg.seed, "eval-greedy", 0), temperature=0.0,
+    greedy = sampler.sample(prompts, 1, seed=derive_seed(seed, "eval-greedy", 0), temperature=0.0,
                             max_new_tokens=cfg.max_new_tokens)
     solved = [bool(task.grade(cs[0].text, p.answer)) for cs, p in zip(greedy.completions, problems)]
     m = {"test_acc_greedy": float(np.mean(solved)), "test_acc_sampled": math.nan, "pass_at_n": math.nan}
     outs = greedy
     if cfg.eval_samples > 0:
-        outs = sampler.sample(prompts, cfg.eval_samples, seed=derive_seed(cfg.seed, "eval-sampled", 0),
+        outs = sampler.sample(prompts, cfg.eval_samples, seed=derive_seed(seed, "eval-sampled", 0),
                               temperature=1.0, max_new_tokens=cfg.max_new_tokens)
         correct = np.array([[task.grade(c.text, p.answer) for c in cs]
                             for cs, p in zip(outs.completions, problems)], dtype=np.float64)  # (P, S)
@@ -270,23 +232,24 @@ def degeneration(start: dict, now: dict, cfg: RLConfig) -> str | None:
 
 
 def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problems: list[Problem],
-             cfg: RLConfig, *, step_score_fn: StepScoreFn | None = None,
-             on_eval: Callable[[dict], None] | None = None, checkpoint_every: int = 0,
+             cfg: RLConfig, *, seed: int, alpha: float = 0.0, step_score_fn: StepScoreFn | None = None,
+             on_eval: Callable[[dict], None] | None = None,
              on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> list[dict]:
-    """Policy gradient with LOO baseline; outcome arm, or pav arm (dense progress) if `step_score_fn`.
+    """Policy gradient with LOO baseline; outcome arm, or pav arm (dense progress, weight `alpha`) if
+    `step_score_fn`. `cfg` is the config's rl section (pavflow.config.RLConfig); `seed` the run's.
     `model` holds the initial policy, which is also the KL reference. Returns one row per evaluation
     (update 0, every eval_every updates, and the last update): update, samples_seen, train_reward,
     the `evaluate` metrics, newly_solved (fraction of the test problems unsolved at update 0 that are
     solved now) and the cumulative gen_tokens and verifier_tokens spent by training. Every
-    `checkpoint_every` updates (0: never) the training state goes to `on_checkpoint`; given back as
+    `cfg.checkpoint_every` updates (0: never) the training state goes to `on_checkpoint`; given back as
     `resume`, training continues from it exactly. Raises DegenerateRun when a guardrail trips."""
     if cfg.problems_per_update > len(train_problems):
         raise ValueError(f"train_rl: problems_per_update={cfg.problems_per_update} > "
                          f"{len(train_problems)} train problems")
     if not test_problems:
         raise ValueError("train_rl: no test problems to evaluate on")
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
     ref = copy.deepcopy(model).eval().requires_grad_(False)
     sampler = Sampler(model, tok, step_sep=task.step_sep)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
@@ -298,7 +261,7 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
 
     def log_eval(update: int, train_reward: float):
         nonlocal unsolved0
-        m, solved = evaluate(sampler, task, test_problems, cfg, ref)
+        m, solved = evaluate(sampler, task, test_problems, cfg, seed, ref)
         if update == 0:
             unsolved0 = [i for i, s in enumerate(solved) if not s]
         newly = float(np.mean([solved[i] for i in unsolved0])) if unsolved0 else math.nan
@@ -325,7 +288,7 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
         problems = rng.sample(train_problems, P)
         prompts = [task.prompt(p.question) for p in problems]
         model.eval()
-        samples = sampler.sample(prompts, G, seed=derive_seed(cfg.seed, "train", update),
+        samples = sampler.sample(prompts, G, seed=derive_seed(seed, "train", update),
                                  temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
         comps = [c for cs in samples.completions for c in cs]  # P*G, problem-major
         gen_tokens += samples.gen_tokens
@@ -347,7 +310,7 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
                 a_mu[i] = np.diff(v).tolist() if st else None
 
         advantages = [token_advantages(outcome_adv[i], step_of_token(c.tokens, is_sep, len(steps[i])),
-                                       a_mu[i], cfg.alpha) for i, c in enumerate(comps)]
+                                       a_mu[i], alpha) for i, c in enumerate(comps)]
         prompt_ids = sampler.encode(prompts)
         seq_prompts = [prompt_ids[i // G] for i in range(len(comps))]
         if cfg.kl_coef > 0:
@@ -362,7 +325,8 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
 
         if update % cfg.eval_every == 0 or update == cfg.updates:
             log_eval(update, rewards.mean().item())
-        if on_checkpoint is not None and checkpoint_every > 0 and update % checkpoint_every == 0 and update < cfg.updates:
+        if on_checkpoint is not None and cfg.checkpoint_every > 0 and update % cfg.checkpoint_every == 0 \
+                and update < cfg.updates:
             on_checkpoint({"update": update, "model": model.state_dict(), "opt": opt.state_dict(),
                            "rng": rng_state(rng), "rows": rows, "unsolved0": unsolved0,
                            "gen_tokens": gen_tokens, "verifier_tokens": verifier_tokens})
@@ -370,6 +334,6 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
     return rows
 
 
-__all__ = ["DegenerateRun", "RLConfig", "StepScoreFn", "degeneration", "derive_seed", "evaluate",
+__all__ = ["DegenerateRun", "StepScoreFn", "degeneration", "derive_seed", "evaluate",
            "kl_penalized", "loo_advantages", "pg_loss", "policy_step", "sequence_logprobs", "step_of_token",
            "token_advantages", "token_log_ratios", "train_rl"]

@@ -74,12 +74,13 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
 
-def beam_search(sampler, task, questions: list[str], *, budget: int, expansions: int,
-                step_score_fn: StepScoreFn, final_score_fn: StepScoreFn, seed: int, max_steps: int,
-                max_step_tokens: int, temperature: float = 1.0) -> list[dict]:
+def beam_search(sampler, task, questions: list[str], *, budget: int, search, step_score_fn: StepScoreFn,
+                final_score_fn: StepScoreFn, seed: int) -> list[dict]:
     """One dict per question: response (text after the prompt), score (its final score), finish
     ("eos" or "max_steps"), gen_tokens (all candidates, kept or not), prompt_tokens (encoded by the
-    sampler), verifier_tokens and n_calls (items scored, step and final scoring)."""
+    sampler), verifier_tokens and n_calls (items scored, step and final scoring).
+    `search` (pavflow.config.SearchConfig) gives expansions, max_steps, max_step_tokens, temperature."""
+    expansions, max_steps, max_step_tokens = search.expansions, search.max_steps, search.max_step_tokens
     if budget < 1 or expansions < 1 or max_steps < 1 or max_step_tokens < 1:
         raise ValueError(f"beam_search: budget, expansions, max_steps and max_step_tokens must be >= 1; "
                          f"got {budget}, {expansions}, {max_steps}, {max_step_tokens}")
@@ -114,7 +115,7 @@ def beam_search(sampler, task, questions: list[str], *, budget: int, expansions:
             steps = task.split_steps(text)
             prefixes.append(task.prefix(questions[i], steps, len(steps)))
         samples = sampler.sample(prefixes, width * m if step == 0 else m, seed=step_seed(seed, step),
-                                 temperature=temperature, max_new_tokens=max_step_tokens,
+                                 temperature=search.temperature, max_new_tokens=max_step_tokens,
                                  stop_at_step=True)
         cands, done = [], []  # candidates in (beam, copy) order
         for b, (i, text) in enumerate(active):

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from pavflow.names import POOL_METHODS as METHODS
+
 POOL_COLUMNS = ("problem_id", "sample_id", "correct", "gen_tokens", "prompt_len", "answer", "score")
-METHODS = ("best_of_n", "majority", "weighted_majority", "pass_at_n")
 
 
 def aggregate_prm(values: np.ndarray, how: str) -> float:
@@ -89,10 +90,10 @@ def bon_search(pool: pl.DataFrame, budgets: list[int]) -> pl.DataFrame:
                 raise ValueError(f"bon_search: problem {pid!r} lacks samples 0..{n - 1} for budget {n}")
             best = int(np.argmax(score[:n]))  # argmax takes the first of tied maxima: lowest sample_id
             picks = {
-                "best_of_n": correct[best],
+                "bon": correct[best],
                 "majority": correct[_vote(answers[:n], score[:n], "count")],
                 "weighted_majority": correct[_vote(answers[:n], score[:n], "weight")],
-                "pass_at_n": correct[:n].max(),
+                "pass": correct[:n].max(),
             }
             for method in METHODS:
                 rows.append((pid, method, n, int(picks[method]), int(gen[:n].sum()), n * prompt_len))

@@ -1,8 +1,16 @@
-"""What every stage does around its body: compose and validate the config, pin threads and device,
-open the job's W&B run, write provenance, and print a one-line summary.
+"""What every stage does around its body: compose and validate the config, pin threads, take its paths
+from the registry, open the job's W&B run, write provenance, record its outputs, print a summary.
 
-Model code (transformers' model classes, ~2 s to import) is imported where a stage loads a model, not
-here: the stages that only move tables (problems, labels, report) start in a second and a half."""
+A stage module declares its body once:
+
+    @stage_main("labels")
+    def main(cfg, job, tracker) -> dict:   # job.input.<name>, job.output.<name>: the registry's paths
+        ...
+
+`python -m pavflow.stages.<module> [overrides]` runs it as a Hydra app; `main.call(cfg)` runs it on an
+already composed config (tests, notebooks). The registry stage is `job.stage` (default: the module's
+own); its wildcards come from `job.<wildcard>` settings, which the workflow passes.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -10,34 +18,50 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-import hydra
 import polars as pl
-import torch
-import transformers
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pavflow.checkpoint import load_checkpoint, save_checkpoint
-from pavflow.config import ConfigError, register, to_container, validate
+from pavflow.config import CONF_DIR, ConfigError, register, to_container, validate
 from pavflow.data import PROBLEMS, read_table
-from pavflow.labels import parse_prover
 from pavflow.paths import Layout
-from pavflow.policy.device import resolve_device
-from pavflow.provenance import write_provenance
-from pavflow.study import CONF_DIR, stage_params
+from pavflow.registry import STAGES, Stage, io, params
 from pavflow.tasks.base import Problem
 from pavflow.tracking import Tracker
-from pavflow.verifiers.targets import parse_verifier
-
-if TYPE_CHECKING:
-    from pavflow.policy.sampler import Sampler
 
 log = logging.getLogger("pavflow")
 
-Body = Callable[[DictConfig, Layout, Tracker], dict]
+
+class Paths(dict):
+    """A job's inputs or outputs by name (attribute access: job.input.seeds)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no path named {name!r}; this job has {sorted(self)}") from None
+
+
+@dataclass
+class Job:
+    stage: Stage
+    wildcards: dict
+    input: Paths
+    output: Paths
+    layout: Layout
+
+    @property
+    def name(self) -> str:
+        return self.stage.run_name(self.wildcards)
+
+    def checkpoints(self, cfg) -> Checkpoints:
+        return Checkpoints(self.layout.checkpoint(self.name), params(self.stage.name, cfg, self.wildcards))
+
+
+Body = Callable[[DictConfig, Job, Tracker], dict]
 
 
 def derive_seed(seed: int, *parts) -> int:
@@ -46,59 +70,79 @@ def derive_seed(seed: int, *parts) -> int:
     return int.from_bytes(digest[:7], "little")
 
 
-def device_of(cfg) -> torch.device:
-    return resolve_device(cfg.device)
-
-
-def stage_main(job_type: str, run_name: Callable[[DictConfig], str], tags: Callable[[DictConfig], list] = lambda c: []):
-    """Decorate a stage body `body(cfg, layout, tracker) -> summary dict` into a Hydra app."""
+def stage_main(default_stage: str):
+    """Decorate a stage body `body(cfg, job, tracker) -> summary dict` into a Hydra app."""
     def deco(body: Body) -> Callable[[], None]:
         def main() -> None:
             register()
+            import hydra
 
             @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
             def _run(cfg: DictConfig) -> None:
-                run(job_type, run_name(cfg), tags(cfg), body, cfg)
+                run(body, cfg, default_stage)
 
             _run()
-        # the same job on an already composed config, in this process (tests, notebooks)
-        main.call = lambda cfg: run(job_type, run_name(cfg), tags(cfg), body, cfg)
+        main.call = lambda cfg: run(body, cfg, default_stage)
         return main
     return deco
 
 
-def run(job_type: str, name: str, tags: list, body: Body, cfg: DictConfig) -> dict:
+def job_of(cfg, default_stage: str) -> Job:
+    stage = STAGES[cfg.job.stage or default_stage]
+    wildcards = {w: cfg.job[w] for w in stage.wildcards}
+    layout = Layout(Path(cfg.results_dir) / cfg.name)
+    inputs, outputs = io(stage.name, cfg, layout, wildcards)
+    return Job(stage, wildcards, Paths(inputs), Paths(outputs), layout)
+
+
+def tags(job: Job) -> list[str]:
+    from pavflow.names import Prover
+    out = [f"{w}:{v}" for w, v in job.wildcards.items()]
+    if "prover" in job.wildcards:
+        out.append(f"k:{Prover.parse(job.wildcards['prover']).k}")
+    return out
+
+
+def run(body: Body, cfg: DictConfig, default_stage: str) -> dict:
     try:
         validate(cfg)
     except ConfigError as e:
         log.error("%s", e)
         sys.exit(2)
-    transformers.utils.logging.set_verbosity_error()  # load reports of fresh value heads are expected
-    transformers.utils.logging.disable_progress_bar()
-    torch.set_num_threads(cfg.threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set in this process
-        pass
-    layout = Layout(Path(cfg.results_dir) / cfg.name)
+    job = job_of(cfg, default_stage)
+    if job.stage.model:
+        import torch
+        import transformers
+        transformers.utils.logging.set_verbosity_error()  # load reports of fresh value heads are expected
+        transformers.utils.logging.disable_progress_bar()
+        torch.set_num_threads(cfg.threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set in this process
+            pass
     config = to_container(cfg)
+    from hydra.core.hydra_config import HydraConfig
     if HydraConfig.initialized():
+        from pavflow.provenance import write_provenance
         write_provenance(Path(HydraConfig.get().runtime.output_dir) / "provenance.json", config)
     t0 = time.time()
-    log.info("%s %s: experiment %s, device %s", job_type, name, cfg.name, device_of(cfg))
-    with Tracker(cfg.tracking.mode, project=cfg.tracking.project, root_dir=layout.root, group=cfg.name,
-                 job_type=job_type, name=name, config=config, tags=[str(t) for t in tags]) as tracker:
-        summary = body(cfg, layout, tracker) or {}
+    log.info("%s %s: experiment %s", job.stage.name, job.name, cfg.name)
+    with Tracker(cfg.tracking.mode, project=cfg.tracking.project, root_dir=job.layout.root, group=cfg.name,
+                 job_type=job.stage.name, name=job.name, config=config, tags=tags(job)) as tracker:
+        summary = body(cfg, job, tracker) or {}
         summary = {**summary, "wall_s": round(time.time() - t0, 2)}
+        for key, path in job.output.items():  # artifacts by reference to the outputs' paths
+            name = f"{cfg.name}-{job.name}" + (f"-{key}" if len(job.output) > 1 else "")
+            tracker.artifact(name, "model" if key in job.stage.directories else "table", path)
         tracker.summary(summary)
-    log.info("%s %s done: %s", job_type, name,
+    log.info("%s done: %s", job.name,
              ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     return summary
 
 
-def load_problems(layout: Layout, splits) -> list[Problem]:
+def load_problems(path, splits) -> list[Problem]:
     """Problems of the given splits, in table order, from the problems stage's table."""
-    df = read_table(layout.problems(), PROBLEMS).filter(pl.col("split").is_in(list(splits)))
+    df = read_table(path, PROBLEMS).filter(pl.col("split").is_in(list(splits)))
     return [Problem(**r) for r in df.iter_rows(named=True)]
 
 
@@ -120,58 +164,24 @@ def log_search(tracker: Tracker, budget: int, gen_tokens: float, acc: dict[str, 
                  **{ACC_BY_TOKENS + m: a for m, a in acc.items()}})
 
 
-def record(tracker: Tracker, cfg, name: str, type: str, path) -> None:
-    """Record an output (a table, a model directory) in the job's W&B run as an artifact by reference
-    to its path, named <experiment>-<name> so studies sharing a project do not mix versions."""
-    tracker.artifact(f"{cfg.name}-{name}", type, path)
-
-
-def prover_tags(prover: str) -> list[str]:
-    """W&B tags of a job that uses prover `prover`: the prover and its K."""
-    return [f"prover:{prover}", f"k:{parse_prover(prover)[1]}"]
-
-
-def policy_sampler(cfg, layout: Layout, policy: str, task) -> Sampler:
-    """The sampler of a trained policy, on the configured device and dtype."""
-    from pavflow.policy.model import load_policy
-    from pavflow.policy.sampler import Sampler
-    model, tok = load_policy(layout.policy(policy), cfg.device, cfg.dtype)
-    return Sampler(model, tok, step_sep=task.step_sep, batch_size=cfg.rollouts.batch_size)
-
-
-def load_verifier(cfg, layout: Layout, name: str):
-    """Any verifier of the study by name, as an object with `.score(prompts, steps) -> (values, tokens)`
-    (values v(s_h), h = 0..H, in [0, 1]): a value model, an implicit PRM (sigmoid of q_h; `.q` gives q_h
-    itself) or an analytic PAV (the pqv's values, transformed)."""
-    from pavflow.verifiers.analytic import AnalyticPAV
-    from pavflow.verifiers.value import ValueVerifier
-    spec = parse_verifier(name)
-    device, batch = str(device_of(cfg)), cfg.verifier.score_batch_size
-    if spec.kind == "pav_analytic":
-        return AnalyticPAV(load_verifier(cfg, layout, "pqv"), parse_prover(spec.prover)[1])
-    if spec.kind == "implicit":
-        from pavflow.verifiers.implicit import ImplicitVerifier
-        return ImplicitVerifier.load(layout.verifier(name), layout.policy(cfg.sweep.policy), device, batch)
-    return ValueVerifier.load(layout.verifier(name), device, batch)
-
-
 class Checkpoints:
     """A training job's resume file, `<results>/checkpoints/<job>.pt`, fingerprinted by the job's
-    rerun triggers (its config section and code hash): `resume()` is None unless this very job was
-    interrupted; `save(state)` keeps the latest state; `done()` removes it once outputs are written."""
+    rerun triggers (its config and code hash): `resume()` is None unless this very job was interrupted;
+    `save(state)` keeps the latest state; `done()` removes it once outputs are written."""
 
-    def __init__(self, cfg, layout: Layout, job: str, stage: str, **wildcards):
-        self.path = layout.checkpoint(job)
-        params = json.dumps(stage_params(cfg, stage, **wildcards), sort_keys=True, default=str)
-        self.fingerprint = hashlib.sha256(params.encode()).hexdigest()
+    def __init__(self, path: Path, params: dict):
+        self.path = path
+        self.fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
     def resume(self) -> dict | None:
+        from pavflow.checkpoint import load_checkpoint
         state = load_checkpoint(self.path, self.fingerprint)
         if state is not None:
             log.info("resuming from checkpoint %s", self.path)
         return state
 
     def save(self, state: dict) -> None:
+        from pavflow.checkpoint import save_checkpoint
         save_checkpoint(state, self.path, self.fingerprint)
 
     def done(self) -> None:

@@ -4,14 +4,15 @@ MC labels themselves (`oracle` rows) scored on the held-out val seeds against fr
 import numpy as np
 import polars as pl
 
-from pavflow.config import rollout_policies
+from pavflow.config import provers
 from pavflow.data import CALIBRATION, MC, METRICS, SAMPLES, read_table, write_table
-from pavflow.labels import bok_value, parse_prover, prover_name
-from pavflow.stages.common import load_problems, load_verifier, record, stage_main
-from pavflow.study import study_jobs
+from pavflow.labels import bok_value
+from pavflow.names import Verifier
+from pavflow.stages.common import load_problems, stage_main
+from pavflow.stages.scoring import load_verifier
 from pavflow.tasks import make_task
 from pavflow.verifiers.quality import Scored, fit_first_error_threshold, quality_rows
-from pavflow.verifiers.targets import ANALYTIC, parse_verifier
+
 
 def state_values(pool: pl.DataFrame, seeds: pl.DataFrame, k: int | None = None) -> list[np.ndarray]:
     """Per seed response (in `seeds` order) the pool's value at s_0..s_H: c/n, or V^{BoK} if k is given."""
@@ -28,16 +29,17 @@ def state_values(pool: pl.DataFrame, seeds: pl.DataFrame, k: int | None = None) 
         out.append(vals)
     return out
 
-@stage_main("quality", lambda cfg: "quality")
-def main(cfg, layout, tracker) -> dict:
+
+@stage_main("quality")
+def main(cfg, job, tracker) -> dict:
     task, base = make_task(cfg.task, cfg.seed, cfg.policy), cfg.sweep.policy
-    problems = {p.problem_id: p for p in load_problems(layout, ["train", "val"])}
-    seeds = read_table(layout.seeds(), SAMPLES).sort("split", "problem_id", "sample_id")
+    problems = {p.problem_id: p for p in load_problems(job.input.problems, ["train", "val"])}
+    seeds = read_table(job.input.seeds, SAMPLES).sort("split", "problem_id", "sample_id")
     split = {s: seeds.filter(pl.col("split") == s) for s in ("train", "val")}
     text = {s: ([task.prompt(problems[p].question) for p in d["problem_id"]],
                 [task.split_steps(r) for r in d["response"]]) for s, d in split.items()}
-    pools = {rho: read_table(layout.mc(rho), MC) for rho in rollout_policies(cfg)}
-    fresh = {rho: read_table(layout.mc_fresh(rho), MC) for rho in rollout_policies(cfg)}
+    pools = {rho: read_table(path, MC) for rho, path in job.input.mc.items()}
+    fresh = {rho: read_table(path, MC) for rho, path in job.input.mc_fresh.items()}
     outcomes = split["val"]["correct"].to_numpy().astype(np.float64)
     q_pi_train = state_values(pools[base].filter(pl.col("split") == "train"), split["train"])
     q_pi_fresh = state_values(fresh[base], split["val"])
@@ -46,7 +48,7 @@ def main(cfg, layout, tracker) -> dict:
         return state_values(fresh[rho], split["val"], k)
 
     def score(name: str, s: str) -> Scored:
-        v = load_verifier(cfg, layout, name)
+        v = load_verifier(cfg, name, job.input.verifiers[name], job.input.policy)
         values, _ = v.score(*text[s])
         q = v.q(*text[s])[0] if hasattr(v, "q") else values  # implicit PRMs: progress is q_h - q_{h-1}
         return Scored([np.asarray(x, dtype=np.float64) for x in values], [np.diff(x) for x in q])
@@ -57,30 +59,26 @@ def main(cfg, layout, tracker) -> dict:
                             n_bins=cfg.verifier.quality_bins)
 
     tables = []
-    for name in study_jobs(cfg)["quality_verifiers"]:
-        spec = parse_verifier(name)
+    for name in job.input.verifiers:
+        spec = Verifier.parse(name)
         if spec.kind in ("pav", "pav_analytic"):
-            rho, k = parse_prover(spec.prover)
-            truth = truth_of(base if rho == ANALYTIC else rho, k)
+            truth = truth_of(base if spec.prover.analytic else spec.prover.policy, spec.prover.k)
         else:
             truth = truth_of(base, None)
         tables.append(rows(name, score(name, "val"), score(name, "train"), truth))
     # the labels themselves: the first pool's estimates, judged by the fresh pool (MC noise, no model)
-    for name, rho, k in [("oracle", base, None)] + [(f"oracle_{prover_name(r, kk)}", r, kk)
-                                                    for r, kk in ((*parse_prover(p),) for p in study_jobs(cfg)["provers"])]:
+    for name, rho, k in [("oracle", base, None)] + [(f"oracle_{p}", p.policy, p.k) for p in provers(cfg)]:
         val = state_values(pools[rho].filter(pl.col("split") == "val"), split["val"], k)
         train = state_values(pools[rho].filter(pl.col("split") == "train"), split["train"], k)
         tables.append(rows(name, Scored(val, [np.diff(v) for v in val]), Scored(train, [np.diff(v) for v in train]),
                            truth_of(rho, k)))
-    cost = pl.concat([read_table(layout.verifier_metrics(v), METRICS) for v in study_jobs(cfg)["verifiers"]]) \
+    cost = pl.concat([read_table(path, METRICS) for path in job.input.metrics.values()]) \
         .filter(pl.col("metric").is_in(["label_rollouts", "label_states"]))
     metrics = pl.concat([t[0] for t in tables] + [cost])
     calib = pl.concat([t[1] for t in tables])
-    write_table(metrics, layout.quality(), METRICS)
-    write_table(calib, layout.calibration(), CALIBRATION)
+    write_table(metrics, job.output.quality, METRICS)
+    write_table(calib, job.output.calibration, CALIBRATION)
     tracker.table("verifiers/quality", metrics)
-    record(tracker, cfg, "verifier-quality", "table", layout.quality())
-    record(tracker, cfg, "verifier-calibration", "table", layout.calibration())
     best = {}
     for m, higher in (("brier", False), ("spearman_progress", True), ("outcome_auroc", True), ("first_error_f1", True)):
         d = metrics.filter((pl.col("metric") == m) & ~pl.col("subject").str.starts_with("oracle")).drop_nulls("value") \
@@ -88,6 +86,7 @@ def main(cfg, layout, tracker) -> dict:
         if d.height:
             best[f"best_{m}"] = f"{d['subject'][0]} ({d['value'][0]:.3f})"
     return {"n_verifiers": len(tables), **best}
+
 
 if __name__ == "__main__":
     main()

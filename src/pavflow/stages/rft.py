@@ -8,15 +8,16 @@ from pavflow.data import TRAIN_LOG, atomic_dir, write_table
 from pavflow.policy.model import save_policy
 from pavflow.policy.sft import train_sft
 from pavflow.rollouts import correct_pairs, sample_responses
-from pavflow.stages.common import derive_seed, load_problems, policy_sampler, record, stage_main
+from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.stages.sampling import policy_sampler
 from pavflow.tasks import make_task
 
 
-@stage_main("rft", lambda cfg: f"rft-{cfg.sweep.policy}", lambda cfg: [f"policy:{cfg.sweep.policy}"])
-def main(cfg, layout, tracker) -> dict:
+@stage_main("rft")
+def main(cfg, job, tracker) -> dict:
     task, r, base = make_task(cfg.task, cfg.seed, cfg.policy), cfg.rl.rft, cfg.sweep.policy
-    train = load_problems(layout, ["train"])
-    sampler = policy_sampler(cfg, layout, base, task)
+    train = load_problems(job.input.problems, ["train"])
+    sampler = policy_sampler(cfg, job.input.policy, task)
     samples = sample_responses(sampler, task, train, n=r.samples_per_problem, seed=derive_seed(cfg.seed, "rft-samples"),
                                temperature=1.0, max_new_tokens=cfg.rl.max_new_tokens, policy=base)
     pairs = correct_pairs(samples, {p.problem_id: task.prompt(p.question) for p in train})
@@ -25,7 +26,7 @@ def main(cfg, layout, tracker) -> dict:
                            f"{r.samples_per_problem} samples each; nothing to fine-tune on (use rl.init=base)")
 
     model, tok = sampler.model, sampler.tok  # fine-tuned in place; evaluate() samples it as it trains
-    val = load_problems(layout, ["val"])[:cfg.sft.eval_problems]
+    val = load_problems(job.input.problems, ["val"])[:cfg.sft.eval_problems]
     prompts = [task.prompt(p.question) for p in val]
 
     def evaluate() -> float:  # sampled (T=1) accuracy on val problems, for the log
@@ -39,13 +40,11 @@ def main(cfg, layout, tracker) -> dict:
                      batch_size=r.batch_size, lr=r.lr, warmup=r.warmup, seed=derive_seed(cfg.seed, "rft"),
                      eval_every=r.steps, evaluate=evaluate,
                      on_log=lambda row: tracker.log({f"rft/{k}": v for k, v in row.items()}))
-    with atomic_dir(layout.rft_policy()) as tmp:
+    with atomic_dir(job.output.model) as tmp:
         save_policy(model, tok, tmp)
     df = pl.DataFrame(rows).select(model=pl.lit(f"{base}_rft"), step="step", tokens_seen="tokens_seen",
                                    loss="loss", val_metric=pl.lit("val_sampled_acc"), val_value="val_acc")
-    write_table(df, layout.rft_log(), TRAIN_LOG)
-    record(tracker, cfg, f"policy-{base}_rft", "model", layout.rft_policy())
-    record(tracker, cfg, f"policy-{base}_rft-train-log", "table", layout.rft_log())
+    write_table(df, job.output.log, TRAIN_LOG)
     return {"train_acc_sampled": float(samples["correct"].mean()), "n_pairs": len(pairs),
             "val_sampled_acc_before": start_acc,
             "val_sampled_acc_after": rows[-1]["val_acc"]}

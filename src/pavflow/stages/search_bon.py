@@ -4,20 +4,19 @@ import polars as pl
 
 from pavflow.data import SAMPLES, SEARCH, read_table, write_table
 from pavflow.search.bon import bon_search
-from pavflow.stages.common import load_problems, load_verifier, log_search, record, search_axes, stage_main
+from pavflow.stages.common import load_problems, log_search, search_axes, stage_main
+from pavflow.stages.scoring import load_verifier
 from pavflow.tasks import make_task
 
-# bon_search method -> (SEARCH method, verifier used)
-METHODS = {"best_of_n": ("bon", "orm"), "weighted_majority": ("weighted_majority", "orm"),
-           "majority": ("majority", ""), "pass_at_n": ("pass", "")}
+USES_ORM = {"bon": "orm", "weighted_majority": "orm", "majority": "", "pass": ""}  # method -> verifier
 
 
-@stage_main("search", lambda cfg: "search-bon-orm", lambda cfg: ["verifier:orm"])
-def main(cfg, layout, tracker) -> dict:
+@stage_main("search_bon")
+def main(cfg, job, tracker) -> dict:
     task, s = make_task(cfg.task, cfg.seed, cfg.policy), cfg.search
-    problems = {p.problem_id: p for p in load_problems(layout, [s.split])}
-    pool = read_table(layout.pool(), SAMPLES).sort("problem_id", "sample_id")
-    orm = load_verifier(cfg, layout, "orm")
+    problems = {p.problem_id: p for p in load_problems(job.input.problems, [s.split])}
+    pool = read_table(job.input.pool, SAMPLES).sort("problem_id", "sample_id")
+    orm = load_verifier(cfg, "orm", job.input.orm, None)
     values, v_tokens = orm.score([task.prompt(problems[p].question) for p in pool["problem_id"]],
                                  [task.split_steps(r) for r in pool["response"]])
     pool = pool.with_columns(score=pl.Series([float(v[-1]) for v in values]),
@@ -30,13 +29,11 @@ def main(cfg, layout, tracker) -> dict:
                     .agg(pl.col("verifier_tokens").sum()).with_columns(budget=pl.lit(n, pl.Int32))
                     for n in s.budgets])
     res = res.join(vt, on=["problem_id", "budget"], how="left")
-    method = pl.col("method").replace_strict({k: m for k, (m, _) in METHODS.items()})
-    verifier = pl.col("method").replace_strict({k: v for k, (_, v) in METHODS.items()})
-    res = res.with_columns(method=method, verifier=verifier, split=pl.lit(s.split), prover=pl.lit(""),
+    verifier = pl.col("method").replace_strict(USES_ORM)
+    res = res.with_columns(verifier=verifier, split=pl.lit(s.split), prover=pl.lit(""),
                            k=pl.lit(0), alpha=pl.lit(0.0),
                            verifier_tokens=pl.when(verifier == "").then(0).otherwise(pl.col("verifier_tokens")))
-    write_table(res, layout.search("bon_orm"), SEARCH)
-    record(tracker, cfg, "search-bon-orm", "table", layout.search("bon_orm"))
+    write_table(res, job.output.search, SEARCH)
     acc = (res.group_by("method", "budget").agg(acc=pl.col("correct").mean(), gen_tokens=pl.col("gen_tokens").mean(),
                                                 verifier_tokens=pl.col("verifier_tokens").mean())
            .sort("method", "budget"))

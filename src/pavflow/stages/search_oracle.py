@@ -1,21 +1,22 @@
 """Stage `search_oracle` (only with search.oracle): beam search whose step and final scores are fresh
 Monte-Carlo rollouts of the base policy (search.oracle_rollouts per candidate), on the first
-search.oracle_problems test problems, at every budget. An upper bound for learned verifiers; the
-rollouts' tokens are its verifier cost."""
+search.oracle_problems problems of the search split, at every budget. An upper bound for learned
+verifiers; the rollouts' tokens are its verifier cost."""
+import polars as pl
+
 from pavflow.progress import progress
 from pavflow.search.oracle import mc_value_fn
-from pavflow.stages.common import (derive_seed, load_problems, log_search, policy_sampler, search_axes, stage_main)
+from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.stages.sampling import policy_sampler
 from pavflow.stages.search_runs import run_beam, subset, write_search
 from pavflow.tasks import make_task
 
-import polars as pl
 
-
-@stage_main("search", lambda cfg: "search-oracle")
-def main(cfg, layout, tracker) -> dict:
-    s, task = cfg.search, make_task(cfg.task, cfg.seed)
-    problems = subset(load_problems(layout, [s.split]), s.oracle_problems)
-    sampler = policy_sampler(cfg, layout, cfg.sweep.policy, task)
+@stage_main("search_oracle")
+def main(cfg, job, tracker) -> dict:
+    s, task = cfg.search, make_task(cfg.task, cfg.seed, cfg.policy)
+    problems = subset(load_problems(job.input.problems, [s.split]), s.oracle_problems)
+    sampler = policy_sampler(cfg, job.input.policy, task)
     answers = {task.prompt(p.question): p.answer for p in problems}
     config = {"method": "beam", "verifier": "oracle", "prover": "", "k": 0, "alpha": 0.0}
     tables = []
@@ -24,11 +25,7 @@ def main(cfg, layout, tracker) -> dict:
                             temperature=s.temperature, max_new_tokens=s.max_new_tokens)
         tables.append(run_beam(cfg, sampler, task, problems, budgets=[n], step_score=score, final_score=score,
                                split=s.split, config=config))
-    res = pl.concat(tables)
-    acc = write_search(cfg, layout, tracker, res, "oracle")
-    search_axes(tracker)
-    for r in acc.iter_rows(named=True):
-        log_search(tracker, r["budget"], float(r["gen_tokens"]), {"beam_oracle": float(r["acc"])})
+    acc = write_search(pl.concat(tables), job.output.search, tracker, curve="beam_oracle")
     return {f"oracle_acc@{n}": a for n, a in zip(acc["budget"], acc["acc"])}
 
 

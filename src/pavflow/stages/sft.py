@@ -9,31 +9,30 @@ import polars as pl
 
 from pavflow.config import ConfigError
 from pavflow.data import TRAIN_LOG, atomic_dir, write_table
+from pavflow.policy.device import resolve_device
 from pavflow.policy.model import char_tokenizer, load_pretrained, save_policy, tiny_llama
 from pavflow.policy.sampler import Sampler
 from pavflow.policy.sft import train_sft
-from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, record, stage_main
+from pavflow.stages.common import derive_seed, load_problems, stage_main
 from pavflow.tasks import make_task
 
 log = logging.getLogger("pavflow")
 
 
-@stage_main("sft", lambda cfg: f"sft-{cfg.job.policy}", lambda cfg: [f"policy:{cfg.job.policy}"])
-def main(cfg, layout, tracker) -> dict:
-    name = cfg.job.policy
+@stage_main("sft")
+def main(cfg, job, tracker) -> dict:
+    name = job.wildcards["policy"]
     if name not in cfg.sft.policies:
         raise ConfigError(f"job.policy={name!r}: not in sft.policies {sorted(cfg.sft.policies)}")
-    spec, pc = cfg.sft.policies[name], cfg.policy
+    spec, pc, device = cfg.sft.policies[name], cfg.policy, resolve_device(cfg.device)
     task = make_task(cfg.task, cfg.seed, cfg.policy)
     if pc.kind == "tiny_llama":
         tok = char_tokenizer(pc.alphabet)
         model = tiny_llama(len(tok), pc.hidden_size, pc.n_layers, pc.n_heads, pc.intermediate_size,
-                           pc.max_positions, seed=derive_seed(cfg.seed, "sft-init", name)).to(device_of(cfg))
-    elif pc.kind == "hf":
-        model, tok = load_pretrained(pc, str(device_of(cfg)), cfg.dtype)
+                           pc.max_positions, seed=derive_seed(cfg.seed, "sft-init", name)).to(device)
     else:
-        raise ConfigError(f"policy.kind={pc.kind!r}: the sft stage trains tiny_llama or hf policies")
-    val = load_problems(layout, ["val"])[:cfg.sft.eval_problems]
+        model, tok = load_pretrained(pc, str(device), cfg.dtype)
+    val = load_problems(job.input.problems, ["val"])[:cfg.sft.eval_problems]
     sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=min(512, cfg.rollouts.batch_size))
     prompts = [task.prompt(p.question) for p in val]
 
@@ -43,7 +42,7 @@ def main(cfg, layout, tracker) -> dict:
         return float(np.mean([task.grade(c.text, p.answer) for p, cs in zip(val, out.completions) for c in cs]))
 
     tracker.define_metric("sft/*", "sft/step")
-    ckpt = Checkpoints(cfg, layout, f"sft-{name}", "sft", policy=name)
+    ckpt = job.checkpoints(cfg)
     if spec.max_steps == 0:  # a pretrained policy kept as it is (validate allows 0 only for kind hf)
         rows = [{"step": 0, "tokens_seen": 0, "loss": float("nan"), "val_acc": evaluate()}]
         log.info("sft %s: untuned pretrained policy, val acc %.3f", name, rows[0]["val_acc"])
@@ -55,14 +54,12 @@ def main(cfg, layout, tracker) -> dict:
                                            log.info("sft %s step %d loss %.3f val acc %.3f", name, r["step"],
                                                     r["loss"], r["val_acc"])),
                          checkpoint_every=cfg.sft.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
-    with atomic_dir(layout.policy(name)) as tmp:
+    with atomic_dir(job.output.model) as tmp:
         save_policy(model, tok, tmp)
     df = pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen", loss="loss",
                                    val_metric=pl.lit("val_sampled_acc"), val_value="val_acc")
-    write_table(df, layout.policy_log(name), TRAIN_LOG)
+    write_table(df, job.output.log, TRAIN_LOG)
     ckpt.done()
-    record(tracker, cfg, f"policy-{name}", "model", layout.policy(name))
-    record(tracker, cfg, f"policy-{name}-train-log", "table", layout.policy_log(name))
     last = rows[-1]
     reached = spec.target_val_acc is None or last["val_acc"] >= spec.target_val_acc
     if not reached:

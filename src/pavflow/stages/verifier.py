@@ -7,13 +7,14 @@ import polars as pl
 from transformers import AutoTokenizer
 
 from pavflow.data import LABELS, MC, METRICS, SAMPLES, TRAIN_LOG, atomic_dir, read_table, write_table
-from pavflow.labels import parse_prover
-from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, record, stage_main
+from pavflow.names import Verifier
+from pavflow.policy.device import resolve_device
+from pavflow.stages.common import derive_seed, load_problems, stage_main
 from pavflow.stats import bootstrap_ci
 from pavflow.tasks import make_task
 from pavflow.verifiers.metrics import auroc
 from pavflow.verifiers.selection import hard_targets, select_states
-from pavflow.verifiers.targets import VerifierSpec, parse_verifier, state_targets
+from pavflow.verifiers.targets import state_targets
 from pavflow.verifiers.value import StateExample, ValueVerifier, save_value_model, train_value, value_model_from_policy
 
 KEY = ["problem_id", "split", "sample_id", "h"]
@@ -31,22 +32,21 @@ def examples(task, problems, seeds: pl.DataFrame, targets: pl.DataFrame) -> list
     return out
 
 
-def value_targets(spec: VerifierSpec, cfg, layout, seeds: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+def value_targets(spec: Verifier, cfg, job, seeds: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """The states that carry a target and their targets (label variants applied), and the MC rollouts
     those train-split targets cost (0 for orm and implicit PRMs: outcomes only)."""
     if spec.kind in ("orm", "implicit"):
         return state_targets("orm", seeds), 0
-    mc_pi = read_table(layout.mc(cfg.sweep.policy), MC)
+    mc_pi = read_table(job.input.mc_pi, MC)
     if spec.kind == "pqv":
         targets, pool = state_targets("pqv", seeds, mc_pi=mc_pi), mc_pi
     else:
-        rho, _ = parse_prover(spec.prover)
-        targets = state_targets("pav", seeds, labels=read_table(layout.labels(spec.prover), LABELS))
-        pool = mc_pi if rho == cfg.sweep.policy else read_table(layout.mc(rho), MC)
+        targets = state_targets("pav", seeds, labels=read_table(job.input.labels, LABELS))
+        pool = mc_pi if job.input.mc_rho == job.input.mc_pi else read_table(job.input.mc_rho, MC)
     if spec.targets == "hard":
         targets = hard_targets(targets, pool)
     selected, cost = select_states(pool, spec.prefixes, m=cfg.verifier.random_states,
-                                   seed=derive_seed(cfg.seed, "prefixes", spec.name))
+                                   seed=derive_seed(cfg.seed, "prefixes", spec))
     targets = (targets.join(selected.select(*KEY, "inferred"), on=KEY, how="inner")
                .with_columns(target=pl.when(pl.col("inferred")).then(0.0).otherwise(pl.col("target")))
                .drop("inferred").sort(KEY))
@@ -69,75 +69,72 @@ def quality(name: str, score, exs: list[StateExample], outcomes: np.ndarray) -> 
     return pl.DataFrame(rows, schema=METRICS, orient="row")
 
 
-def train_implicit_prm(spec: VerifierSpec, cfg, layout, task, problems, train_seeds: pl.DataFrame, tracker, ckpt):
+def train_implicit_prm(spec: Verifier, cfg, job, task, problems, train_seeds: pl.DataFrame, tracker, ckpt):
     """Implicit PRM implicit_<loss>: pi_theta and pi_ref from the base policy, trained on outcomes."""
     from pavflow.verifiers.implicit import (ImplicitVerifier, ResponseExample, implicit_models_from_policy,
                                             save_implicit, train_implicit)
-    im, policy = cfg.verifier.implicit, layout.policy(cfg.sweep.policy)
+    im, policy, device = cfg.verifier.implicit, job.input.policy, resolve_device(cfg.device)
     exs = [ResponseExample(task.prompt(problems[r["problem_id"]].question), task.split_steps(r["response"]),
                            int(r["correct"]), r["problem_id"]) for r in train_seeds.iter_rows(named=True)]
-    model, ref = implicit_models_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec.name))
-    model, ref = model.to(device_of(cfg)), ref.to(device_of(cfg))
+    model, ref = implicit_models_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec))
+    model, ref = model.to(device), ref.to(device)
     tok = AutoTokenizer.from_pretrained(policy)
     rows = train_implicit(model, ref, tok, exs, loss=spec.loss, beta=im.beta, steps=im.steps,
                           batch_size=im.batch_size, lr=im.lr, warmup=im.warmup,
                           max_pairs_per_problem=im.max_pairs_per_problem,
-                          seed=derive_seed(cfg.seed, "verifier-train", spec.name), log_every=max(1, im.steps // 20),
+                          seed=derive_seed(cfg.seed, "verifier-train", spec), log_every=max(1, im.steps // 20),
                           on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
                           checkpoint_every=cfg.verifier.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
-    with atomic_dir(layout.verifier(spec.name)) as tmp:
+    with atomic_dir(job.output.model) as tmp:
         save_implicit(model, tok, tmp, beta=im.beta, loss=spec.loss)
     return rows, ImplicitVerifier(model, ref, tok, im.beta, cfg.verifier.score_batch_size).score
 
 
-def train_value_verifier(spec: VerifierSpec, cfg, layout, train: list[StateExample], tracker, ckpt):
-    v, policy = cfg.verifier, layout.policy(cfg.sweep.policy)
-    model = value_model_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec.name)).to(device_of(cfg))
+def train_value_verifier(spec: Verifier, cfg, job, train: list[StateExample], tracker, ckpt):
+    v, policy = cfg.verifier, job.input.policy
+    model = value_model_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec)).to(resolve_device(cfg.device))
     tok = AutoTokenizer.from_pretrained(policy)
     rows = train_value(model, tok, train, steps=v.steps, batch_size=v.batch_size, lr=v.lr,
-                       warmup=v.warmup, seed=derive_seed(cfg.seed, "verifier-train", spec.name),
+                       warmup=v.warmup, seed=derive_seed(cfg.seed, "verifier-train", spec),
                        log_every=max(1, v.steps // 20),
                        on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
                        checkpoint_every=v.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
-    with atomic_dir(layout.verifier(spec.name)) as tmp:
+    with atomic_dir(job.output.model) as tmp:
         save_value_model(model, tok, tmp)
     return rows, ValueVerifier(model, tok, v.score_batch_size).score
 
 
-@stage_main("verifier", lambda cfg: f"verifier-{cfg.job.verifier}",
-            lambda cfg: [f"verifier:{cfg.job.verifier}"])
-def main(cfg, layout, tracker) -> dict:
-    name = cfg.job.verifier
-    spec = parse_verifier(name)
+@stage_main("verifier")
+def main(cfg, job, tracker) -> dict:
+    name = job.wildcards["verifier"]
+    spec = Verifier.parse(name)
     if not spec.trained:
         raise ValueError(f"verifier {name!r} is computed from the pqv, not trained")
     task = make_task(cfg.task, cfg.seed, cfg.policy)
-    problems = {p.problem_id: p for p in load_problems(layout, ["train", "val"])}
-    seeds = read_table(layout.seeds(), SAMPLES)
-    targets, label_rollouts = value_targets(spec, cfg, layout, seeds)
+    problems = {p.problem_id: p for p in load_problems(job.input.problems, ["train", "val"])}
+    seeds = read_table(job.input.seeds, SAMPLES)
+    targets, label_rollouts = value_targets(spec, cfg, job, seeds)
     split = {s: seeds.filter(pl.col("split") == s) for s in ("train", "val")}
     tracker.define_metric("verifier/*", "verifier/step")
-    ckpt = Checkpoints(cfg, layout, f"verifier-{name}", "verifier", verifier=name)
+    ckpt = job.checkpoints(cfg)
     if spec.kind == "implicit":
-        rows, score = train_implicit_prm(spec, cfg, layout, task, problems, split["train"], tracker, ckpt)
+        rows, score = train_implicit_prm(spec, cfg, job, task, problems, split["train"], tracker, ckpt)
     else:
-        rows, score = train_value_verifier(spec, cfg, layout, examples(task, problems, split["train"], targets),
+        rows, score = train_value_verifier(spec, cfg, job, examples(task, problems, split["train"], targets),
                                            tracker, ckpt)
     write_table(pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen",
                                           loss="loss", val_metric=pl.lit(None, pl.String),
                                           val_value=pl.lit(None, pl.Float64)),
-                layout.verifier_log(name), TRAIN_LOG)
+                job.output.log, TRAIN_LOG)
     n_train = int(targets.join(split["train"].select("problem_id", "sample_id"), on=["problem_id", "sample_id"]).height)
     val = examples(task, problems, split["val"], targets)
     metrics = pl.concat([
         quality(name, score, val, split["val"]["correct"].to_numpy().astype(np.float64)),
         pl.DataFrame([(name, "label_rollouts", float(label_rollouts), None, None, n_train),
                       (name, "label_states", float(n_train), None, None, n_train)], schema=METRICS, orient="row")])
-    write_table(metrics, layout.verifier_metrics(name), METRICS)
+    write_table(metrics, job.output.metrics, METRICS)
     ckpt.done()
     tracker.table("verifier/quality", metrics)
-    record(tracker, cfg, f"verifier-{name}", "model", layout.verifier(name))
-    record(tracker, cfg, f"verifier-{name}-metrics", "table", layout.verifier_metrics(name))
     return {f"val_{m}": x for m, x in zip(metrics["metric"], metrics["value"])} | {"final_loss": rows[-1]["loss"]}
 
 

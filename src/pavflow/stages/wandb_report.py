@@ -14,12 +14,12 @@ import socket
 import sys
 from urllib.parse import urlparse
 
-from pavflow.config import ConfigError
+from pavflow.config import ConfigError, compose
+from pavflow.names import SEARCH_METHODS
 from pavflow.stages.common import ACC_BY_BUDGET, ACC_BY_TOKENS, BUDGET, GEN_TOKENS
-from pavflow.study import compose
 
-SEARCH_METHODS = ["bon", "weighted_majority", "majority", "pass", "beam"]  # SEARCH `method` values
 CONNECT_TIMEOUT_S = 3.0
+SEARCH_JOBS = ["search_bon", "search_beam"]  # the job types that log accuracy against budget and tokens
 
 
 def build_report(cfg, entity: str):
@@ -28,9 +28,11 @@ def build_report(cfg, entity: str):
     import wandb_workspaces.reports.v2 as wr
     from wandb_workspaces import expr
 
-    def runs(job_type: str, name: str):
+    def runs(job_type: str | list[str], name: str):
+        jt = expr.Metric("JobType")
         return wr.Runset(entity=entity, project=cfg.tracking.project, name=name,
-                         filters=[expr.Metric("Group") == cfg.name, expr.Metric("JobType") == job_type])
+                         filters=[expr.Metric("Group") == cfg.name,
+                                  jt.isin(job_type) if isinstance(job_type, list) else jt == job_type])
 
     def grid(job_type: str, name: str, *panels):
         return wr.PanelGrid(runsets=[runs(job_type, name)], panels=list(panels))
@@ -44,7 +46,7 @@ def build_report(cfg, entity: str):
                  f"CIs and every figure are in the Snakemake report: snakemake --report "
                  f"results/{cfg.name}/report.html --config experiment={cfg.name}"),
             wr.H2("Accuracy vs test-time compute"),
-            grid("search", "search jobs",
+            grid(SEARCH_JOBS, "search jobs",
                  wr.LinePlot(title="accuracy vs budget N", x=BUDGET, log_x=True, title_x="budget N",
                              y=[ACC_BY_BUDGET + m for m in SEARCH_METHODS], title_y="test accuracy"),
                  wr.LinePlot(title="accuracy vs generated tokens", x=GEN_TOKENS, log_x=True,

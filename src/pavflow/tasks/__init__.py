@@ -11,19 +11,19 @@ __all__ = ["Arith", "ArithSpec", "Problem", "Task", "make_task", "check_task"]
 KNOWN = ["arith", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet"]
 
 
-def make_task(task_cfg, seed: int, policy_cfg=None) -> Task:
-    """Build the task named by `task_cfg.name` (a config mapping). With `policy_cfg`, prompts of the
-    real-data tasks are wrapped in that policy's chat template when it has one (pavflow.policy.model.
-    prompt_formatter): the one place a prompt's text is decided."""
+def make_task(task_cfg, seed: int, policy_cfg) -> Task:
+    """Build the task named by `task_cfg.name` (a config mapping) for the policy `policy_cfg` that will
+    read its prompts: prompts of the real-data tasks are wrapped in that policy's chat template when it
+    has one (pavflow.policy.source.ChatFormatter). The one place a prompt's text is decided."""
     name = task_cfg["name"]
     sizes = {"train": task_cfg["n_train"], "val": task_cfg["n_val"], "test": task_cfg["n_test"]}
     if name == "arith":
         spec = ArithSpec(**{k: task_cfg[k] for k in ArithSpec.__dataclass_fields__})
         return Arith(spec, sizes, seed)
     fmt = None
-    if policy_cfg is not None:
-        from pavflow.policy.model import prompt_formatter
-        fmt = prompt_formatter(policy_cfg)
+    if policy_cfg["kind"] == "hf" and policy_cfg["chat_template"]:
+        from pavflow.policy.source import ChatFormatter
+        fmt = ChatFormatter(policy_cfg)
     options = task_cfg.get("options") or {}
     if OmegaConf.is_config(options):
         options = OmegaConf.to_container(options, resolve=True)
@@ -39,10 +39,10 @@ def make_task(task_cfg, seed: int, policy_cfg=None) -> Task:
     raise ValueError(f"task.name: unknown task {name!r}; known: {KNOWN}")
 
 
-def check_task(task_cfg, seed: int) -> None:
+def check_task(task_cfg, seed: int, policy_cfg) -> None:
     """Build every split of the task now, so bad data (a malformed row, a missing column, too few
     problems) fails when the DAG is built, before any job runs. Raises TaskDataError."""
-    task = make_task(task_cfg, seed)
+    task = make_task(task_cfg, seed, policy_cfg)
     check = getattr(task, "check", None)
     if check is not None:
         check()

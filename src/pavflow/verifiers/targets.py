@@ -1,5 +1,5 @@
-"""The study's verifiers by name, and the training targets of each value verifier at the states s_h,
-h = 0..H, of the seed responses.
+"""The training targets of each value verifier (names: pavflow.names) at the states s_h, h = 0..H, of
+the seed responses.
 
     orm                 outcome of the response, at s_H only
     pqv                 Q^pi: c/n of the base policy's MC pool at every state
@@ -13,69 +13,7 @@ target, verifiers.selection), e.g. `pqv.hard`, `pqv.first_pit`, `pav_base_k4.ran
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
-
-KINDS = ("orm", "pqv", "pav", "pav_analytic", "implicit")
-ANALYTIC = "analytic"  # the pseudo rollout policy of analytic provers: prover analytic_k4 = BoK(pi) from pqv
-IMPLICIT_LOSSES = ("ce", "dpo")
-TARGETS = ("soft", "hard")
-PREFIXES = ("all", "random", "first_pit")
-
-
-@dataclass(frozen=True)
-class VerifierSpec:
-    name: str
-    kind: str  # one of KINDS
-    prover: str | None = None  # pav: '<rho>_k<K>'; pav_analytic: 'analytic_k<K>'
-    loss: str | None = None  # implicit: ce | dpo
-    targets: str = "soft"  # soft | hard
-    prefixes: str = "all"  # all | random | first_pit
-
-    @property
-    def trained(self) -> bool:
-        return self.kind != "pav_analytic"
-
-    @property
-    def value_model(self) -> bool:
-        return self.kind in ("orm", "pqv", "pav")
-
-
-def parse_verifier(name: str) -> VerifierSpec:
-    """'pav_base_k4.hard' -> VerifierSpec(kind='pav', prover='base_k4', targets='hard'); see the module doc."""
-    def bad(why: str):
-        raise ValueError(f"verifier {name!r}: {why}; expected orm, pqv, pav_<prover> (e.g. pav_base_k4), "
-                         "pav_analytic_k<K>, implicit_ce or implicit_dpo, pqv/pav optionally with label "
-                         f"variants .hard and .random or .first_pit (e.g. pqv.hard.first_pit)")
-
-    base, *variants = name.split(".")
-    targets, prefixes = "soft", "all"
-    for v in variants:
-        if v in TARGETS[1:] and targets == "soft":
-            targets = v
-        elif v in PREFIXES[1:] and prefixes == "all":
-            prefixes = v
-        else:
-            bad(f"unknown or repeated label variant {v!r}")
-    kind, _, rest = base.partition("_")
-    if base in ("orm", "pqv"):
-        spec = VerifierSpec(name, base, targets=targets, prefixes=prefixes)
-    elif kind == "implicit" and rest in IMPLICIT_LOSSES:
-        spec = VerifierSpec(name, "implicit", loss=rest)
-    elif kind == "pav" and rest:
-        from pavflow.labels import parse_prover
-        try:
-            rho, _ = parse_prover(rest)
-        except ValueError as e:
-            bad(str(e))
-        spec = VerifierSpec(name, "pav_analytic" if rho == ANALYTIC else "pav", prover=rest,
-                            targets=targets, prefixes=prefixes)
-    else:
-        bad("unknown verifier")
-    if variants and spec.kind not in ("pqv", "pav"):
-        bad(f"label variants apply to pqv and pav only, not {spec.kind}")
-    return spec
 
 
 def state_targets(kind: str, seeds: pl.DataFrame, mc_pi: pl.DataFrame | None = None,

@@ -1,0 +1,440 @@
+"""The DAG, declared once. Each stage says which jobs the study has of it (their wildcards), what each
+job reads and writes (Layout paths), the config its outputs depend on, and whether it runs a model.
+From these entries come the Snakemake rules (workflow/rules/stages.smk), their rerun triggers
+(`params`), threads and resources, every stage's own paths, its W&B job type and run names.
+
+A job's rerun trigger is the config it depends on plus the hash of the pavflow source its entry module
+really imports, transitively (read with `ast`), minus UNHASHED: modules that cannot change what a table
+holds. Snakemake reruns a job when its params change, and everything downstream of it.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import OmegaConf
+
+from pavflow.config import analytic_provers, provers, rollout_policies, trained_verifiers
+from pavflow.names import Prover, Verifier, pav
+from pavflow.paths import Layout
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Cannot change a table: W&B, provenance records, progress bars, config schema and validation, this
+# registry and the paths and resources it hands out (a changed path or input set reruns a job through
+# Snakemake's own input trigger; a changed config value through params).
+UNHASHED = frozenset({"pavflow.tracking", "pavflow.provenance", "pavflow.progress", "pavflow.config",
+                      "pavflow.registry", "pavflow.paths"})
+
+Job = dict  # wildcard name -> value, e.g. {"prover": "base_k4"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    outputs: Callable[[Any, Layout, Job], dict]  # (cfg, layout, job) -> {output name: path}
+    inputs: Callable[[Any, Layout, Job], dict] = lambda c, L, j: {}  # {name: path | [paths] | {key: path}}
+    config: Callable[[Any, Job], dict] = lambda c, j: {}  # what the outputs depend on, besides SHARED
+    jobs: Callable[[Any], list[Job]] = lambda c: [{}]  # this study's jobs of the stage
+    wildcards: tuple[str, ...] = ()
+    model: bool = False  # runs a policy or a verifier: cfg.threads threads, and a GPU on cuda
+    module: str = ""  # entry point, pavflow.stages.<name> by default
+    directories: tuple[str, ...] = ()  # outputs that are directories (saved models)
+    report: dict = field(default_factory=dict)  # output -> (category, subcategory): a Snakemake report item
+
+    @property
+    def entry(self) -> str:
+        return self.module or f"pavflow.stages.{self.name}"
+
+    def run_name(self, job: Job) -> str:
+        return "-".join([self.name, *(str(job[w]) for w in self.wildcards)])
+
+
+def _plain(node):
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _pick(node, keys) -> dict:
+    return {k: _plain(node[k]) for k in keys}
+
+
+def _drop(node, keys) -> dict:
+    return {k: v for k, v in _plain(node).items() if k not in keys}
+
+
+def _base(cfg) -> dict:
+    return {"base_policy": str(cfg.sweep.policy)}
+
+
+# search keys every beam-search job depends on (how a beam is grown and scored)
+BEAM_KEYS = ("split", "expansions", "temperature", "max_new_tokens", "max_steps", "max_step_tokens")
+
+
+def headline(cfg) -> Prover:
+    return Prover.of(cfg.search.prover)
+
+
+def beam_budgets(cfg, prover: str) -> list[int]:
+    """The headline prover is searched at every budget; the others at k_budget (the prover-K curve)."""
+    return list(cfg.search.budgets) if prover == str(headline(cfg)) else [int(cfg.search.k_budget)]
+
+
+def verifier_config(cfg, name: str) -> dict:
+    """The verifier config one verifier's training depends on: implicit PRMs their own section, value
+    verifiers the rest (random_states only for the .random label variant)."""
+    v = _plain(cfg.verifier)
+    if Verifier.parse(name).kind == "implicit":
+        return {"implicit": {k: x for k, x in v["implicit"].items() if k != "losses"}}
+    drop = {"implicit", "score_batch_size", "checkpoint_every", "quality_bins"} | \
+        (set() if ".random" in name else {"random_states"})
+    return {k: x for k, x in v.items() if k not in drop}
+
+
+def _policy(cfg, L: Layout) -> Path:
+    return L.policy(cfg.sweep.policy)
+
+
+def verifier_inputs(cfg, L: Layout, name: str) -> dict:
+    """What loading verifier `name` for scoring reads: its model (the pqv's, for an analytic pav)."""
+    v = Verifier.parse(name)
+    return {name: L.verifier("pqv" if v.kind == "pav_analytic" else name)}
+
+
+def prm_verifiers(cfg) -> list[str]:
+    return ["pqv", str(pav(headline(cfg)))] + [f"implicit_{l}" for l in cfg.verifier.implicit.losses]
+
+
+def quality_verifiers(cfg) -> list[str]:
+    return [str(v) for v in trained_verifiers(cfg)] + [str(pav(p)) for p in analytic_provers(cfg)]
+
+
+def _arm_inputs(cfg, L: Layout, arm: str) -> dict:
+    if arm == "pav":
+        return {"progress": L.verifier(str(pav(Prover.of(cfg.rl.prover))))}
+    if arm == "pav_analytic":
+        return {"progress": L.verifier("pqv")}
+    if arm.startswith("implicit_"):
+        return {"progress": L.verifier(arm)}
+    return {}
+
+
+def _verifier_inputs(cfg, L: Layout, job: Job) -> dict:
+    """orm and implicit PRMs read the seeds; pqv the base policy's MC pool; pav_<prover> that prover's
+    labels (and its rollout pool, for label variants)."""
+    v = Verifier.parse(job["verifier"])
+    ins = {"problems": L.problems(), "seeds": L.seeds(), "policy": _policy(cfg, L)}
+    if v.kind in ("pqv", "pav"):
+        ins["mc_pi"] = L.mc(cfg.sweep.policy)
+    if v.kind == "pav":
+        ins |= {"labels": L.labels(str(v.prover)), "mc_rho": L.mc(v.prover.policy)}
+    return ins
+
+
+def _beam(cfg, L: Layout, prover: str) -> dict:
+    """Inputs of beam search on Q^pi + alpha A^mu of `prover`: the policy, the pqv and the pav."""
+    return {"problems": L.problems(), "policy": _policy(cfg, L), "pqv": L.verifier("pqv"),
+            "pav": verifier_inputs(cfg, L, str(pav(Prover.parse(prover))))}
+
+
+def _search_tables(cfg, L: Layout) -> list[Path]:
+    """Every test-split search table the report reads."""
+    out = [L.search("bon_orm")] + [L.search(f"prm_{v}") for v in prm_verifiers(cfg)]
+    out += [L.search(f"beam_{j['prover']}") for j in STAGES["search_beam"].jobs(cfg)]
+    out += [L.search(f"beamv_{j['verifier']}") for j in STAGES["search_beamv"].jobs(cfg)]
+    return out + [L.search("alpha"), L.search("selected")] + ([L.search("oracle")] if cfg.search.oracle else [])
+
+
+def _report_outputs(cfg, L: Layout, job: Job) -> dict:
+    r, k = L.report(), int(cfg.search.k_budget)
+    figures = {"acc_vs_tokens": "acc_vs_tokens", "acc_vs_budget": "acc_vs_budget", "prover_k": f"prover_k_N{k}",
+               "alpha": f"alpha_N{k}", "verifier_quality": "verifier_quality", "calibration": "calibration",
+               "rl_curves": "rl_curves", "success_histogram": "success_histogram", "train_logs": "train_logs"}
+    return {"summary": r / "summary.md", "headline": r / "headline.json", "tables": r / "summary.html",
+            "config": r / "config.yaml", "curves": r / "curves.parquet",
+            **{name: r / f"{stem}.png" for name, stem in figures.items()}}
+
+
+def _report_inputs(cfg, L: Layout, job: Job) -> dict:
+    verifiers = [str(v) for v in trained_verifiers(cfg)]
+    return {"pool": L.pool(), "search": _search_tables(cfg, L),
+            "val": [L.search(f"val_{p}") for p in provers(cfg)],
+            "rl": [L.rl(j["arm"], j["rl_seed"]) for j in STAGES["rl"].jobs(cfg)],
+            "verifier_metrics": {v: L.verifier_metrics(v) for v in verifiers},
+            "logs": [L.policy_log(p) for p in cfg.sft.policies] + [L.verifier_log(v) for v in verifiers],
+            "quality": L.quality(), "calibration": L.calibration()}
+
+
+_REPORT_ITEMS = {"tables": ("1. Summary", "tables with 95% CIs"), "config": ("1. Summary", "resolved configuration"),
+                 "acc_vs_tokens": ("2. Test-time search", "search_bon, search_beam"),
+                 "acc_vs_budget": ("2. Test-time search", "search_bon, search_beam"),
+                 "prover_k": ("2. Test-time search", "search_beam per prover"),
+                 "alpha": ("2. Test-time search", "search_alpha"),
+                 "verifier_quality": ("3. Verifiers", "quality"), "calibration": ("3. Verifiers", "quality"),
+                 "rl_curves": ("4. Online RL", "rl"), "success_histogram": ("5. Policies", "search_pool"),
+                 "train_logs": ("5. Policies", "sft, verifier")}
+
+
+def _stages(*stages: Stage) -> dict[str, Stage]:
+    return {s.name: s for s in stages}
+
+
+STAGES: dict[str, Stage] = _stages(
+    Stage("problems", outputs=lambda c, L, j: {"problems": L.problems()}),
+    Stage("sft", wildcards=("policy",), model=True, directories=("model",),
+          jobs=lambda c: [{"policy": p} for p in c.sft.policies],
+          inputs=lambda c, L, j: {"problems": L.problems()},
+          outputs=lambda c, L, j: {"model": L.policy(j["policy"]), "log": L.policy_log(j["policy"])},
+          config=lambda c, j: {"policy": _plain(c.policy), "sampler_batch": int(c.rollouts.batch_size),
+                               "sft": {**_drop(c.sft, ("policies", "checkpoint_every")),
+                                       "this": _plain(c.sft.policies[j["policy"]]) if j.get("policy") in c.sft.policies else None}}),
+    Stage("seeds", model=True,
+          inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L)},
+          outputs=lambda c, L, j: {"seeds": L.seeds()},
+          config=lambda c, j: {**_base(c), "rollouts": _drop(c.rollouts, ("n_mc",))}),
+    Stage("mc", wildcards=("policy",), model=True,
+          jobs=lambda c: [{"policy": p} for p in rollout_policies(c)],
+          inputs=lambda c, L, j: {"problems": L.problems(), "seeds": L.seeds(), "policy": L.policy(j["policy"])},
+          outputs=lambda c, L, j: {"mc": L.mc(j["policy"])},
+          config=lambda c, j: {**_base(c), "rollouts": _plain(c.rollouts)}),
+    # the quality table's ground truth: new rollouts from the val seeds' prefixes
+    Stage("mc_fresh", wildcards=("policy",), model=True, module="pavflow.stages.mc",
+          jobs=lambda c: [{"policy": p} for p in rollout_policies(c)],
+          inputs=lambda c, L, j: {"problems": L.problems(), "seeds": L.seeds(), "policy": L.policy(j["policy"])},
+          outputs=lambda c, L, j: {"mc": L.mc_fresh(j["policy"])},
+          config=lambda c, j: {**_base(c), "rollouts": _plain(c.rollouts)}),
+    Stage("labels", wildcards=("prover",),
+          jobs=lambda c: [{"prover": str(p)} for p in provers(c)],
+          inputs=lambda c, L, j: {"mc_pi": L.mc(c.sweep.policy), "mc_rho": L.mc(Prover.parse(j["prover"]).policy)},
+          outputs=lambda c, L, j: {"labels": L.labels(j["prover"])},
+          config=lambda c, j: _base(c)),
+    Stage("verifier", wildcards=("verifier",), model=True, directories=("model",),
+          jobs=lambda c: [{"verifier": str(v)} for v in trained_verifiers(c)],
+          inputs=_verifier_inputs,
+          outputs=lambda c, L, j: {"model": L.verifier(j["verifier"]), "metrics": L.verifier_metrics(j["verifier"]),
+                                   "log": L.verifier_log(j["verifier"])},
+          config=lambda c, j: {**_base(c), "verifier": verifier_config(c, j.get("verifier", "orm"))}),
+    # every verifier (and the MC labels themselves) on the val seeds against fresh MC pools
+    Stage("quality", model=True,
+          inputs=lambda c, L, j: {"problems": L.problems(), "seeds": L.seeds(), "policy": _policy(c, L),
+                                  "mc": {p: L.mc(p) for p in rollout_policies(c)},
+                                  "mc_fresh": {p: L.mc_fresh(p) for p in rollout_policies(c)},
+                                  "verifiers": {v: p for q in quality_verifiers(c) for v, p in verifier_inputs(c, L, q).items()},
+                                  "metrics": {str(v): L.verifier_metrics(str(v)) for v in trained_verifiers(c)}},
+          outputs=lambda c, L, j: {"quality": L.quality(), "calibration": L.calibration()},
+          config=lambda c, j: {**_base(c), "verifier": _plain(c.verifier), "rollouts": _plain(c.rollouts),
+                               "verifiers": quality_verifiers(c), "provers": [str(p) for p in provers(c)]}),
+    Stage("search_pool", model=True,
+          inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L)},
+          outputs=lambda c, L, j: {"pool": L.pool()},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, ("split", "temperature", "max_new_tokens")),
+                               "n": max(c.search.budgets)}),
+    Stage("search_bon", model=True,
+          inputs=lambda c, L, j: {"problems": L.problems(), "pool": L.pool(), "orm": L.verifier("orm")},
+          outputs=lambda c, L, j: {"search": L.search("bon_orm")},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, ("split", "budgets"))}),
+    # best-of-N and weighted majority with a process verifier (pqv, headline pav, implicit PRMs)
+    Stage("search_prm", wildcards=("verifier",), model=True,
+          jobs=lambda c: [{"verifier": v} for v in prm_verifiers(c)],
+          inputs=lambda c, L, j: {"problems": L.problems(), "pool": L.pool(), "policy": _policy(c, L),
+                                  "verifier": verifier_inputs(c, L, j["verifier"])},
+          outputs=lambda c, L, j: {"search": L.search(f"prm_{j['verifier']}")},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, ("split", "budgets"))}),
+    # beam search on Q^pi + alpha A^mu: the headline prover at every budget, the others at k_budget
+    Stage("search_beam", wildcards=("prover",), model=True,
+          jobs=lambda c: [{"prover": str(p)} for p in provers(c) + analytic_provers(c)],
+          inputs=lambda c, L, j: _beam(c, L, j["prover"]),
+          outputs=lambda c, L, j: {"search": L.search(f"beam_{j['prover']}")},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, (*BEAM_KEYS, "alpha")),
+                               "budgets": beam_budgets(c, j.get("prover", ""))}),
+    # beam search at k_budget scored by one verifier's value alone (the implicit PRMs)
+    Stage("search_beamv", wildcards=("verifier",), model=True,
+          jobs=lambda c: [{"verifier": str(v)} for v in c.search.beam_verifiers],
+          inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L),
+                                  "verifier": verifier_inputs(c, L, j["verifier"])},
+          outputs=lambda c, L, j: {"search": L.search(f"beamv_{j['verifier']}")},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, (*BEAM_KEYS, "k_budget"))}),
+    # the alpha curve: headline prover, search.alpha_grid at search.k_budget on the search split
+    Stage("search_alpha", model=True,
+          inputs=lambda c, L, j: _beam(c, L, str(headline(c))),
+          outputs=lambda c, L, j: {"search": L.search("alpha")},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, (*BEAM_KEYS, "alpha", "alpha_grid", "k_budget",
+                                                                      "prover"))}),
+    # the validation grid (prover x alpha at search.k_budget) the val-chosen configuration comes from
+    Stage("search_val", wildcards=("prover",), model=True,
+          jobs=lambda c: [{"prover": str(p)} for p in provers(c)],
+          inputs=lambda c, L, j: _beam(c, L, j["prover"]),
+          outputs=lambda c, L, j: {"search": L.search(f"val_{j['prover']}")},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, (*BEAM_KEYS, "alpha_grid", "k_budget",
+                                                                      "val_problems")),
+                               "headline": str(headline(c)) == j.get("prover")}),  # that job also runs alpha = 0
+    # beam search on the search split at every budget with the (prover, alpha) chosen on val
+    Stage("search_selected", model=True,
+          inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L), "pqv": L.verifier("pqv"),
+                                  "pav": {str(p): L.verifier(str(pav(p))) for p in provers(c)},
+                                  "val": [L.search(f"val_{p}") for p in provers(c)],
+                                  "headline": L.search(f"beam_{headline(c)}")},
+          outputs=lambda c, L, j: {"search": L.search("selected")},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, (*BEAM_KEYS, "alpha", "alpha_grid", "k_budget",
+                                                                      "val_problems", "budgets", "prover")),
+                               "provers": [str(p) for p in provers(c)]}),
+    # beam search scored by fresh MC rollouts of the base policy (upper bound); only with search.oracle
+    Stage("search_oracle", model=True,
+          jobs=lambda c: [{}] if c.search.oracle else [],
+          inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L)},
+          outputs=lambda c, L, j: {"search": L.search("oracle")},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, (*BEAM_KEYS, "budgets", "oracle_rollouts",
+                                                                      "oracle_problems"))}),
+    # rejection fine-tuning of the base policy on its own correct train samples; only with rl.init=rft
+    Stage("rft", model=True, directories=("model",),
+          jobs=lambda c: [{}] if c.rl.init == "rft" else [],
+          inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L)},
+          outputs=lambda c, L, j: {"model": L.rft_policy(), "log": L.rft_log()},
+          config=lambda c, j: {**_base(c), "rft": _plain(c.rl.rft), "max_new_tokens": int(c.rl.max_new_tokens),
+                               "sft_eval_problems": int(c.sft.eval_problems)}),
+    Stage("rl", wildcards=("arm", "rl_seed"), model=True,
+          jobs=lambda c: [{"arm": str(a), "rl_seed": int(s)} for a in c.rl.arms for s in c.rl.seeds],
+          inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L),
+                                  "init": L.rft_policy() if c.rl.init == "rft" else _policy(c, L),
+                                  **_arm_inputs(c, L, j["arm"])},
+          outputs=lambda c, L, j: {"curve": L.rl(j["arm"], j["rl_seed"])},
+          config=lambda c, j: {**_base(c), "rl": _drop(c.rl, ("arms", "seeds", "checkpoint_every"))}),
+    Stage("report", inputs=_report_inputs, outputs=_report_outputs, report=_REPORT_ITEMS,
+          config=lambda c, j: {"search": _plain(c.search), "rl": _plain(c.rl), "sweep": _plain(c.sweep)}),
+)
+
+# checkpoint cadence never changes an output; resources and tracking are not here at all
+SHARED = ("seed", "task", "dtype")
+
+
+def jobs(stage: str, cfg) -> list[Job]:
+    return STAGES[stage].jobs(cfg)
+
+
+def params(stage: str, cfg, job: Job | None = None) -> dict:
+    """The builtin-typed config a job's outputs depend on, and its code hash (Snakemake `params`)."""
+    s, job = STAGES[stage], dict(job or {})
+    return {**{k: _plain(cfg[k]) for k in SHARED}, **s.config(cfg, job), "code": code_hash(s.entry)}
+
+
+def io(stage: str, cfg, layout: Layout, job: Job) -> tuple[dict, dict]:
+    s = STAGES[stage]
+    return s.inputs(cfg, layout, job), s.outputs(cfg, layout, job)
+
+
+def flat(paths) -> list[str]:
+    """Every path in an inputs value (a path, a list, or a dict of paths), as strings."""
+    if isinstance(paths, dict):
+        return [p for v in paths.values() for p in flat(v)]
+    if isinstance(paths, (list, tuple)):
+        return [p for v in paths for p in flat(v)]
+    return [str(paths)]
+
+
+# -----------------------------------------------------------------------------
+# threads and resources of a job (Snakemake passes them to local and cluster executors alike)
+
+def uses_cuda(device: str) -> bool:
+    """True for an explicit CUDA device (cuda, cuda:<i>); `auto` decides on the node, so it asks for
+    no GPU unless resources.gpus does."""
+    return device == "cuda" or device.startswith("cuda:")
+
+
+def gpus_per_job(cfg) -> int:
+    if cfg.resources.gpus is not None:
+        return int(cfg.resources.gpus)
+    return 1 if uses_cuda(str(cfg.device)) else 0
+
+
+def threads(stage: str, cfg) -> int:
+    """Model stages run on cfg.threads threads; the others are single-threaded table work."""
+    return int(cfg.threads) if STAGES[stage].model else 1
+
+
+def resources(stage: str, cfg) -> dict:
+    """mem_mb and runtime (minutes) from `resources`, resources.stages.<stage> overriding; `gpu` only
+    when the stage runs a model and asks for GPUs."""
+    s, r = STAGES[stage], cfg.resources
+    over = r.stages.get(stage) if stage in r.stages else None
+
+    def pick(key):
+        return int(over[key]) if over is not None and over[key] is not None else r[key]
+
+    out = {"mem_mb": int(pick("mem_mb")), "runtime": int(pick("runtime"))}
+    if s.model:
+        gpus = int(over.gpus) if over is not None and over.gpus is not None else gpus_per_job(cfg)
+        if gpus > 0:
+            out["gpu"] = gpus
+    return out
+
+
+# -----------------------------------------------------------------------------
+# code hashes from the real imports
+
+SRC = PACKAGE_DIR.parent  # the directory holding the pavflow package
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    rel = root.joinpath(*name.split("."))
+    for f in (rel.with_suffix(".py"), rel / "__init__.py"):
+        if f.is_file():
+            return f
+    return None
+
+
+def _direct_imports(name: str, root: Path) -> frozenset[str]:
+    f = _module_file(name, root)
+    st = f.stat()
+    return _parsed_imports(name, root, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=None)
+def _parsed_imports(name: str, root: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    """pavflow modules `name` imports anywhere in its source (function bodies included), with the
+    packages they live in (cached per file version)."""
+    f = _module_file(name, root)
+    is_pkg = f.name == "__init__.py"
+    out = set()
+    for node in ast.walk(ast.parse(f.read_text(), str(f))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's package
+                pkg = name.split(".") if is_pkg else name.split(".")[:-1]
+                base = ".".join(pkg[:len(pkg) - node.level + 1] + ([base] if base else []))
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        for n in names:
+            parts = n.split(".")
+            if parts[0] != "pavflow":
+                continue
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
+                sub = ".".join(parts[:i])
+                if _module_file(sub, root) is not None:
+                    out.add(sub)
+    return frozenset(out - {name})
+
+
+def imports(entry: str, root: Path = SRC) -> list[str]:
+    """Every pavflow module `entry` imports, transitively, and itself; traversal stops at UNHASHED."""
+    seen, todo = set(), [entry]
+    while todo:
+        m = todo.pop()
+        if m in seen or m in UNHASHED:
+            continue
+        seen.add(m)
+        todo.extend(_direct_imports(m, root))
+    return sorted(seen)
+
+
+def code_hash(entry: str, root: Path = SRC) -> str:
+    """sha256 over the source of `imports(entry)`: the rerun trigger for code changes."""
+    h = hashlib.sha256()
+    for m in imports(entry, root):
+        f = _module_file(m, root)
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
