@@ -310,3 +310,15 @@ def test_guardrail_stops_on_a_planted_nan_reward_and_keeps_the_checkpoint_before
     state = load_checkpoint(path, "job")
     assert state["update"] == 1  # the degenerate update was never applied nor checkpointed
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_the_progress_function_is_the_value_per_state_interface_of_search():
+    """train_rl's step_score_fn gives values at every state (search.beam.ScoreFn), not beam's
+    one-score-per-item StepScoreFn: one name per meaning."""
+    import typing
+
+    from pavflow.rl import pg
+    from pavflow.search.beam import ScoreFn, StepScoreFn
+    assert typing.get_type_hints(train_rl)["step_score_fn"] == ScoreFn | None
+    assert ScoreFn != StepScoreFn
+    assert not hasattr(pg, "StepScoreFn")

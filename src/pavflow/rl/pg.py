@@ -29,10 +29,8 @@ import torch
 from pavflow.checkpoint import rng_state, set_rng_state
 from pavflow.progress import progress
 from pavflow.policy.sampler import Sampler
+from pavflow.search.beam import ScoreFn
 from pavflow.tasks.base import Problem, Task
-
-# score_fn(prompts, steps) -> (v_mu per state h = 0..H of each response, verifier tokens spent)
-StepScoreFn = Callable[[list[str], list[list[str]]], tuple[list[np.ndarray], list[int]]]
 
 
 # -----------------------------------------------------------------------------
@@ -270,10 +268,11 @@ def degeneration(start: dict, now: dict, cfg: RLConfig) -> str | None:
 
 
 def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problems: list[Problem],
-             cfg: RLConfig, *, step_score_fn: StepScoreFn | None = None,
+             cfg: RLConfig, *, step_score_fn: ScoreFn | None = None,
              on_eval: Callable[[dict], None] | None = None, checkpoint_every: int = 0,
              on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> list[dict]:
-    """Policy gradient with LOO baseline; outcome arm, or pav arm (dense progress) if `step_score_fn`.
+    """Policy gradient with LOO baseline; outcome arm, or pav arm (dense progress) if `step_score_fn`
+    (values at s_0..s_H of each response, whose differences are the progress).
     `model` holds the initial policy, which is also the KL reference. Returns one row per evaluation
     (update 0, every eval_every updates, and the last update): update, samples_seen, train_reward,
     the `evaluate` metrics, newly_solved (fraction of the test problems unsolved at update 0 that are
@@ -370,6 +369,6 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
     return rows
 
 
-__all__ = ["DegenerateRun", "RLConfig", "StepScoreFn", "degeneration", "derive_seed", "evaluate",
+__all__ = ["DegenerateRun", "RLConfig", "degeneration", "derive_seed", "evaluate",
            "kl_penalized", "loo_advantages", "pg_loss", "policy_step", "sequence_logprobs", "step_of_token",
            "token_advantages", "token_log_ratios", "train_rl"]
