@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from pavflow.policy.logprobs import pad_right
 from pavflow.verifiers.implicit import (ImplicitVerifier, ResponseExample, ce_loss, dpo_loss,
                                         dpo_pairs, implicit_models_from_policy, implicit_rewards,
                                         save_implicit, token_log_ratios, train_implicit)
-from pavflow.verifiers.value import _pad_right, encode_states
+from pavflow.verifiers.value import encode_states
 
 
 
@@ -115,7 +116,7 @@ def test_padding_does_not_change_q(policy_dir, tok):
                              batch_size=1)
     np.testing.assert_allclose(q1[0], q_long, rtol=1e-5, atol=1e-7)
     # the padded positions of token_log_ratios are 0
-    ids, mask = _pad_right([encode_states(tok, *short)[0], encode_states(tok, *long)[0]], 0, "cpu")
+    ids, mask = pad_right([encode_states(tok, *short)[0], encode_states(tok, *long)[0]], 0, "cpu")
     lr = token_log_ratios(model, ref, ids, mask)
     assert (lr[0, mask[0] == 0] == 0).all() and (lr[:, 0] == 0).all()
 

@@ -3,7 +3,7 @@
 Two copies of the base policy: πθ (trained) and πref (frozen). For a response y = a_1..a_H after the
 prompt x, every response token t gets the log-ratio
 
-    l_t = log πθ(y_t | x, y_<t) - log πref(y_t | x, y_<t)
+    l_t = log πθ(y_t | x, y_<t) - log πref(y_t | x, y_<t)    (policy.logprobs.token_log_ratios)
 
 and the response reward is r(y) = β Σ_t l_t. Trained only on outcome labels (ce: σ(r) ≈ P(correct);
 dpo: r(y+) > r(y-)), the partial sums are process rewards for free:
@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from pavflow.policy.device import resolve_device
+from pavflow.policy.logprobs import pad_right, token_log_ratios
 from pavflow.policy.model import check_model_dir
 from pavflow.verifiers.fit import fit
-from pavflow.verifiers.value import _pad_id, _pad_right, encode_states, score_sequences
+from pavflow.verifiers.value import _pad_id, encode_states, score_sequences
 
 META = "implicit.json"
 LOSSES = ("ce", "dpo")
@@ -105,23 +106,6 @@ def load_implicit(path: str | os.PathLike, ref_path: str | os.PathLike, device: 
 
 # -----------------------------------------------------------------------------
 # the formulas
-
-def _next_token_logprobs(model, ids, mask):
-    """log p(ids[:, t] | ids[:, <t]) for t = 1..L-1: (B, L-1)."""
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, L-1, V)
-    tgt = ids[:, 1:, None]  # (B, L-1, 1)
-    return (logits.gather(-1, tgt) - torch.logsumexp(logits, dim=-1, keepdim=True))[..., 0]
-
-
-def token_log_ratios(model, ref, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """l_t = log πθ(ids[t] | <t) - log πref(ids[t] | <t): (B, L); 0 at t = 0 and at padding.
-    Gradients flow through πθ only."""
-    lp = _next_token_logprobs(model, ids, mask)  # (B, L-1)
-    with torch.no_grad():
-        lp_ref = _next_token_logprobs(ref, ids, mask)  # (B, L-1)
-    l = (lp - lp_ref) * mask[:, 1:]  # (B, L-1)
-    return F.pad(l, (1, 0))  # (B, L)
-
 
 def _span_mask(spans, L: int, device) -> torch.Tensor:
     """(B, L) float, 1 at token indices lo < t <= hi of each row's (lo, hi)."""
@@ -265,7 +249,7 @@ def train_implicit(model, ref, tok, examples: list[ResponseExample], *, loss: st
 
     def loss_fn(batch):
         flat = [s for item in batch for s in item]  # ce: B responses; dpo: pos_0, neg_0, pos_1, ...
-        ids, mask = _pad_right([s[0] for s in flat], pad, device)  # (N, L)
+        ids, mask = pad_right([s[0] for s in flat], pad, device)  # (N, L)
         l = token_log_ratios(model, ref, ids, mask)  # (N, L)
         r = beta * (l * _span_mask([s[1] for s in flat], ids.shape[1], device)).sum(-1)  # (N,)
         if loss == "ce":

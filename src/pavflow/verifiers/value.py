@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
 from pavflow.policy.device import resolve_device
+from pavflow.policy.logprobs import pad_right
 from pavflow.policy.model import check_model_dir
 from pavflow.verifiers.fit import fit
 
@@ -99,16 +100,6 @@ def encode_states(tok, prompt: str, steps: list[str]) -> tuple[list[int], list[i
     return ids, boundaries
 
 
-def _pad_right(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    L = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), L), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s)
-        mask[i, :len(s)] = 1
-    return ids.to(device), mask.to(device)  # (B, L), (B, L)
-
-
 def _pad_id(tok) -> int:
     for i in (tok.pad_token_id, tok.eos_token_id):
         if i is not None:
@@ -155,7 +146,7 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
     pad = _pad_id(tok)
 
     def loss_fn(batch):
-        ids, mask = _pad_right([b[0] for b in batch], pad, device)  # (B, L)
+        ids, mask = pad_right([b[0] for b in batch], pad, device)  # (B, L)
         row = torch.tensor([i for i, b in enumerate(batch) for _ in b[1]], device=device)  # (T,)
         col = torch.tensor([p for b in batch for p in b[1]], device=device)  # (T,)
         target = torch.tensor([y for b in batch for y in b[2]], device=device)  # (T,)
@@ -190,7 +181,7 @@ def score_sequences(model, tok, prompts: list[str], steps: list[list[str]], rows
     while start < len(order):
         idx = order[start:start + rows(len(enc[order[start]][0]))]
         start += len(idx)
-        ids, mask = _pad_right([enc[i][0] for i in idx], pad, device)  # (B, L)
+        ids, mask = pad_right([enc[i][0] for i in idx], pad, device)  # (B, L)
         per_row = per_token(ids, mask)  # (B, L)
         for r, i in enumerate(idx):
             out[i] = per_state(per_row[r], enc[i][1])
