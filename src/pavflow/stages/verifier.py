@@ -11,6 +11,8 @@ from pavflow.labels import parse_prover
 from pavflow.stages.common import Checkpoints, derive_seed, device_of, load_problems, record, stage_main
 from pavflow.stats import bootstrap_ci
 from pavflow.tasks import make_task
+from pavflow.train import TrainHooks
+from pavflow.verifiers.fit import FitSettings
 from pavflow.verifiers.metrics import auroc
 from pavflow.verifiers.selection import hard_targets, select_states
 from pavflow.verifiers.targets import VerifierSpec, parse_verifier, state_targets
@@ -79,12 +81,14 @@ def train_implicit_prm(spec: VerifierSpec, cfg, layout, task, problems, train_se
     model, ref = implicit_models_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec.name))
     model, ref = model.to(device_of(cfg)), ref.to(device_of(cfg))
     tok = AutoTokenizer.from_pretrained(policy)
-    rows = train_implicit(model, ref, tok, exs, loss=spec.loss, beta=im.beta, steps=im.steps,
-                          batch_size=im.batch_size, lr=im.lr, warmup=im.warmup,
+    rows = train_implicit(model, ref, tok, exs, loss=spec.loss, beta=im.beta,
+                          settings=FitSettings(steps=im.steps, batch_size=im.batch_size, lr=im.lr, warmup=im.warmup,
+                                               seed=derive_seed(cfg.seed, "verifier-train", spec.name),
+                                               log_every=max(1, im.steps // 20)),
                           max_pairs_per_problem=im.max_pairs_per_problem,
-                          seed=derive_seed(cfg.seed, "verifier-train", spec.name), log_every=max(1, im.steps // 20),
-                          on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
-                          checkpoint_every=cfg.verifier.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
+                          hooks=TrainHooks(on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
+                                           checkpoint_every=cfg.verifier.checkpoint_every, on_checkpoint=ckpt.save,
+                                           resume=ckpt.resume()))
     with atomic_dir(layout.verifier(spec.name)) as tmp:
         save_implicit(model, tok, tmp, beta=im.beta, loss=spec.loss)
     return rows, ImplicitVerifier(model, ref, tok, im.beta, cfg.verifier.score_batch_size).score
@@ -94,11 +98,11 @@ def train_value_verifier(spec: VerifierSpec, cfg, layout, train: list[StateExamp
     v, policy = cfg.verifier, layout.policy(cfg.sweep.policy)
     model = value_model_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec.name)).to(device_of(cfg))
     tok = AutoTokenizer.from_pretrained(policy)
-    rows = train_value(model, tok, train, steps=v.steps, batch_size=v.batch_size, lr=v.lr,
-                       warmup=v.warmup, seed=derive_seed(cfg.seed, "verifier-train", spec.name),
-                       log_every=max(1, v.steps // 20),
-                       on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
-                       checkpoint_every=v.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
+    rows = train_value(model, tok, train,
+                       FitSettings(steps=v.steps, batch_size=v.batch_size, lr=v.lr, warmup=v.warmup,
+                                   seed=derive_seed(cfg.seed, "verifier-train", spec.name), log_every=max(1, v.steps // 20)),
+                       TrainHooks(on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
+                                  checkpoint_every=v.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume()))
     with atomic_dir(layout.verifier(spec.name)) as tmp:
         save_value_model(model, tok, tmp)
     return rows, ValueVerifier(model, tok, v.score_batch_size).score

@@ -25,7 +25,8 @@ from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokeni
 from pavflow.policy.device import resolve_device
 from pavflow.policy.logprobs import pad_right
 from pavflow.policy.model import check_model_dir
-from pavflow.verifiers.fit import fit
+from pavflow.train import TrainHooks
+from pavflow.verifiers.fit import FitSettings, fit
 
 
 # -----------------------------------------------------------------------------
@@ -117,17 +118,12 @@ class StateExample:
     targets: list[float | None]  # target for s_h, h = 0..H (len H+1); None = no target at s_h
 
 
-def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_size: int, lr: float,
-                seed: int, weight_decay: float = 0.0, warmup: int = 0, schedule: str = "cosine",
-                min_lr_frac: float = 0.1, grad_clip: float = 1.0, log_every: int = 50,
-                on_log=None, checkpoint_every: int = 0, on_checkpoint=None,
-                resume: dict | None = None) -> list[dict]:
-    """Fit the head (and backbone) by BCE at target-carrying boundaries; AdamW, linear warmup over
-    `warmup` steps then `schedule` (cosine|linear) decay to min_lr_frac * lr. Minibatches are drawn
-    from seeded epoch permutations, so the same seed gives identical weights. Returns the log rows
-    {"step", "loss", "tokens_seen"} (loss = mean over the steps since the previous row).
-    Every `checkpoint_every` steps (0: never) the training state goes to `on_checkpoint`; given back
-    as `resume`, training continues from it exactly as if it had not stopped."""
+def train_value(model, tok, examples: list[StateExample], settings: FitSettings,
+                hooks: TrainHooks = TrainHooks()) -> list[dict]:
+    """Fit the head (and backbone) by BCE at target-carrying boundaries, as `fit` does with
+    `settings` (the same seed gives identical weights). Returns the log rows {"step", "tokens_seen",
+    "loss"} (loss = mean over the steps since the previous row). Logging, checkpoints and resume:
+    `hooks` (train.TrainHooks)."""
     device = next(model.parameters()).device
     data = []  # (ids, target positions, target values) per example with at least one target
     for i, ex in enumerate(examples):
@@ -153,10 +149,7 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
         logits = model(input_ids=ids, attention_mask=mask).logits[..., 0]  # (B, L)
         return F.binary_cross_entropy_with_logits(logits[row, col].float(), target), int(mask.sum())
 
-    return fit(model, data, loss_fn, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-               weight_decay=weight_decay, warmup=warmup, schedule=schedule, min_lr_frac=min_lr_frac,
-               grad_clip=grad_clip, log_every=log_every, on_log=on_log, checkpoint_every=checkpoint_every,
-               on_checkpoint=on_checkpoint, resume=resume, desc="verifier steps", who="train_value")
+    return fit(model, data, loss_fn, settings, hooks, desc="verifier steps")
 
 
 # -----------------------------------------------------------------------------
