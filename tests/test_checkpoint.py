@@ -23,6 +23,17 @@ def test_round_trip_with_tensors_and_rng(tmp_path):
     assert torch.equal(torch.rand(3), expected[1])
 
 
+def test_round_trip_of_a_torch_generator(tmp_path):
+    gen = torch.Generator().manual_seed(3)
+    torch.rand(2, generator=gen)
+    path = save_checkpoint({"rng": rng_state(gen)}, tmp_path / "job.pt", "abc")
+    expected = (torch.randperm(10, generator=gen), torch.rand(3))
+    gen2 = torch.Generator().manual_seed(0)
+    set_rng_state(gen2, load_checkpoint(path, "abc")["rng"])
+    assert torch.equal(torch.randperm(10, generator=gen2), expected[0])
+    assert torch.equal(torch.rand(3), expected[1])
+
+
 def test_missing_is_none_and_another_config_is_discarded(tmp_path):
     assert load_checkpoint(tmp_path / "none.pt", "abc") is None
     path = save_checkpoint({"step": 1}, tmp_path / "job.pt", "old-config")

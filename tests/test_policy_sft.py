@@ -1,3 +1,4 @@
+import math
 import random
 
 import pytest
@@ -5,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from pavflow.policy.model import tiny_llama
-from pavflow.policy.sft import lm_loss, sft_batch, train_sft
+from pavflow.policy.sft import PairBatches, lm_loss, sft_batch, train_sft, warmup_cosine
 from pavflow.tasks import Arith, ArithSpec
+from pavflow.train import TrainHooks
 
 TASK = Arith(ArithSpec(), {}, seed=0)
 PAIRS = [("Q:72*5-3\n", "72*5=60\n60-3=57\nA:57"), ("Q:1+2\n", "1+2=3\nA:3"),
@@ -94,7 +96,7 @@ def test_train_sft_stops_when_target_reached(tok):
 
     model = new_model(tok)
     log = train_sft(model, tok, TASK.sample_train, max_steps=50, batch_size=2, lr=1e-3, warmup=1,
-                    seed=0, eval_every=2, evaluate=evaluate, target_acc=0.8, on_log=logged.append)
+                    seed=0, eval_every=2, evaluate=evaluate, target_acc=0.8, hooks=TrainHooks(on_log=logged.append))
     assert [r["step"] for r in log] == [2, 4, 6]
     assert [r["val_acc"] for r in log] == [0.1, 0.5, 0.8]
     assert len(calls) == 3
@@ -115,25 +117,51 @@ def test_train_sft_without_target_runs_to_max_steps_and_counts_tokens(tok):
     assert [r["tokens_seen"] for r in log] == [want[2], want[4], want[5]]
 
 
-def test_train_sft_resumes_exactly_from_a_checkpoint(tok, tmp_path):
-    """Killed after step 7 with a checkpoint at step 5: the resumed run ends with the uninterrupted
-    run's weights and log (its RNG streams, optimiser and schedule are all in the checkpoint)."""
-    from conftest import Killed, die_when
+def test_warmup_cosine_is_the_lambda_lr_schedule_sft_always_used():
+    """lr * warmup_cosine(t) is, bitwise, what LambdaLR gave step t (SFT's numerics did not change)."""
+    max_steps, warmup, lr = 17, 4, 3e-3
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) *
+                                              0.5 * (1 + math.cos(math.pi * min(s, max_steps) / max_steps)))
+    for t in range(max_steps):
+        assert opt.param_groups[0]["lr"] == lr * warmup_cosine(t, warmup, max_steps)
+        opt.step()
+        sched.step()
+    assert warmup_cosine(0, 4, 10) == 0.25 and warmup_cosine(3, 4, 10) < 1.0
+    assert warmup_cosine(0, 0, 10) == 1.0  # no warmup
 
-    from pavflow.checkpoint import load_checkpoint, save_checkpoint
-    kw = dict(max_steps=10, batch_size=4, lr=1e-3, warmup=2, eval_every=2, seed=0, checkpoint_every=5,
-              evaluate=lambda: 0.0)
-    full = new_model(tok)
-    log_full = train_sft(full, tok, TASK.sample_train, **kw)
 
-    path = tmp_path / "sft.pt"
-    with pytest.raises(Killed):
-        train_sft(new_model(tok), tok, TASK.sample_train, on_log=die_when(lambda r: r["step"] >= 7),
-                  on_checkpoint=lambda s: save_checkpoint(s, path, "job"), **kw)
-    state = load_checkpoint(path, "job")
-    assert state["step"] == 5
-    resumed = new_model(tok, seed=1)  # weights come from the checkpoint, not from the init
-    log_resumed = train_sft(resumed, tok, TASK.sample_train, resume=state, **kw)
-    assert log_resumed == log_full
-    w, w_full = snapshot(resumed), snapshot(full)
-    assert all(torch.equal(w[k], w_full[k]) for k in w)
+def test_pair_batches_draw_fresh_pairs_and_resume():
+    batches = PairBatches(TASK.sample_train, 3, seed=5)
+    rng = random.Random(5)
+    assert batches() == [TASK.sample_train(rng) for _ in range(3)]
+    state = batches.state_dict()
+    r_want, want = torch.rand(2), batches()
+    torch.manual_seed(0)
+    again = PairBatches(TASK.sample_train, 3, seed=6)
+    again.load_state_dict(state)  # its random.Random and torch's global RNG
+    assert torch.equal(torch.rand(2), r_want) and again() == want
+
+
+def test_train_sft_hands_the_loop_sfts_optimiser_schedule_and_batches(tok, monkeypatch):
+    """What train_sft gives the shared loop: AdamW(betas 0.9, 0.99, weight decay 0.01 on every
+    weight), lr * warmup_cosine(t), fresh pairs from random.Random(seed), one step's loss per row
+    and a row per evaluation."""
+    import pavflow.policy.sft as sft
+    got = {}
+    monkeypatch.setattr(sft, "train_loop", lambda *a, **kw: got.update(args=a, kw=kw) or [])
+    model = new_model(tok)
+    train_sft(model, tok, TASK.sample_train, max_steps=9, batch_size=3, lr=2e-3, warmup=2, seed=7, eval_every=4,
+              target_acc=0.5)
+    m, opt, lr_at, batches, _ = got["args"]
+    assert m is model and type(opt) is torch.optim.AdamW and len(opt.param_groups) == 1
+    g = opt.param_groups[0]
+    assert g["betas"] == (0.9, 0.99) and g["weight_decay"] == 0.01
+    assert [id(p) for p in g["params"]] == [id(p) for p in model.parameters()]
+    assert [lr_at(t) for t in range(9)] == [2e-3 * warmup_cosine(t, 2, 9) for t in range(9)]
+    rng = random.Random(7)
+    assert batches() == [TASK.sample_train(rng) for _ in range(3)]
+    kw = got["kw"]
+    assert (kw["steps"], kw["grad_clip"], kw["log_every"], kw["loss_window"]) == (9, 1.0, 4, 1)
+    assert math.isnan(kw["evaluate"]()["val_acc"])  # no evaluate: the row still has val_acc
+    assert kw["stop"]({"val_acc": 0.5}) and not kw["stop"]({"val_acc": 0.4})

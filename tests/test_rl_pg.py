@@ -8,7 +8,7 @@ from pavflow.policy.model import char_tokenizer, tiny_llama
 from pavflow.policy.sampler import Sampler
 from pavflow.config import RLConfig
 from pavflow.rl.pg import (DegenerateRun, degeneration, kl_penalized, loo_advantages, pg_loss, policy_step,
-                           sequence_logprobs, step_of_token, token_advantages, token_log_ratios, train_rl)
+                           response_log_ratios, sequence_logprobs, step_of_token, token_advantages, train_rl)
 from pavflow.tasks.arith import Arith, ArithSpec
 
 torch.set_num_threads(2)
@@ -66,21 +66,6 @@ def test_pg_loss_toy():
     assert lp[1].grad.tolist() == pytest.approx([2 / 3])
     with pytest.raises(ValueError):
         pg_loss(lp, [[1.0], [1.0]])
-
-
-def test_sequence_logprobs_batched_equals_unbatched():
-    model, tok = tiny()
-    model.eval()
-    prompts = [tok("Q:1+2\n").input_ids, tok("Q:34*5-6\n").input_ids, tok("Q:7\n").input_ids]
-    gens = [tok("1+2=3\nA:3").input_ids, tok("3").input_ids, tok("7*2=14\n14-1").input_ids + [2]]
-    batched = sequence_logprobs(model, prompts, gens, tok.pad_token_id)
-    assert all(lp.requires_grad for lp in batched)
-    for p, g, lp in zip(prompts, gens, batched):
-        with torch.no_grad():
-            logits = model(input_ids=torch.tensor([p + g])).logits[0]  # (L, V), no padding at all
-        ref = logits.log_softmax(-1)[len(p) - 1:-1].gather(-1, torch.tensor(g)[:, None]).squeeze(-1)
-        assert lp.shape == (len(g),)
-        assert torch.allclose(lp.detach(), ref, atol=1e-5)
 
 
 def test_one_update_raises_logprob_of_rewarded_samples():
@@ -252,9 +237,9 @@ def test_eval_rows_carry_every_metric(task):
     assert rows[-1]["kl_ref"] != 0.0
 
 
-def test_token_log_ratios_zero_for_the_same_model():
+def test_response_log_ratios_zero_for_the_same_model():
     model, tok = tiny()
-    r = token_log_ratios(model, model, [[1, 5, 6], [1, 7]], [[8, 9], []], tok.pad_token_id, 64)
+    r = response_log_ratios(model, model, [[1, 5, 6], [1, 7]], [[8, 9], []], tok.pad_token_id, 64)
     assert [x.shape for x in r] == [(2,), (0,)] and torch.equal(r[0], torch.zeros(2))
 
 
@@ -316,3 +301,15 @@ def test_guardrail_stops_on_a_planted_nan_reward_and_keeps_the_checkpoint_before
     state = load_checkpoint(path, "job")
     assert state["update"] == 1  # the degenerate update was never applied nor checkpointed
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_the_progress_function_is_the_value_per_state_interface_of_search():
+    """train_rl's step_score_fn gives values at every state (search.beam.ScoreFn), not beam's
+    one-score-per-item StepScoreFn: one name per meaning."""
+    import typing
+
+    from pavflow.rl import pg
+    from pavflow.search.beam import ScoreFn, StepScoreFn
+    assert typing.get_type_hints(train_rl)["step_score_fn"] == ScoreFn | None
+    assert ScoreFn != StepScoreFn
+    assert not hasattr(pg, "StepScoreFn")

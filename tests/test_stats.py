@@ -72,14 +72,32 @@ def test_pass_at_k():
 
 # --- learning curves -----------------------------------------------------------------------------
 
-def test_samples_to_reach_interpolates_between_points():
-    from pavflow.stats import samples_to_reach
+def test_first_reach_interpolates_linearly_in_samples():
+    from pavflow.stats import first_reach
     x = np.array([0, 100, 200, 300])
-    assert samples_to_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.5) == pytest.approx(150)
-    assert samples_to_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.1) == 0
-    assert samples_to_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.6) == 200
-    assert samples_to_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.8) == float("inf")
-    assert samples_to_reach(x, np.array([0.2, np.nan, 0.6, 0.7]), 0.4) == pytest.approx(100)
+    assert first_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.5) == pytest.approx(150)
+    assert first_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.1) == 0
+    assert first_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.6) == 200
+    assert first_reach(x, np.array([0.2, 0.4, 0.6, 0.7]), 0.8) == float("inf")
+    assert first_reach(x, np.array([0.2, np.nan, 0.6, 0.7]), 0.4) == pytest.approx(100)
+
+
+def test_first_reach_axis_is_the_only_difference_between_the_scales():
+    """The same curve crossed on both axes: the crossing is at the same fraction t of the segment,
+    of x on the linear axis and of log2 x on the log2 axis; both skip nan points and sort by x."""
+    from pavflow.stats import first_reach
+    x, y = [100, 400, 1600], [0.1, 0.3, 0.9]
+    t = 0.25  # 0.15 lies a quarter of the way from 0.1 to 0.3
+    assert first_reach(x, y, 0.15) == pytest.approx(100 + t * 300)
+    assert first_reach(x, y, 0.15, axis="log2") == pytest.approx(2 ** (np.log2(100) + t * 2))
+    assert first_reach(x, y, 0.15, axis="log2") == pytest.approx(100 * 2 ** 0.5)  # 141.4, not 175
+    shuffled = [1600, 100, np.nan, 400], [0.9, 0.1, 0.2, 0.3]  # x order, nan point dropped
+    for axis in ("linear", "log2"):
+        assert first_reach(*shuffled, 0.15, axis=axis) == first_reach(x, y, 0.15, axis=axis)
+        assert first_reach([200, 100], [np.nan, 0.5], 0.4, axis=axis) == 100
+        assert first_reach(x, [np.nan, np.nan, 0.2], 0.1, axis=axis) == 1600
+    with pytest.raises(KeyError):
+        first_reach(x, y, 0.15, axis="log10")
 
 
 def test_sample_efficiency_of_a_twice_as_fast_arm():
@@ -102,8 +120,7 @@ def test_sample_efficiency_of_a_twice_as_fast_arm():
 
 # --- paired comparisons, matched compute ---------------------------------------------------------
 
-from pavflow.stats import (compute_efficiency, matched_difference, paired_bootstrap_ci,  # noqa: E402
-                           tokens_to_reach)
+from pavflow.stats import compute_efficiency, first_reach, matched_difference, paired_bootstrap_ci  # noqa: E402
 
 
 def test_paired_ci_coverage_on_simulated_datasets():
@@ -132,14 +149,14 @@ def test_paired_ci_coverage_on_simulated_datasets():
         paired_bootstrap_ci([1, 0], [1])
 
 
-def test_tokens_to_reach_interpolates_in_log_tokens():
+def test_first_reach_interpolates_in_log_tokens():
     tokens, acc = [100, 200, 400, 800], [0.2, 0.3, 0.5, 0.55]
-    assert tokens_to_reach(tokens, acc, 0.3) == pytest.approx(200)
-    assert tokens_to_reach(tokens, acc, 0.4) == pytest.approx(200 * 2 ** 0.5)  # halfway in log2
-    assert tokens_to_reach(tokens, acc, 0.1) == 100  # already there at the first point
-    assert tokens_to_reach(tokens, acc, 0.6) == math.inf
+    assert first_reach(tokens, acc, 0.3, axis="log2") == pytest.approx(200)
+    assert first_reach(tokens, acc, 0.4, axis="log2") == pytest.approx(200 * 2 ** 0.5)  # halfway in log2
+    assert first_reach(tokens, acc, 0.1, axis="log2") == 100  # already there at the first point
+    assert first_reach(tokens, acc, 0.6, axis="log2") == math.inf
     # first crossing of a non-monotone curve; input order does not matter
-    assert tokens_to_reach([400, 100, 200], [0.5, 0.2, 0.6], 0.4) == pytest.approx(100 * 2 ** 0.5)
+    assert first_reach([400, 100, 200], [0.5, 0.2, 0.6], 0.4, axis="log2") == pytest.approx(100 * 2 ** 0.5)
 
 
 def test_compute_efficiency_on_a_hand_made_curve():

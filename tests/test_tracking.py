@@ -142,6 +142,42 @@ def test_log_failure_mid_run_is_a_warning_and_keeps_earlier_results(tmp_path, ca
     assert r.exit_code == 1 and "x" not in r.summary
 
 
+class RaisingRun:
+    """A wandb Run whose every call raises; records how it was finished."""
+
+    def __init__(self):
+        self.finished = []
+        self.summary = self  # run.summary[k] = v goes to __setitem__
+
+    def _boom(self, *a, **k):
+        raise OSError("wandb is gone")
+
+    log = define_metric = log_artifact = __setitem__ = _boom
+
+    def finish(self, exit_code):
+        self.finished.append(exit_code)
+
+
+CALLS = {"log": lambda t: t.log({"a": 1}, step=0), "define_metric": lambda t: t.define_metric("a", "b"),
+         "summary": lambda t: t.summary({"a": 1}), "table": lambda t: t.table("tab", pl.DataFrame({"a": [1]})),
+         "artifact": lambda t: t.artifact("art", "dataset", ".")}
+
+
+@pytest.mark.parametrize("what", CALLS)
+def test_a_raising_wandb_call_is_one_warning_then_tracking_is_off(tmp_path, caplog, what):
+    t = make(tmp_path, mode="off")
+    t.run = run = RaisingRun()
+    CALLS[what](t)  # must not raise
+    assert not t.active and run.finished == [1]  # the run is closed as failed
+    for call in CALLS.values():  # every later call is a no-op: no second warning, no wandb call
+        call(t)
+    t.finish()
+    w = warnings_of(caplog)
+    assert len(w) == 1, [x.getMessage() for x in w]
+    assert f"wandb {what} failed" in w[0].getMessage() and "wandb is gone" in w[0].getMessage()
+    assert run.finished == [1]
+
+
 def test_exception_in_context_marks_run_failed(tmp_path):
     with pytest.raises(KeyError):
         with make(tmp_path) as t:

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from pavflow.policy.logprobs import pad_right
+from pavflow.train import TrainHooks
+from pavflow.verifiers.fit import FitSettings
 from pavflow.verifiers.implicit import (ImplicitVerifier, ResponseExample, ce_loss, dpo_loss,
                                         dpo_pairs, implicit_models_from_policy, implicit_rewards,
                                         save_implicit, token_log_ratios, train_implicit)
-from pavflow.verifiers.value import _pad_right, encode_states
+from pavflow.verifiers.value import encode_states
 
 
 
@@ -115,7 +118,7 @@ def test_padding_does_not_change_q(policy_dir, tok):
                              batch_size=1)
     np.testing.assert_allclose(q1[0], q_long, rtol=1e-5, atol=1e-7)
     # the padded positions of token_log_ratios are 0
-    ids, mask = _pad_right([encode_states(tok, *short)[0], encode_states(tok, *long)[0]], 0, "cpu")
+    ids, mask = pad_right([encode_states(tok, *short)[0], encode_states(tok, *long)[0]], 0, "cpu")
     lr = token_log_ratios(model, ref, ids, mask)
     assert (lr[0, mask[0] == 0] == 0).all() and (lr[:, 0] == 0).all()
 
@@ -157,8 +160,9 @@ def test_train_lowers_the_loss_and_separates_outcomes(policy_dir, tok, loss):
 
     before = objective()
     seen = []
-    rows = train_implicit(model, ref, tok, examples, loss=loss, beta=beta, steps=30, batch_size=4,
-                          lr=3e-3, seed=0, log_every=10, on_log=seen.append)
+    rows = train_implicit(model, ref, tok, examples, loss=loss, beta=beta,
+                          settings=FitSettings(steps=30, batch_size=4, lr=3e-3, seed=0, log_every=10),
+                          hooks=TrainHooks(on_log=seen.append))
     assert seen == rows and [r["step"] for r in rows] == [10, 20, 30]
     assert all(a["tokens_seen"] < b["tokens_seen"] for a, b in zip(rows, rows[1:]))
     assert rows[-1]["loss"] < 0.5 * rows[0]["loss"]
@@ -185,8 +189,8 @@ def test_training_reward_is_the_scored_reward(policy_dir, tok, loss):
     want = (ce_loss(r, torch.tensor([e.correct for e in examples])) if loss == "ce"
             else dpo_loss(r[pos], r[~pos])).item()
     n = len(examples) if loss == "ce" else len(examples) // 2
-    rows = train_implicit(model, ref, tok, examples, loss=loss, beta=beta, steps=1, batch_size=n,
-                          lr=0.0, seed=0, log_every=1)
+    rows = train_implicit(model, ref, tok, examples, loss=loss, beta=beta,
+                          settings=FitSettings(steps=1, batch_size=n, lr=0.0, seed=0, log_every=1))
     assert rows[0]["loss"] == pytest.approx(want, rel=1e-5)
     assert rows[0]["tokens_seen"] == sum(len(encode_states(tok, e.prompt, e.steps)[0]) for e in examples)
 
@@ -196,9 +200,9 @@ def test_train_same_seed_same_weights(policy_dir, tok):
 
     def run(seed):
         m, ref = implicit_models_from_policy(policy_dir, seed=0)
-        rows = train_implicit(m, ref, tok, examples, loss="dpo", beta=0.5, steps=4, batch_size=2,
-                              lr=1e-3, seed=seed, weight_decay=0.1, warmup=2, schedule="linear",
-                              log_every=2)
+        rows = train_implicit(m, ref, tok, examples, loss="dpo", beta=0.5,
+                              settings=FitSettings(steps=4, batch_size=2, lr=1e-3, seed=seed, weight_decay=0.1,
+                                                   warmup=2, schedule="linear", log_every=2))
         return m.state_dict(), rows
 
     (a, ra), (b, rb), (c, _) = run(0), run(0), run(1)
@@ -209,7 +213,7 @@ def test_train_same_seed_same_weights(policy_dir, tok):
 
 def test_train_validates(policy_dir, tok):
     model, ref = implicit_models_from_policy(policy_dir, seed=0)
-    kw = dict(beta=0.1, steps=1, batch_size=2, lr=1e-3, seed=0)
+    kw = dict(beta=0.1, settings=FitSettings(steps=1, batch_size=2, lr=1e-3, seed=0))
     one_outcome = [ResponseExample("Q:1\n", ["A:1"], 1, "a"), ResponseExample("Q:2\n", ["A:3"], 0, "b")]
     with pytest.raises(ValueError, match="loss=ce"):
         train_implicit(model, ref, tok, one_outcome, loss="dpo", **kw)
@@ -222,37 +226,13 @@ def test_train_validates(policy_dir, tok):
         train_implicit(model, ref, tok, [ResponseExample("Q:1\n", [], 1, "a")], loss="ce", **kw)
 
 
-def test_train_resumes_exactly_from_a_checkpoint(policy_dir, tok, tmp_path):
-    from conftest import Killed, die_when
-
-    from pavflow.checkpoint import load_checkpoint, save_checkpoint
-    examples = toy_set(3)  # 6 responses, batch 4: the checkpoint falls mid-epoch
-    kw = dict(loss="ce", beta=0.5, steps=7, batch_size=4, lr=1e-3, seed=0, warmup=2, log_every=2,
-              checkpoint_every=3)
-    full, ref = implicit_models_from_policy(policy_dir, seed=0)
-    rows_full = train_implicit(full, ref, tok, examples, **kw)
-
-    path = tmp_path / "implicit.pt"
-    with pytest.raises(Killed):
-        train_implicit(*implicit_models_from_policy(policy_dir, seed=0), tok, examples,
-                       on_log=die_when(lambda r: r["step"] == 4),
-                       on_checkpoint=lambda s: save_checkpoint(s, path, "job"), **kw)
-    state = load_checkpoint(path, "job")
-    assert state["step"] == 3
-    resumed, ref2 = perturbed(policy_dir, seed=5)  # whatever the weights, the checkpoint restores them
-    rows = train_implicit(resumed, ref2, tok, examples, resume=state, **kw)
-    assert rows == rows_full
-    a, b = resumed.state_dict(), full.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
 # ---------------------------------------------------------------- save / load
 
 def test_save_load_round_trip(policy_dir, tok, tmp_path):
     examples = toy_set(3)
     model, ref = implicit_models_from_policy(policy_dir, seed=0)
-    train_implicit(model, ref, tok, examples, loss="dpo", beta=0.25, steps=5, batch_size=2, lr=3e-3,
-                   seed=0)
+    train_implicit(model, ref, tok, examples, loss="dpo", beta=0.25,
+                   settings=FitSettings(steps=5, batch_size=2, lr=3e-3, seed=0))
     prompts, steps = [e.prompt for e in examples], [e.steps for e in examples]
     q_ref, n_ref = implicit_rewards(model, ref, tok, prompts, steps, 0.25)
     save_implicit(model, tok, tmp_path / "prm", beta=0.25, loss="dpo")

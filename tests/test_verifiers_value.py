@@ -8,6 +8,8 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from conftest import ALPHABET
 from pavflow.policy.model import char_tokenizer
+from pavflow.train import TrainHooks
+from pavflow.verifiers.fit import FitSettings
 from pavflow.verifiers.metrics import brier
 from pavflow.verifiers.value import (StateExample, ValueVerifier, encode_states, load_value_model,
                                      save_value_model, score_states, train_value,
@@ -99,8 +101,8 @@ def test_train_value_learns_and_logs(policy_dir, tok):
     y = np.array([t for e in examples for t in e.targets[1:]])
     before, _ = score_states(model, tok, prompts, steps)
     seen = []
-    rows = train_value(model, tok, examples, steps=100, batch_size=8, lr=3e-3, seed=0,
-                       log_every=20, on_log=seen.append)
+    rows = train_value(model, tok, examples, FitSettings(steps=100, batch_size=8, lr=3e-3, seed=0, log_every=20),
+                       TrainHooks(on_log=seen.append))
     assert seen == rows and [r["step"] for r in rows] == [20, 40, 60, 80, 100]
     assert all(a["tokens_seen"] < b["tokens_seen"] for a, b in zip(rows, rows[1:]))
     assert rows[-1]["loss"] < 0.5 * rows[0]["loss"]
@@ -118,7 +120,7 @@ def test_train_value_soft_targets_and_orm_only(policy_dir, tok):
     examples = [StateExample("Q:1+2\n", ["1+2=3\n", "A:3"], [None, None, 0.25]),
                 StateExample("Q:4*2\n", ["4*2=8\n", "A:8"], [None, None, 0.25])]
     model = value_model_from_policy(policy_dir, seed=0)
-    train_value(model, tok, examples, steps=40, batch_size=2, lr=1e-2, seed=0, log_every=40)
+    train_value(model, tok, examples, FitSettings(steps=40, batch_size=2, lr=1e-2, seed=0, log_every=40))
     v, _ = score_states(model, tok, [e.prompt for e in examples], [e.steps for e in examples])
     assert [x[-1] for x in v] == pytest.approx([0.25, 0.25], abs=0.05)
 
@@ -128,8 +130,8 @@ def test_train_value_same_seed_same_weights(policy_dir, tok):
 
     def run(seed):
         m = value_model_from_policy(policy_dir, seed=0)
-        rows = train_value(m, tok, examples, steps=6, batch_size=4, lr=1e-3, seed=seed,
-                           weight_decay=0.1, warmup=2, schedule="linear", log_every=3)
+        rows = train_value(m, tok, examples, FitSettings(steps=6, batch_size=4, lr=1e-3, seed=seed, weight_decay=0.1,
+                                                         warmup=2, schedule="linear", log_every=3))
         return m.state_dict(), rows
 
     (a, ra), (b, rb), (c, _) = run(0), run(0), run(1)
@@ -139,16 +141,13 @@ def test_train_value_same_seed_same_weights(policy_dir, tok):
 
 
 def test_train_value_validates(policy_dir, tok):
-    m = value_model_from_policy(policy_dir, seed=0)
+    m, one = value_model_from_policy(policy_dir, seed=0), FitSettings(steps=1, batch_size=1, lr=1e-3, seed=0)
     with pytest.raises(ValueError, match="example 0 has 1 steps but 1 targets"):
-        train_value(m, tok, [StateExample("Q:1\n", ["A:1"], [1.0])], steps=1, batch_size=1,
-                    lr=1e-3, seed=0)
+        train_value(m, tok, [StateExample("Q:1\n", ["A:1"], [1.0])], one)
     with pytest.raises(ValueError, match="outside"):
-        train_value(m, tok, [StateExample("Q:1\n", ["A:1"], [None, 2.0])], steps=1, batch_size=1,
-                    lr=1e-3, seed=0)
+        train_value(m, tok, [StateExample("Q:1\n", ["A:1"], [None, 2.0])], one)
     with pytest.raises(ValueError, match="no example carries a target"):
-        train_value(m, tok, [StateExample("Q:1\n", ["A:1"], [None, None])], steps=1, batch_size=1,
-                    lr=1e-3, seed=0)
+        train_value(m, tok, [StateExample("Q:1\n", ["A:1"], [None, None])], one)
 
 
 # ---------------------------------------------------------------- scoring
@@ -183,7 +182,7 @@ def test_score_states_order_batching_and_tokens(policy_dir, tok):
 def test_save_load_round_trip(policy_dir, tok, tmp_path):
     examples = nine_examples(8, seed=4)
     model = value_model_from_policy(policy_dir, seed=0)
-    train_value(model, tok, examples, steps=5, batch_size=4, lr=1e-3, seed=0)
+    train_value(model, tok, examples, FitSettings(steps=5, batch_size=4, lr=1e-3, seed=0))
     prompts, steps = [e.prompt for e in examples], [e.steps for e in examples]
     ref, ref_tokens = score_states(model, tok, prompts, steps, batch_size=3)
     save_value_model(model, tok, tmp_path / "v")
@@ -196,25 +195,3 @@ def test_save_load_round_trip(policy_dir, tok, tmp_path):
         # same weights and buffers; only the memory alignment of the loaded tensors differs, which
         # can move CPU kernels by an ulp
         np.testing.assert_allclose(v, w, rtol=1e-6, atol=0)
-
-
-def test_train_value_resumes_exactly_from_a_checkpoint(policy_dir, tok, tmp_path):
-    from conftest import Killed, die_when
-
-    from pavflow.checkpoint import load_checkpoint, save_checkpoint
-    examples = nine_examples(6, seed=1)  # batch 4 of 6: the checkpoint falls mid-epoch
-    kw = dict(steps=9, batch_size=4, lr=1e-3, seed=0, warmup=2, log_every=2, checkpoint_every=3)
-    full = value_model_from_policy(policy_dir, seed=0)
-    rows_full = train_value(full, tok, examples, **kw)
-
-    path = tmp_path / "verifier.pt"
-    with pytest.raises(Killed):
-        train_value(value_model_from_policy(policy_dir, seed=0), tok, examples, on_log=die_when(lambda r: r["step"] == 6),
-                    on_checkpoint=lambda s: save_checkpoint(s, path, "job"), **kw)
-    state = load_checkpoint(path, "job")
-    assert state["step"] == 3
-    resumed = value_model_from_policy(policy_dir, seed=5)
-    rows = train_value(resumed, tok, examples, resume=state, **kw)
-    assert rows == rows_full
-    a, b = resumed.state_dict(), full.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)

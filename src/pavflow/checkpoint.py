@@ -54,16 +54,21 @@ def load_checkpoint(path: str | os.PathLike, fingerprint: str) -> dict | None:
     return state
 
 
-def rng_state(rng: random.Random) -> dict:
-    """The random streams a training loop draws from: its own `random.Random` and torch's global RNGs."""
-    state = {"python": rng.getstate(), "torch": torch.get_rng_state()}
+def rng_state(rng: random.Random | torch.Generator) -> dict:
+    """The random streams a training loop draws from: its own generator (a `random.Random` or a
+    `torch.Generator`) and torch's global RNGs."""
+    state = {"python": rng.getstate()} if isinstance(rng, random.Random) else {"generator": rng.get_state()}
+    state["torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(rng: random.Random, state: dict) -> None:
-    rng.setstate(_as_tuple(state["python"]))
+def set_rng_state(rng: random.Random | torch.Generator, state: dict) -> None:
+    if isinstance(rng, random.Random):
+        rng.setstate(_as_tuple(state["python"]))
+    else:
+        rng.set_state(state["generator"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

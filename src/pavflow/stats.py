@@ -68,10 +68,18 @@ def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     return 1.0 - ratio.prod(axis=1)
 
 
-def samples_to_reach(samples: np.ndarray, acc: np.ndarray, target: float) -> float:
-    """Samples seen when a learning curve first reaches `target`, interpolating linearly between
-    evaluation points; inf if it never does (nan points are skipped)."""
-    x, y = np.asarray(samples, dtype=np.float64), np.asarray(acc, dtype=np.float64)
+_AXES = {"linear": (lambda v: v, lambda v: v), "log2": (np.log2, lambda v: 2 ** v)}  # (to, back)
+
+
+def first_reach(x: np.ndarray, y: np.ndarray, target: float, axis: str = "linear") -> float:
+    """x at which a measured curve y(x) first reaches `target`, interpolating linearly on the `axis`
+    scale of x ("linear" for samples seen, "log2" for tokens) between measured points; inf if it
+    never does. Points are taken in order of x (stable), nan points are skipped. A curve already at
+    `target` at its first point gives that point's x (no extrapolation)."""
+    to, back = _AXES[axis]
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
     ok = ~np.isnan(y)
     x, y = x[ok], y[ok]
     hit = np.flatnonzero(y >= target)
@@ -80,7 +88,8 @@ def samples_to_reach(samples: np.ndarray, acc: np.ndarray, target: float) -> flo
     i = hit[0]
     if i == 0:
         return float(x[0])
-    return float(x[i - 1] + (target - y[i - 1]) / (y[i] - y[i - 1]) * (x[i] - x[i - 1]))
+    t = (target - y[i - 1]) / (y[i] - y[i - 1])
+    return float(back(to(x[i - 1]) + t * (to(x[i]) - to(x[i - 1]))))
 
 
 def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.ndarray, n_boot: int = 2000,
@@ -99,7 +108,7 @@ def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.nda
             warnings.simplefilter("ignore", RuntimeWarning)
             b_mean, t_mean = np.nanmean(b, axis=0), np.nanmean(t, axis=0)
         last = np.flatnonzero(~np.isnan(b_mean))[-1]
-        target, needed = float(b_mean[last]), samples_to_reach(x, t_mean, float(b_mean[last]))
+        target, needed = float(b_mean[last]), first_reach(x, t_mean, float(b_mean[last]))
         return (x[last] / needed if needed > 0 else float("inf")), target, needed
 
     r, target, needed = ratio(base, treat)
@@ -135,34 +144,17 @@ def _log_interp_weight(x: np.ndarray, target: float) -> tuple[int, float] | None
     return i, float((np.log2(target) - np.log2(x[i])) / (np.log2(x[i + 1]) - np.log2(x[i])))
 
 
-def tokens_to_reach(tokens: np.ndarray, acc: np.ndarray, target: float) -> float:
-    """Tokens at which a measured accuracy-vs-tokens curve (points sorted by tokens) first reaches
-    `target`, interpolating linearly in log2(tokens) between measured points; inf if it never does.
-    A curve already at `target` at its first point gives that point's tokens (no extrapolation)."""
-    x, y = np.asarray(tokens, dtype=np.float64), np.asarray(acc, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
-    x, y = x[order], y[order]
-    hit = np.flatnonzero(y >= target)
-    if hit.size == 0:
-        return float("inf")
-    i = hit[0]
-    if i == 0:
-        return float(x[0])
-    t = (target - y[i - 1]) / (y[i] - y[i - 1])
-    return float(2 ** (np.log2(x[i - 1]) + t * (np.log2(x[i]) - np.log2(x[i - 1]))))
-
-
 def compute_efficiency(base_tokens: np.ndarray, base_acc: np.ndarray, tokens: float,
                        acc: float) -> tuple[float, str]:
     """How many times the tokens of a method at one point (`tokens`, `acc`) the baseline curve needs
     to reach `acc`: (ratio, bound). bound is "=" when the baseline's measured curve reaches `acc`
-    (ratio by `tokens_to_reach`), ">" when it never does (ratio = its largest tokens / `tokens`, a
-    lower bound), and "<=" when it is already there at its first point (ratio = its smallest tokens
-    / `tokens`, an upper bound)."""
+    (ratio by `first_reach` in log2 tokens), ">" when it never does (ratio = its largest tokens /
+    `tokens`, a lower bound), and "<=" when it is already there at its first point (ratio = its
+    smallest tokens / `tokens`, an upper bound)."""
     x, y = np.asarray(base_tokens, dtype=np.float64), np.asarray(base_acc, dtype=np.float64)
     if x.size == 0 or tokens <= 0:
         return float("nan"), "="
-    need = tokens_to_reach(x, y, acc)
+    need = first_reach(x, y, acc, axis="log2")
     if not np.isfinite(need):
         return float(x.max() / tokens), ">"
     first = y[np.argmin(x)] >= acc
@@ -185,7 +177,7 @@ def compute_efficiency_ci(base_tokens: np.ndarray, base: np.ndarray, tokens: flo
     draws = np.empty(n_boot)
     for b in range(n_boot):
         idx = rng.integers(0, a.size, size=a.size)
-        need = tokens_to_reach(base_tokens, base[idx].mean(axis=0), float(a[idx].mean()))
+        need = first_reach(base_tokens, base[idx].mean(axis=0), float(a[idx].mean()), axis="log2")
         draws[b] = need / tokens
     tail = (1.0 - level) / 2
     low, high = np.quantile(draws, [tail, 1.0 - tail], method="inverted_cdf")

@@ -15,6 +15,7 @@ header is zero padding. Reassembled payloads are `wandb_internal_pb2.Record` mes
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -48,6 +49,20 @@ def to_builtin(v: Any) -> Any:
 def _cell(v: Any) -> Any:
     """A table cell wandb can serialize: JSON scalars and lists as is, anything else (dates...) as str."""
     return v if v is None or isinstance(v, (bool, int, float, str, list, dict)) else str(v)
+
+
+def _guarded(method):
+    """A Tracker call into wandb: a no-op while tracking is off; an exception from wandb becomes one
+    warning naming the call (Tracker._fail), and tracking is off for the rest of the job."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs) -> None:
+        if self.run is None:
+            return
+        try:
+            method(self, *args, **kwargs)
+        except Exception as e:
+            self._fail(method.__name__, e)
+    return call
 
 
 class Tracker:
@@ -99,57 +114,37 @@ class Tracker:
         if self.mode == "offline" and self.run_dir is not None and not _wait_for_exit(self.run_dir):
             log.warning("offline run %s: no exit record on disk after %.0fs", self.run_dir, FINISH_WAIT_S)
 
+    @_guarded
     def log(self, metrics: dict, step: int | None = None) -> None:
-        if self.run is None:
-            return
-        try:
-            self.run.log(to_builtin(metrics), step=step)
-        except Exception as e:
-            self._fail("log", e)
+        self.run.log(to_builtin(metrics), step=step)
 
+    @_guarded
     def define_metric(self, name: str, step_metric: str) -> None:
         """Plot `name` against `step_metric` (e.g. budget, gen_tokens, samples_seen) instead of _step."""
-        if self.run is None:
-            return
-        try:
-            self.run.define_metric(name, step_metric=step_metric)
-        except Exception as e:
-            self._fail("define_metric", e)
+        self.run.define_metric(name, step_metric=step_metric)
 
+    @_guarded
     def summary(self, values: dict) -> None:
-        if self.run is None:
-            return
-        try:
-            for k, v in to_builtin(values).items():
-                self.run.summary[k] = v
-        except Exception as e:
-            self._fail("summary", e)
+        for k, v in to_builtin(values).items():
+            self.run.summary[k] = v
 
+    @_guarded
     def table(self, key: str, df: Any) -> None:
         """Log a polars DataFrame as a wandb.Table under `key` (at the current step)."""
-        if self.run is None:
-            return
-        try:
-            import wandb
-            if df.height > wandb.Table.MAX_ROWS:
-                log.warning("table %r has %d rows; wandb keeps only the first %d in the run files",
-                            key, df.height, wandb.Table.MAX_ROWS)
-            rows = [[_cell(to_builtin(v)) for v in r] for r in df.rows()]
-            self.run.log({key: wandb.Table(columns=list(df.columns), data=rows)})
-        except Exception as e:
-            self._fail("table", e)
+        import wandb
+        if df.height > wandb.Table.MAX_ROWS:
+            log.warning("table %r has %d rows; wandb keeps only the first %d in the run files",
+                        key, df.height, wandb.Table.MAX_ROWS)
+        rows = [[_cell(to_builtin(v)) for v in r] for r in df.rows()]
+        self.run.log({key: wandb.Table(columns=list(df.columns), data=rows)})
 
+    @_guarded
     def artifact(self, name: str, type: str, path: str | Path) -> None:
         """Log a file or directory as an artifact by reference (file://), nothing is copied."""
-        if self.run is None:
-            return
-        try:
-            import wandb
-            art = wandb.Artifact(name, type=type)
-            art.add_reference(Path(path).resolve().as_uri())
-            self.run.log_artifact(art)
-        except Exception as e:
-            self._fail("artifact", e)
+        import wandb
+        art = wandb.Artifact(name, type=type)
+        art.add_reference(Path(path).resolve().as_uri())
+        self.run.log_artifact(art)
 
     def finish(self, exit_code: int = 0) -> None:
         run, self.run = self.run, None

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from pavflow.checkpoint import rng_state, set_rng_state
-from pavflow.progress import progress
+from pavflow.train import TrainHooks, train_loop
 
 
 def sft_batch(tok, pairs: list[tuple[str, str]], device) -> tuple[torch.Tensor, ...]:
@@ -39,54 +39,51 @@ def lm_loss(model, ids, attn, loss_mask) -> torch.Tensor:
     return F.cross_entropy(logits[mask].float(), target[mask])
 
 
+class PairBatches:
+    """`batch_size` fresh (prompt, solution) pairs per batch, drawn by sample_pair(rng) from a seeded
+    random.Random: a batch source of `train_loop`."""
+
+    def __init__(self, sample_pair: Callable[[random.Random], tuple[str, str]], batch_size: int, seed: int):
+        self.sample_pair, self.batch_size, self.rng = sample_pair, batch_size, random.Random(seed)
+
+    def __call__(self) -> list[tuple[str, str]]:
+        return [self.sample_pair(self.rng) for _ in range(self.batch_size)]
+
+    def state_dict(self) -> dict:
+        return rng_state(self.rng)
+
+    def load_state_dict(self, state: dict) -> None:
+        set_rng_state(self.rng, state)
+
+
+def warmup_cosine(t: int, warmup: int, max_steps: int) -> float:
+    """LR multiplier of step t = 0..max_steps-1: linear warmup over `warmup` steps times a cosine decay
+    to 0 over max_steps."""
+    return min(1.0, (t + 1) / max(1, warmup)) * 0.5 * (1 + math.cos(math.pi * min(t, max_steps) / max_steps))
+
+
 def train_sft(model, tok, sample_pair: Callable[[random.Random], tuple[str, str]], *,
               max_steps: int, batch_size: int, lr: float, warmup: int, seed: int,
               eval_every: int, evaluate: Callable[[], float] | None = None,
-              target_acc: float | None = None,
-              on_log: Callable[[dict], None] | None = None,
-              checkpoint_every: int = 0, on_checkpoint: Callable[[dict], None] | None = None,
-              resume: dict | None = None) -> list[dict]:
-    """AdamW with linear warmup and cosine decay over max_steps; returns the log rows.
+              target_acc: float | None = None, hooks: TrainHooks = TrainHooks()) -> list[dict]:
+    """AdamW (betas 0.9, 0.99; weight decay 0.01 on every weight) at lr * warmup_cosine, gradients
+    clipped to norm 1; returns the log rows {"step", "tokens_seen", "loss", "val_acc"}, one per
+    evaluation (every eval_every steps and at the last), loss being that step's batch loss.
 
     `evaluate()` returns the sampled accuracy used as stopping rule (>= target_acc stops training).
-    Every `checkpoint_every` steps (0: never) the full training state goes to `on_checkpoint`; given
-    back as `resume`, training continues from it exactly as if it had not stopped.
+    Logging, checkpoints and resume: `hooks` (train.TrainHooks).
     """
     torch.manual_seed(seed)
-    rng = random.Random(seed)
     device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) *
-                                              0.5 * (1 + math.cos(math.pi * min(s, max_steps) / max_steps)))
-    log, tokens_seen, start = [], 0, 1
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["opt"])
-        sched.load_state_dict(resume["sched"])
-        set_rng_state(rng, resume["rng"])
-        log, tokens_seen, start = list(resume["log"]), resume["tokens_seen"], resume["step"] + 1
-    for step in progress(range(start, max_steps + 1), desc="sft steps"):
-        model.train()
-        ids, attn, loss_mask = sft_batch(tok, [sample_pair(rng) for _ in range(batch_size)], device)
-        loss = lm_loss(model, ids, attn, loss_mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        tokens_seen += int(attn.sum())
-        if step % eval_every == 0 or step == max_steps:
-            model.eval()
-            acc = evaluate() if evaluate is not None else float("nan")
-            row = {"step": step, "tokens_seen": tokens_seen, "loss": loss.item(), "val_acc": acc}
-            log.append(row)
-            if on_log:
-                on_log(row)
-            if target_acc is not None and acc >= target_acc:
-                break
-        if on_checkpoint is not None and checkpoint_every > 0 and step % checkpoint_every == 0 and step < max_steps:
-            on_checkpoint({"step": step, "model": model.state_dict(), "opt": opt.state_dict(),
-                           "sched": sched.state_dict(), "rng": rng_state(rng), "log": log,
-                           "tokens_seen": tokens_seen})
-    model.eval()
-    return log
+
+    def loss_fn(pairs):
+        ids, attn, loss_mask = sft_batch(tok, pairs, device)
+        return lm_loss(model, ids, attn, loss_mask), int(attn.sum())
+
+    return train_loop(model, opt, lambda t: lr * warmup_cosine(t, warmup, max_steps),
+                      PairBatches(sample_pair, batch_size, seed), loss_fn, steps=max_steps, grad_clip=1.0,
+                      log_every=eval_every, loss_window=1,
+                      evaluate=lambda: {"val_acc": evaluate() if evaluate is not None else float("nan")},
+                      stop=lambda row: target_acc is not None and row["val_acc"] >= target_acc,
+                      hooks=hooks, desc="sft steps")

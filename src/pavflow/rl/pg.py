@@ -27,12 +27,11 @@ import torch
 
 from pavflow.checkpoint import rng_state, set_rng_state
 from pavflow.config import RLConfig
+from pavflow.policy.logprobs import per_generation, sequence_logprobs, token_log_ratios
 from pavflow.progress import progress
 from pavflow.policy.sampler import Sampler
+from pavflow.search.beam import ScoreFn
 from pavflow.tasks.base import Problem, Task
-
-# score_fn(prompts, steps) -> (v_mu per state h = 0..H of each response, verifier tokens spent)
-StepScoreFn = Callable[[list[str], list[list[str]]], tuple[list[np.ndarray], list[int]]]
 
 
 # -----------------------------------------------------------------------------
@@ -84,32 +83,7 @@ def kl_penalized(advantages: list[float], log_ratios: list[float], kl_coef: floa
 
 
 # -----------------------------------------------------------------------------
-# log-probs and loss
-
-def sequence_logprobs(model, prompt_ids: list[list[int]], gen_ids: list[list[int]], pad_id: int) -> list[torch.Tensor]:
-    """log pi(token) of each generated token of each sequence (with grad): a list of (len(gen),) tensors.
-    One forward pass over prompt + generation, right padded, with attention mask and position ids."""
-    if len(prompt_ids) != len(gen_ids):
-        raise ValueError(f"sequence_logprobs: {len(prompt_ids)} prompts but {len(gen_ids)} generations")
-    if any(len(p) == 0 for p in prompt_ids):
-        raise ValueError("sequence_logprobs: empty prompt (nothing to condition the first token on)")
-    dev = next(model.parameters()).device
-    B = len(prompt_ids)
-    L = max(len(p) + len(g) for p, g in zip(prompt_ids, gen_ids))
-    ids = torch.full((B, L), pad_id, dtype=torch.long)
-    mask = torch.zeros((B, L), dtype=torch.long)
-    for b, (p, g) in enumerate(zip(prompt_ids, gen_ids)):
-        ids[b, :len(p) + len(g)] = torch.tensor(p + g, dtype=torch.long)
-        mask[b, :len(p) + len(g)] = 1
-    ids, mask = ids.to(dev), mask.to(dev)
-    pos = torch.arange(L, device=dev).expand(B, L)  # right padding: real tokens sit at 0..n-1
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits  # (B, L, V)
-    out = []
-    for b, (p, g) in enumerate(zip(prompt_ids, gen_ids)):
-        lp = logits[b, len(p) - 1:len(p) + len(g) - 1].float().log_softmax(-1)  # (g, V): predicts gen
-        out.append(lp.gather(-1, ids[b, len(p):len(p) + len(g), None]).squeeze(-1))  # (g,)
-    return out
-
+# loss
 
 def pg_loss(logprobs: list[torch.Tensor], advantages: list[list[float]]) -> torch.Tensor:
     """-sum over all generated tokens of adv * log pi, divided by the number of generated tokens."""
@@ -167,16 +141,15 @@ class DegenerateRun(RuntimeError):
 
 
 @torch.no_grad()
-def token_log_ratios(model, ref, prompt_ids: list[list[int]], gen_ids: list[list[int]], pad_id: int,
-                     micro_batch: int) -> list[torch.Tensor]:
+def response_log_ratios(model, ref, prompt_ids: list[list[int]], gen_ids: list[list[int]], pad_id: int,
+                        micro_batch: int) -> list[torch.Tensor]:
     """log pi(tok) - log pi_ref(tok) of every generated token: a list of (len(gen),) tensors.
     Summed over a response it is a one-sample estimate of KL(pi || pi_ref) for its prompt."""
-    out = []
+    dev, out = next(model.parameters()).device, []
     for i in range(0, len(gen_ids), micro_batch):
         sl = slice(i, i + micro_batch)
-        lp = sequence_logprobs(model, prompt_ids[sl], gen_ids[sl], pad_id)
-        lp_ref = sequence_logprobs(ref, prompt_ids[sl], gen_ids[sl], pad_id)
-        out += [a - b for a, b in zip(lp, lp_ref)]
+        out += per_generation(lambda ids, mask: token_log_ratios(model, ref, ids, mask), prompt_ids[sl],
+                              gen_ids[sl], pad_id, dev)
     return out
 
 
@@ -211,7 +184,7 @@ def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfi
     if ref is not None:
         prompt_ids = sampler.encode(prompts)
         n = len(comps) // len(prompts)
-        ratios = token_log_ratios(sampler.model, ref, [prompt_ids[i // n] for i in range(len(comps))],
+        ratios = response_log_ratios(sampler.model, ref, [prompt_ids[i // n] for i in range(len(comps))],
                                   [c.tokens for c in comps], sampler.pad_id, cfg.micro_batch)
         m["kl_ref"] = float(np.mean([float(r.sum()) for r in ratios]))
     return m, solved
@@ -232,11 +205,12 @@ def degeneration(start: dict, now: dict, cfg: RLConfig) -> str | None:
 
 
 def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problems: list[Problem],
-             cfg: RLConfig, *, seed: int, alpha: float = 0.0, step_score_fn: StepScoreFn | None = None,
+             cfg: RLConfig, *, seed: int, alpha: float = 0.0, step_score_fn: ScoreFn | None = None,
              on_eval: Callable[[dict], None] | None = None,
              on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> list[dict]:
     """Policy gradient with LOO baseline; outcome arm, or pav arm (dense progress, weight `alpha`) if
-    `step_score_fn`. `cfg` is the config's rl section (pavflow.config.RLConfig); `seed` the run's.
+    `step_score_fn` (values at s_0..s_H of each response, whose differences are the progress). `cfg` is
+    the config's rl section (pavflow.config.RLConfig); `seed` the run's.
     `model` holds the initial policy, which is also the KL reference. Returns one row per evaluation
     (update 0, every eval_every updates, and the last update): update, samples_seen, train_reward,
     the `evaluate` metrics, newly_solved (fraction of the test problems unsolved at update 0 that are
@@ -314,7 +288,7 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
         prompt_ids = sampler.encode(prompts)
         seq_prompts = [prompt_ids[i // G] for i in range(len(comps))]
         if cfg.kl_coef > 0:
-            ratios = token_log_ratios(model, ref, seq_prompts, [c.tokens for c in comps], sampler.pad_id,
+            ratios = response_log_ratios(model, ref, seq_prompts, [c.tokens for c in comps], sampler.pad_id,
                                       cfg.micro_batch)
             advantages = [kl_penalized(adv, ratio.tolist(), cfg.kl_coef) for adv, ratio in zip(advantages, ratios)]
         try:
@@ -334,6 +308,6 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
     return rows
 
 
-__all__ = ["DegenerateRun", "StepScoreFn", "degeneration", "derive_seed", "evaluate",
-           "kl_penalized", "loo_advantages", "pg_loss", "policy_step", "sequence_logprobs", "step_of_token",
-           "token_advantages", "token_log_ratios", "train_rl"]
+__all__ = ["DegenerateRun", "degeneration", "derive_seed", "evaluate",
+           "kl_penalized", "loo_advantages", "pg_loss", "policy_step", "response_log_ratios",
+           "sequence_logprobs", "step_of_token", "token_advantages", "train_rl"]

@@ -11,6 +11,7 @@ from pavflow.rollouts import correct_pairs, sample_responses
 from pavflow.stages.common import derive_seed, load_problems, stage_main
 from pavflow.stages.sampling import policy_sampler
 from pavflow.tasks import make_task
+from pavflow.train import TrainHooks
 
 
 @stage_main("rft")
@@ -39,7 +40,7 @@ def main(cfg, job, tracker) -> dict:
     rows = train_sft(model, tok, lambda rng: pairs[rng.randrange(len(pairs))], max_steps=r.steps,
                      batch_size=r.batch_size, lr=r.lr, warmup=r.warmup, seed=derive_seed(cfg.seed, "rft"),
                      eval_every=r.steps, evaluate=evaluate,
-                     on_log=lambda row: tracker.log({f"rft/{k}": v for k, v in row.items()}))
+                     hooks=TrainHooks(on_log=lambda row: tracker.log({f"rft/{k}": v for k, v in row.items()})))
     with atomic_dir(job.output.model) as tmp:
         save_policy(model, tok, tmp)
     df = pl.DataFrame(rows).select(model=pl.lit(f"{base}_rft"), step="step", tokens_seen="tokens_seen",

@@ -15,6 +15,7 @@ from pavflow.policy.sampler import Sampler
 from pavflow.policy.sft import train_sft
 from pavflow.stages.common import derive_seed, load_problems, stage_main
 from pavflow.tasks import make_task
+from pavflow.train import TrainHooks
 
 log = logging.getLogger("pavflow")
 
@@ -50,10 +51,11 @@ def main(cfg, job, tracker) -> dict:
         rows = train_sft(model, tok, task.sample_train, max_steps=spec.max_steps, batch_size=cfg.sft.batch_size,
                          lr=cfg.sft.lr, warmup=cfg.sft.warmup, seed=derive_seed(cfg.seed, "sft", name),
                          eval_every=cfg.sft.eval_every, evaluate=evaluate, target_acc=spec.target_val_acc,
-                         on_log=lambda r: (tracker.log({f"sft/{k}": v for k, v in r.items()}),
-                                           log.info("sft %s step %d loss %.3f val acc %.3f", name, r["step"],
-                                                    r["loss"], r["val_acc"])),
-                         checkpoint_every=cfg.sft.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
+                         hooks=TrainHooks(on_log=lambda r: (tracker.log({f"sft/{k}": v for k, v in r.items()}),
+                                                            log.info("sft %s step %d loss %.3f val acc %.3f", name,
+                                                                     r["step"], r["loss"], r["val_acc"])),
+                                          checkpoint_every=cfg.sft.checkpoint_every, on_checkpoint=ckpt.save,
+                                          resume=ckpt.resume()))
     with atomic_dir(job.output.model) as tmp:
         save_policy(model, tok, tmp)
     df = pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen", loss="loss",

@@ -12,6 +12,8 @@ from pavflow.policy.device import resolve_device
 from pavflow.stages.common import derive_seed, load_problems, stage_main
 from pavflow.stats import bootstrap_ci
 from pavflow.tasks import make_task
+from pavflow.train import TrainHooks
+from pavflow.verifiers.fit import FitSettings
 from pavflow.verifiers.metrics import auroc
 from pavflow.verifiers.selection import hard_targets, select_states
 from pavflow.verifiers.targets import state_targets
@@ -69,6 +71,17 @@ def quality(name: str, score, exs: list[StateExample], outcomes: np.ndarray) -> 
     return pl.DataFrame(rows, schema=METRICS, orient="row")
 
 
+def fit_settings(section, seed: int) -> FitSettings:
+    """The training loop's settings from a verifier config section (verifier or verifier.implicit)."""
+    return FitSettings(steps=section.steps, batch_size=section.batch_size, lr=section.lr, warmup=section.warmup,
+                       seed=seed, log_every=max(1, section.steps // 20))
+
+
+def train_hooks(tracker, ckpt, checkpoint_every: int) -> TrainHooks:
+    return TrainHooks(on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
+                      checkpoint_every=checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
+
+
 def train_implicit_prm(spec: Verifier, cfg, job, task, problems, train_seeds: pl.DataFrame, tracker, ckpt):
     """Implicit PRM implicit_<loss>: pi_theta and pi_ref from the base policy, trained on outcomes."""
     from pavflow.verifiers.implicit import (ImplicitVerifier, ResponseExample, implicit_models_from_policy,
@@ -79,12 +92,10 @@ def train_implicit_prm(spec: Verifier, cfg, job, task, problems, train_seeds: pl
     model, ref = implicit_models_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec))
     model, ref = model.to(device), ref.to(device)
     tok = AutoTokenizer.from_pretrained(policy)
-    rows = train_implicit(model, ref, tok, exs, loss=spec.loss, beta=im.beta, steps=im.steps,
-                          batch_size=im.batch_size, lr=im.lr, warmup=im.warmup,
+    rows = train_implicit(model, ref, tok, exs, loss=spec.loss, beta=im.beta,
+                          settings=fit_settings(im, derive_seed(cfg.seed, "verifier-train", spec)),
                           max_pairs_per_problem=im.max_pairs_per_problem,
-                          seed=derive_seed(cfg.seed, "verifier-train", spec), log_every=max(1, im.steps // 20),
-                          on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
-                          checkpoint_every=cfg.verifier.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
+                          hooks=train_hooks(tracker, ckpt, cfg.verifier.checkpoint_every))
     with atomic_dir(job.output.model) as tmp:
         save_implicit(model, tok, tmp, beta=im.beta, loss=spec.loss)
     return rows, ImplicitVerifier(model, ref, tok, im.beta, cfg.verifier.score_batch_size).score
@@ -94,11 +105,8 @@ def train_value_verifier(spec: Verifier, cfg, job, train: list[StateExample], tr
     v, policy = cfg.verifier, job.input.policy
     model = value_model_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec)).to(resolve_device(cfg.device))
     tok = AutoTokenizer.from_pretrained(policy)
-    rows = train_value(model, tok, train, steps=v.steps, batch_size=v.batch_size, lr=v.lr,
-                       warmup=v.warmup, seed=derive_seed(cfg.seed, "verifier-train", spec),
-                       log_every=max(1, v.steps // 20),
-                       on_log=lambda r: tracker.log({f"verifier/{k}": x for k, x in r.items()}),
-                       checkpoint_every=v.checkpoint_every, on_checkpoint=ckpt.save, resume=ckpt.resume())
+    rows = train_value(model, tok, train, fit_settings(v, derive_seed(cfg.seed, "verifier-train", spec)),
+                       train_hooks(tracker, ckpt, v.checkpoint_every))
     with atomic_dir(job.output.model) as tmp:
         save_value_model(model, tok, tmp)
     return rows, ValueVerifier(model, tok, v.score_batch_size).score

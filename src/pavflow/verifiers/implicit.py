@@ -3,7 +3,7 @@
 Two copies of the base policy: πθ (trained) and πref (frozen). For a response y = a_1..a_H after the
 prompt x, every response token t gets the log-ratio
 
-    l_t = log πθ(y_t | x, y_<t) - log πref(y_t | x, y_<t)
+    l_t = log πθ(y_t | x, y_<t) - log πref(y_t | x, y_<t)    (policy.logprobs.token_log_ratios)
 
 and the response reward is r(y) = β Σ_t l_t. Trained only on outcome labels (ce: σ(r) ≈ P(correct);
 dpo: r(y+) > r(y-)), the partial sums are process rewards for free:
@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from pavflow.policy.device import resolve_device
+from pavflow.policy.logprobs import pad_right, token_log_ratios
 from pavflow.policy.model import check_model_dir
-from pavflow.verifiers.fit import fit
-from pavflow.verifiers.value import _pad_id, _pad_right, encode_states, score_sequences
+from pavflow.train import TrainHooks
+from pavflow.verifiers.fit import FitSettings, fit
+from pavflow.verifiers.value import _pad_id, encode_states, score_sequences
 
 META = "implicit.json"
 LOSSES = ("ce", "dpo")
@@ -105,23 +107,6 @@ def load_implicit(path: str | os.PathLike, ref_path: str | os.PathLike, device: 
 
 # -----------------------------------------------------------------------------
 # the formulas
-
-def _next_token_logprobs(model, ids, mask):
-    """log p(ids[:, t] | ids[:, <t]) for t = 1..L-1: (B, L-1)."""
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, L-1, V)
-    tgt = ids[:, 1:, None]  # (B, L-1, 1)
-    return (logits.gather(-1, tgt) - torch.logsumexp(logits, dim=-1, keepdim=True))[..., 0]
-
-
-def token_log_ratios(model, ref, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """l_t = log πθ(ids[t] | <t) - log πref(ids[t] | <t): (B, L); 0 at t = 0 and at padding.
-    Gradients flow through πθ only."""
-    lp = _next_token_logprobs(model, ids, mask)  # (B, L-1)
-    with torch.no_grad():
-        lp_ref = _next_token_logprobs(ref, ids, mask)  # (B, L-1)
-    l = (lp - lp_ref) * mask[:, 1:]  # (B, L-1)
-    return F.pad(l, (1, 0))  # (B, L)
-
 
 def _span_mask(spans, L: int, device) -> torch.Tensor:
     """(B, L) float, 1 at token indices lo < t <= hi of each row's (lo, hi)."""
@@ -224,17 +209,14 @@ def dpo_pairs(examples: list[ResponseExample], seed: int,
 
 
 def train_implicit(model, ref, tok, examples: list[ResponseExample], *, loss: str, beta: float,
-                   steps: int, batch_size: int, lr: float, seed: int, weight_decay: float = 0.0,
-                   warmup: int = 0, schedule: str = "cosine", min_lr_frac: float = 0.1,
-                   grad_clip: float = 1.0, log_every: int = 50, max_pairs_per_problem: int | None = 4,
-                   on_log=None, checkpoint_every: int = 0, on_checkpoint=None,
-                   resume: dict | None = None) -> list[dict]:
+                   settings: FitSettings, max_pairs_per_problem: int | None = 4,
+                   hooks: TrainHooks = TrainHooks()) -> list[dict]:
     """Fit πθ on outcome labels with r(y) = β Σ l_t: loss="ce" is BCE of σ(r) against `correct`
-    (a batch is `batch_size` responses); loss="dpo" is -log σ(r(y+) - r(y-)) over `dpo_pairs` (a batch
-    is `batch_size` pairs). Responses with no token in their steps are dropped. Optimiser, schedule,
-    seeded epoch-permutation minibatches, log rows {"step", "loss", "tokens_seen"} and exact
-    checkpoint/resume are `fit`'s, as for `train_value`; tokens_seen counts the tokens of the sequences πθ
-    trained on (πref reads them too)."""
+    (a batch is `settings.batch_size` responses); loss="dpo" is -log σ(r(y+) - r(y-)) over `dpo_pairs`
+    (a batch is that many pairs). Responses with no token in their steps are dropped. Optimiser,
+    schedule, seeded epoch-permutation minibatches and log rows {"step", "tokens_seen", "loss"} are
+    `fit`'s, as for `train_value`; tokens_seen counts the tokens of the sequences πθ trained on (πref
+    reads them too). Logging, checkpoints and resume: `hooks` (train.TrainHooks)."""
     if loss not in LOSSES:
         raise ValueError(f"train_implicit: loss must be one of {LOSSES}, got {loss!r}")
     device = next(model.parameters()).device
@@ -254,7 +236,7 @@ def train_implicit(model, ref, tok, examples: list[ResponseExample], *, loss: st
     if loss == "ce":
         data = [(s,) for s in seqs]
     else:
-        data = [(seqs[p], seqs[n]) for p, n in dpo_pairs(usable, seed, max_pairs_per_problem)]
+        data = [(seqs[p], seqs[n]) for p, n in dpo_pairs(usable, settings.seed, max_pairs_per_problem)]
         if not data:
             raise ValueError(f"train_implicit: loss=dpo needs a problem (group) with both a correct and "
                              f"an incorrect response; none of the {len(usable)} responses' "
@@ -265,14 +247,11 @@ def train_implicit(model, ref, tok, examples: list[ResponseExample], *, loss: st
 
     def loss_fn(batch):
         flat = [s for item in batch for s in item]  # ce: B responses; dpo: pos_0, neg_0, pos_1, ...
-        ids, mask = _pad_right([s[0] for s in flat], pad, device)  # (N, L)
+        ids, mask = pad_right([s[0] for s in flat], pad, device)  # (N, L)
         l = token_log_ratios(model, ref, ids, mask)  # (N, L)
         r = beta * (l * _span_mask([s[1] for s in flat], ids.shape[1], device)).sum(-1)  # (N,)
         if loss == "ce":
             return ce_loss(r, torch.tensor([s[2] for s in flat], device=device)), int(mask.sum())
         return dpo_loss(r[0::2], r[1::2]), int(mask.sum())  # (P,), (P,)
 
-    return fit(model, data, loss_fn, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-               weight_decay=weight_decay, warmup=warmup, schedule=schedule, min_lr_frac=min_lr_frac,
-               grad_clip=grad_clip, log_every=log_every, on_log=on_log, checkpoint_every=checkpoint_every,
-               on_checkpoint=on_checkpoint, resume=resume, desc="implicit PRM steps", who="train_implicit")
+    return fit(model, data, loss_fn, settings, hooks, desc="implicit PRM steps")

@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
 from pavflow.policy.device import resolve_device
+from pavflow.policy.logprobs import pad_right
 from pavflow.policy.model import check_model_dir
-from pavflow.verifiers.fit import fit
+from pavflow.train import TrainHooks
+from pavflow.verifiers.fit import FitSettings, fit
 
 
 # -----------------------------------------------------------------------------
@@ -99,16 +101,6 @@ def encode_states(tok, prompt: str, steps: list[str]) -> tuple[list[int], list[i
     return ids, boundaries
 
 
-def _pad_right(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    L = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), L), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s)
-        mask[i, :len(s)] = 1
-    return ids.to(device), mask.to(device)  # (B, L), (B, L)
-
-
 def _pad_id(tok) -> int:
     for i in (tok.pad_token_id, tok.eos_token_id):
         if i is not None:
@@ -126,17 +118,12 @@ class StateExample:
     targets: list[float | None]  # target for s_h, h = 0..H (len H+1); None = no target at s_h
 
 
-def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_size: int, lr: float,
-                seed: int, weight_decay: float = 0.0, warmup: int = 0, schedule: str = "cosine",
-                min_lr_frac: float = 0.1, grad_clip: float = 1.0, log_every: int = 50,
-                on_log=None, checkpoint_every: int = 0, on_checkpoint=None,
-                resume: dict | None = None) -> list[dict]:
-    """Fit the head (and backbone) by BCE at target-carrying boundaries; AdamW, linear warmup over
-    `warmup` steps then `schedule` (cosine|linear) decay to min_lr_frac * lr. Minibatches are drawn
-    from seeded epoch permutations, so the same seed gives identical weights. Returns the log rows
-    {"step", "loss", "tokens_seen"} (loss = mean over the steps since the previous row).
-    Every `checkpoint_every` steps (0: never) the training state goes to `on_checkpoint`; given back
-    as `resume`, training continues from it exactly as if it had not stopped."""
+def train_value(model, tok, examples: list[StateExample], settings: FitSettings,
+                hooks: TrainHooks = TrainHooks()) -> list[dict]:
+    """Fit the head (and backbone) by BCE at target-carrying boundaries, as `fit` does with
+    `settings` (the same seed gives identical weights). Returns the log rows {"step", "tokens_seen",
+    "loss"} (loss = mean over the steps since the previous row). Logging, checkpoints and resume:
+    `hooks` (train.TrainHooks)."""
     device = next(model.parameters()).device
     data = []  # (ids, target positions, target values) per example with at least one target
     for i, ex in enumerate(examples):
@@ -155,17 +142,14 @@ def train_value(model, tok, examples: list[StateExample], *, steps: int, batch_s
     pad = _pad_id(tok)
 
     def loss_fn(batch):
-        ids, mask = _pad_right([b[0] for b in batch], pad, device)  # (B, L)
+        ids, mask = pad_right([b[0] for b in batch], pad, device)  # (B, L)
         row = torch.tensor([i for i, b in enumerate(batch) for _ in b[1]], device=device)  # (T,)
         col = torch.tensor([p for b in batch for p in b[1]], device=device)  # (T,)
         target = torch.tensor([y for b in batch for y in b[2]], device=device)  # (T,)
         logits = model(input_ids=ids, attention_mask=mask).logits[..., 0]  # (B, L)
         return F.binary_cross_entropy_with_logits(logits[row, col].float(), target), int(mask.sum())
 
-    return fit(model, data, loss_fn, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-               weight_decay=weight_decay, warmup=warmup, schedule=schedule, min_lr_frac=min_lr_frac,
-               grad_clip=grad_clip, log_every=log_every, on_log=on_log, checkpoint_every=checkpoint_every,
-               on_checkpoint=on_checkpoint, resume=resume, desc="verifier steps", who="train_value")
+    return fit(model, data, loss_fn, settings, hooks, desc="verifier steps")
 
 
 # -----------------------------------------------------------------------------
@@ -190,7 +174,7 @@ def score_sequences(model, tok, prompts: list[str], steps: list[list[str]], rows
     while start < len(order):
         idx = order[start:start + rows(len(enc[order[start]][0]))]
         start += len(idx)
-        ids, mask = _pad_right([enc[i][0] for i in idx], pad, device)  # (B, L)
+        ids, mask = pad_right([enc[i][0] for i in idx], pad, device)  # (B, L)
         per_row = per_token(ids, mask)  # (B, L)
         for r, i in enumerate(idx):
             out[i] = per_state(per_row[r], enc[i][1])
