@@ -48,7 +48,7 @@ CODE = {
     "search_oracle": [*_SWEEP, "search/oracle.py", "stages/search_oracle.py"],
     "rft": ["tasks", "policy", "rollouts.py", "stages/rft.py"],
     "rl": ["tasks", "policy", "rl", "verifiers", "labels.py", "stages/rl.py"],
-    "report": ["report.py", "stats.py", "labels.py", "stages/report.py"],
+    "report": ["report", "stats.py", "labels.py", "stages/report.py"],
 }
 
 
