@@ -76,9 +76,7 @@ def test_headline_at_equal_compute(equal_compute):
     assert set(h.comparison.paired["baseline"]) == {"bon/orm", "beam/pqv", "beam/pqv+pav/base_k4 α=2"}
     assert head["paired/beam/pqv@4/diff"] == pytest.approx(0.5)
     assert h.comparison.rows["budget"].to_list() == [2, 4]
-    # a budget without best-of-N at matched tokens has no gain_at_equal_tokens key
-    r2 = h.comparison.rows.row(0, named=True)
-    assert ("headline/gain_at_equal_tokens@2" in head) == (r2["gain_at_equal_tokens"] is not None)
+    assert head["headline/gain_at_equal_tokens@2"] == pytest.approx(h.comparison.rows["gain_at_equal_tokens"][0])
     assert h.val_curves is not None and h.best_prover is None  # one prover K: no sweep
     assert set(h.scorers["label"]) == {"beam/pqv+pav/base_k4 α=0.5", "beam/pqv+pav/base_k4 α=2", "beam/pqv"}
     assert head["beam_scorers/beam/pqv/acc@4"] == 0.5
@@ -130,3 +128,24 @@ def test_as_dict_converts_numpy_floats():
                                      "target_acc": 0.5})
     head = h.as_dict()
     assert type(head["rl/sample_efficiency"]) is float and head["rl/sample_efficiency_ci_high"] == math.inf
+
+
+def test_headline_keys_only_for_measured_gains(equal_compute):
+    """Beam at N=2 spends fewer tokens than best-of-N ever does (no matched gain), and beam at N=8 has no
+    best-of-N at the same N: no gain key there, but compute efficiency and accuracy keys at every N."""
+    fewer = pl.col("method") == "beam"
+    search = pl.concat([
+        equal_compute.with_columns(gen_tokens=pl.when(fewer & (pl.col("budget") == 2)).then(50)
+                                   .otherwise("gen_tokens")),
+        equal_compute.filter(fewer & (pl.col("budget") == 4) & (pl.col("alpha") == 0.5)).with_columns(
+            budget=pl.lit(8, pl.Int32), gen_tokens=pl.lit(300, pl.Int64))])
+    h = headline(StudyTables("toy", curves=search_curves(search), search=search, prover="base_k4", k_budget=4,
+                             alpha=0.5))
+    rows = {r["budget"]: r for r in h.comparison.rows.iter_rows(named=True)}
+    assert rows[2]["gain_at_equal_tokens"] is None and rows[8]["gain_same_n"] is None
+    head = h.as_dict()
+    assert "headline/gain_at_equal_tokens@2" not in head and "headline/gain_at_equal_tokens_ci_low@2" not in head
+    assert "headline/gain_same_n@8" not in head and "headline/gain_at_equal_tokens@8" in head
+    assert head["headline/gain_same_n@2"] == pytest.approx(0.25)
+    assert {f"headline/{k}@{n}" for k in ("beam_acc", "compute_efficiency", "compute_efficiency_bound")
+            for n in (2, 4, 8)} <= set(head)
