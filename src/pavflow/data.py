@@ -77,6 +77,58 @@ RL_CURVE: Schema = {
     "stop_reason": pl.String,
 }
 
+# --- the report's tables (pavflow.report): accuracies are fractions, CIs 95% bootstraps over problems
+CURVE_KEYS = ["method", "verifier", "prover", "k", "alpha", "budget"]
+# One row per search configuration and budget (SEARCH's keys), aggregated over problems.
+CURVES: Schema = {
+    **{c: SEARCH[c] for c in CURVE_KEYS}, "acc": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+    "gen_tokens": pl.Float64, "verifier_tokens": pl.Float64, "n_problems": pl.Int64,
+}
+# Per-problem success rate of a policy's sampled responses.
+RATES: Schema = {
+    "policy": pl.String, "split": pl.String, "problem_id": pl.String,
+    "n_samples": pl.Int64, "n_correct": pl.Int64, "success_rate": pl.Float64,
+}
+# Histogram of per-problem success rates: N_BINS bins [0, .1), ..., [.9, 1.0], then exactly 0 and exactly 1.
+N_BINS = 10
+HISTOGRAM: Schema = {
+    "policy": pl.String, "split": pl.String, "bin": pl.String, "lo": pl.Float64, "hi": pl.Float64,
+    "count": pl.Int64,
+}
+# A policy's accuracy on its sampled responses: mean per-problem success rate; samples per problem.
+POOL: Schema = {
+    "policy": pl.String, "split": pl.String, "n_problems": pl.Int64, "min_samples": pl.Int64,
+    "max_samples": pl.Int64, "acc": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+}
+# Unbiased pass@n from the pool, mean over problems, for every n <= the policy's fewest samples.
+PASS_AT: Schema = {"policy": pl.String, "split": pl.String, "n": pl.Int64, "pass_at": pl.Float64}
+# A beam curve against a best-of-N curve (both CURVES, by label): the gain at best-of-N's largest budget
+# (null if beam did not run it), and compute_efficiency = best-of-N's tokens at its best accuracy over
+# the fewest beam tokens reaching it (null if beam never does).
+GAINS: Schema = {
+    "beam": pl.String, "bon": pl.String, "bon_budget": pl.Int32, "gain": pl.Float64, "bon_best_acc": pl.Float64,
+    "bon_best_budget": pl.Int32, "bon_best_tokens": pl.Float64, "beam_tokens": pl.Float64,
+    "compute_efficiency": pl.Float64,
+}
+# Beam-PAV vs BoN-ORM per beam budget N (paired over the problems both ran).
+HEADLINE: Schema = {
+    "budget": pl.Int32, "beam_acc": pl.Float64, "beam_gen_tokens": pl.Float64, "bon_acc_same_n": pl.Float64,
+    "bon_gen_tokens_same_n": pl.Float64, "gain_same_n": pl.Float64, "gain_same_n_ci_low": pl.Float64,
+    "gain_same_n_ci_high": pl.Float64, "gain_at_equal_tokens": pl.Float64,
+    "gain_at_equal_tokens_ci_low": pl.Float64, "gain_at_equal_tokens_ci_high": pl.Float64,
+    "compute_efficiency": pl.Float64, "compute_efficiency_bound": pl.String,
+    "compute_efficiency_ci_low": pl.Float64, "compute_efficiency_ci_high": pl.Float64, "n_problems": pl.Int64,
+}
+# A method minus a baseline at one budget, paired over the problems both ran.
+PAIRED: Schema = {
+    "method": pl.String, "baseline": pl.String, "budget": pl.Int32, "method_acc": pl.Float64,
+    "baseline_acc": pl.Float64, "diff": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+    "n_problems": pl.Int64,
+}
+# Final RL metrics per arm: mean over seeds of each seed's last evaluation (null where none has one).
+RL_METRICS = ("test_acc_sampled", "test_acc_greedy", "pass_at_n", "newly_solved", "kl_ref", "response_tokens")
+RL_ARMS: Schema = {"arm": pl.String, **{m: pl.Float64 for m in RL_METRICS}}
+
 SCHEMAS: dict[str, Schema] = {
     "problems": PROBLEMS, "samples": SAMPLES, "mc": MC, "labels": LABELS, "train_log": TRAIN_LOG,
     "metrics": METRICS, "calibration": CALIBRATION, "search": SEARCH, "rl_curve": RL_CURVE,

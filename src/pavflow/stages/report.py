@@ -5,18 +5,19 @@ import json
 import polars as pl
 from omegaconf import OmegaConf
 
-from pavflow.data import CALIBRATION, METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, atomic_file, read_table, write_text
-from pavflow.registry import headline
-from pavflow.report import (CURVES, plot_accuracy_vs_budget, plot_calibration, plot_accuracy_vs_tokens, plot_alpha, plot_prover_k,
-                            plot_rl_curves, plot_success_histogram, plot_train_logs, plot_verifier_quality,
-                            prover_rows, rl_final, search_curves, write_summary)
+from pavflow.data import CALIBRATION, CURVES, METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, atomic_file, read_table, write_text
+from pavflow.registry import headline as headline_prover
+from pavflow.report import (StudyTables, headline, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha,
+                            plot_calibration, plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
+                            plot_verifier_quality, prover_rows, rl_final, rl_seed_bands, save, search_curves,
+                            write_summary)
 from pavflow.search.select import choose_on_val
 from pavflow.stages.common import stage_main
 
 
 @stage_main("report")
 def main(cfg, job, tracker) -> dict:
-    inp, s = job.input, cfg.search
+    inp, s, prover = job.input, cfg.search, str(headline_prover(cfg))
     out = job.output.summary.parent
     out.mkdir(parents=True, exist_ok=True)
     pool = read_table(inp.pool, SAMPLES)
@@ -39,18 +40,20 @@ def main(cfg, job, tracker) -> dict:
     metrics = pl.concat([read_table(p, METRICS) for p in inp.verifier_metrics.values()])
     quality, calib = read_table(inp.quality, METRICS), read_table(inp.calibration, CALIBRATION)
     logs = pl.concat([read_table(p, TRAIN_LOG) for p in inp.logs])
-    prover = str(headline(cfg))
-    figures = (plot_accuracy_vs_tokens(shown, out) + plot_accuracy_vs_budget(shown, out)
-               + plot_prover_k(at_alpha, s.k_budget, out, base_policy=cfg.sweep.policy)
-               + plot_alpha(curves, prover, s.k_budget, out)
-               + plot_rl_curves(rl, out) + plot_verifier_quality(quality, out) + plot_calibration(calib, out)
-               + plot_success_histogram(pool, out) + plot_train_logs(logs, out))
+    study = StudyTables(cfg.name, pool=pool, curves=curves, search=search, val=val, choice=choice, rl=rl,
+                        verifier_metrics=metrics, quality=quality, prover=prover, k_budget=s.k_budget,
+                        alpha=float(s.alpha), aggregate=s.aggregate)
+    numbers = headline(study)
+    drawn = [plot_accuracy_vs_tokens(shown), plot_accuracy_vs_budget(shown),
+             plot_prover_k(at_alpha, s.k_budget, base_policy=cfg.sweep.policy),
+             plot_alpha(curves, prover, s.k_budget),
+             plot_rl_curves(rl_seed_bands(rl)), plot_verifier_quality(quality), plot_calibration(calib),
+             plot_success_histogram(numbers.pool, numbers.histogram), plot_train_logs(logs)]
+    figures = [path for fig in drawn if fig is not None for path in save(fig, out)]
     config = OmegaConf.to_yaml(cfg, resolve=True)
     write_text(job.output.config, config)
-    head = write_summary(out, experiment=cfg.name, pool=pool, curves=curves, rl=rl, verifier_metrics=metrics,
-                         headline_prover=prover, k_budget=s.k_budget,
-                         figures=[f for f in figures if f.suffix == ".png"], config=config, search=search,
-                         val=val, choice=choice, alpha=float(s.alpha), aggregate=s.aggregate, quality=quality)
+    write_summary(out, study, numbers, figures=[f for f in figures if f.suffix == ".png"], config=config)
+    head = numbers.as_dict()
     write_text(job.output.headline, json.dumps(head, indent=2, sort_keys=True))
     per_k = prover_rows(at_alpha, s.k_budget).select("policy", "K", *[c for c in CURVES if c != "k"])
     tracker.table("report/per_budget", curves)  # accuracy [95% CI] and tokens per configuration and N

@@ -1,0 +1,113 @@
+"""Comparisons at equal compute: a search configuration minus another on the same problems, paired
+bootstrap CIs over problems (schemas HEADLINE and PAIRED in pavflow.data). A configuration is a dict
+{method, verifier, prover, alpha} as tables.config_label names it."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from pavflow.data import HEADLINE, PAIRED
+from pavflow.report.tables import config_label, curve_labels, missing
+from pavflow.stats import compute_efficiency, compute_efficiency_ci, matched_difference, paired_bootstrap_ci
+
+def _rows_of(search: pl.DataFrame, c: dict) -> pl.DataFrame:
+    f = (pl.col("method") == c["method"]) & (pl.col("verifier") == c.get("verifier", ""))
+    if "prover" in c:
+        f &= pl.col("prover") == c["prover"]
+    if c.get("alpha") is not None:
+        f &= (pl.col("alpha") - c["alpha"]).abs() < 1e-12
+    return (search.filter(f).group_by("problem_id", "budget")
+            .agg(pl.col("correct").cast(pl.Float64).mean(), pl.col("gen_tokens").cast(pl.Float64).mean()))
+
+
+def _matrix(rows: pl.DataFrame, problems: list[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(budgets sorted by mean tokens, correct (problems, budgets), mean tokens per budget) on `problems`,
+    keeping only budgets every one of them ran."""
+    rows = rows.filter(pl.col("problem_id").is_in(problems))
+    full = rows.group_by("budget").agg(pl.len()).filter(pl.col("len") == len(problems))["budget"]
+    rows = rows.filter(pl.col("budget").is_in(full.implode()))
+    if rows.height == 0:
+        return [], np.zeros((len(problems), 0)), np.zeros(0)
+    tok = rows.group_by("budget").agg(pl.col("gen_tokens").mean()).sort(["gen_tokens", "budget"])
+    budgets = tok["budget"].to_list()
+    wide = rows.pivot(on="budget", index="problem_id", values="correct").sort("problem_id")
+    return budgets, wide.select([str(b) for b in budgets]).to_numpy(), tok["gen_tokens"].to_numpy()
+
+
+def _common(a: pl.DataFrame, b: pl.DataFrame) -> list[str]:
+    return sorted(set(a["problem_id"]) & set(b["problem_id"]))
+
+
+def headline_comparisons(search: pl.DataFrame | None, beam: dict, bon: dict, n_boot: int = 2000,
+                         seed: int = 0) -> pl.DataFrame:
+    """HEADLINE rows: at each budget N of `beam`, its accuracy and tokens; the paired gain over `bon` at
+    the same N and at matched generated tokens (`bon` interpolated in log2 tokens at beam's mean
+    tokens; null outside bon's measured range), each with a 95% paired bootstrap CI; and
+    compute_efficiency, the tokens bon needs to reach beam's accuracy over beam's tokens (bound ">"
+    when bon never reaches it: the ratio is then a lower bound). On the problems both ran."""
+    if missing(search):
+        return pl.DataFrame(schema=HEADLINE)
+    b_rows, o_rows = _rows_of(search, beam), _rows_of(search, bon)
+    problems = _common(b_rows, o_rows)
+    if not problems:
+        return pl.DataFrame(schema=HEADLINE)
+    o_budgets, o_mat, o_tok = _matrix(o_rows, problems)
+    b_budgets, b_mat, b_tok = _matrix(b_rows, problems)
+    if not o_budgets:
+        return pl.DataFrame(schema=HEADLINE)
+    rows = []
+    for j, n in enumerate(b_budgets):
+        a, t = b_mat[:, j], float(b_tok[j])
+        same = (paired_bootstrap_ci(a, o_mat[:, o_budgets.index(n)], n_boot=n_boot, seed=seed)
+                if n in o_budgets else (None, None, None))
+        matched = matched_difference(a, t, o_mat, o_tok, n_boot=n_boot, seed=seed) or (None, None, None)
+        eff, bound = compute_efficiency(o_tok, o_mat.mean(axis=0), t, float(a.mean()))
+        eff_ci = compute_efficiency_ci(o_tok, o_mat, t, a, n_boot=n_boot, seed=seed)
+        rows.append((n, float(a.mean()), t,
+                     float(o_mat[:, o_budgets.index(n)].mean()) if n in o_budgets else None,
+                     float(o_tok[o_budgets.index(n)]) if n in o_budgets else None,
+                     *same, *matched, eff, bound, *eff_ci, len(problems)))
+    return pl.DataFrame(rows, schema=HEADLINE, orient="row").sort("budget")
+
+
+def paired_comparisons(search: pl.DataFrame | None, method: dict, baselines: list[dict], n_boot: int = 2000,
+                       seed: int = 0) -> pl.DataFrame:
+    """PAIRED rows: `method` minus each baseline at every budget both ran, on the problems both ran,
+    with a 95% paired bootstrap CI over problems."""
+    if missing(search):
+        return pl.DataFrame(schema=PAIRED)
+    m_rows, rows = _rows_of(search, method), []
+    for base in baselines:
+        o_rows = _rows_of(search, base)
+        problems = _common(m_rows, o_rows)
+        if not problems:
+            continue
+        mb, mm, _ = _matrix(m_rows, problems)
+        ob, om, _ = _matrix(o_rows, problems)
+        for n in sorted(set(mb) & set(ob)):
+            a, b = mm[:, mb.index(n)], om[:, ob.index(n)]
+            d, lo, hi = paired_bootstrap_ci(a, b, n_boot=n_boot, seed=seed)
+            rows.append((config_label(method), config_label(base), n, float(a.mean()), float(b.mean()),
+                         d, lo, hi, len(problems)))
+    return pl.DataFrame(rows, schema=PAIRED, orient="row")
+
+
+def beam_scorers(curves: pl.DataFrame | None, search: pl.DataFrame | None, budget: int,
+                 reference: dict) -> pl.DataFrame:
+    """Labelled CURVES rows of every beam-search scorer at `budget` (pqv alone, pqv + pav per prover,
+    analytic provers, single verifiers), best first, each with its paired `diff` [ci_low, ci_high]
+    against the `reference` configuration (null for the reference itself)."""
+    if missing(curves):
+        return pl.DataFrame()
+    rows = curve_labels(curves).filter((pl.col("method") == "beam") & (pl.col("budget") == budget))
+    if rows.height == 0:
+        return rows
+    rows, diffs = rows.sort("acc", descending=True), []
+    for r in rows.iter_rows(named=True):
+        c = {"method": "beam", "verifier": r["verifier"], "prover": r["prover"], "alpha": r["alpha"]}
+        pc = (paired_comparisons(search.filter(pl.col("budget") == budget), c, [reference])
+              if not missing(search) and config_label(c) != config_label(reference) else None)
+        p = pc.row(0, named=True) if pc is not None and pc.height else {}
+        diffs.append((p.get("diff"), p.get("ci_low"), p.get("ci_high")))
+    return rows.with_columns(*[pl.Series(name, [d[i] for d in diffs], dtype=pl.Float64)
+                               for i, name in enumerate(("diff", "diff_ci_low", "diff_ci_high"))])

@@ -1,0 +1,305 @@
+"""Figures: each function takes tables (schemas in pavflow.data, statistics from report.tables) and
+returns a matplotlib Figure labelled with its file stem, or None when its table is missing or empty;
+`save` writes it as PNG + SVG. Accuracies are drawn in percent."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib
+import numpy as np
+import polars as pl
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pavflow.data import N_BINS, atomic_file
+from pavflow.report.fmt import num, ok, range_str
+from pavflow.report.tables import QUALITY_PANELS, alpha_rows, curve_labels, missing, prover_rows
+from pavflow.names import ANALYTIC
+
+STYLE = {
+    "figure.figsize": (6.4, 4.2), "figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight",
+    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8,
+    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+    "lines.linewidth": 1.6, "lines.markersize": 4, "svg.hashsalt": "pavflow",
+}
+_LINESTYLE = {"pass": "--", "majority": ":"}  # oracle and voting baselines drawn apart from verifiers
+RL_PANELS = {  # RL_CURVE column -> (y label, title, scale to display)
+    "test_acc_sampled": ("test accuracy (%)", "Sampled test accuracy (T = 1)", 100),
+    "test_acc_greedy": ("test accuracy (%)", "Greedy test accuracy", 100),
+    "pass_at_n": ("pass@N (%)", "Test pass@N (N = rl.eval_samples)", 100),
+    "newly_solved": ("% of unsolved at start", "Test problems unsolved at start, now solved", 100),
+    "kl_ref": ("KL (nats per response)", "KL to the initial policy", 1),
+    "response_tokens": ("tokens", "Mean response length", 1),
+}
+
+
+def save(fig: Figure, out_dir: str | os.PathLike) -> list[Path]:
+    """out_dir/<label>.png and .svg (the SVG without a date: reproducible)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{fig.get_label()}.png", out_dir / f"{fig.get_label()}.svg"]
+    with matplotlib.rc_context(STYLE):  # savefig.* and svg.hashsalt are read at save time
+        for path, fmt, meta in ((paths[0], "png", None), (paths[1], "svg", {"Date": None})):
+            with atomic_file(path) as tmp:
+                fig.savefig(tmp, format=fmt, metadata=meta)
+    return paths
+
+
+def _figure(name: str, nrows: int = 1, ncols: int = 1) -> tuple[Figure, np.ndarray]:
+    w, h = STYLE["figure.figsize"]
+    fig = Figure(figsize=(w * (1 + 0.75 * (ncols - 1)), h * (1 + 0.8 * (nrows - 1))), layout="constrained")
+    fig.set_label(name)
+    FigureCanvasAgg(fig)
+    return fig, np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+
+
+def _colors(labels: Iterable[str]) -> dict[str, tuple]:
+    labels = sorted(set(labels))
+    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {lab: cmap(i % cmap.N) for i, lab in enumerate(labels)}
+
+
+def _curve_plot(curves: pl.DataFrame | None, x: str, xlabel: str, title: str, name: str) -> Figure | None:
+    if missing(curves):
+        return None
+    c = curve_labels(curves)
+    lines = c.group_by("label").agg(pl.len()).filter(pl.col("len") > 1)["label"]
+    if lines.len():  # single-budget configurations (e.g. prover sweeps) are not curves
+        c = c.filter(pl.col("label").is_in(lines.implode()))
+    colors = _colors(c["label"])
+    with matplotlib.rc_context(STYLE):
+        fig, (ax,) = _figure(name)
+        for label, color in colors.items():
+            g = c.filter(pl.col("label") == label).sort(x)
+            xs, method = g[x].to_numpy(), g["method"][0]
+            ax.plot(xs, 100 * g["acc"].to_numpy(), marker="o", color=color,
+                    ls=_LINESTYLE.get(method, "-"), label=label)
+            ax.fill_between(xs, 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy(),
+                            color=color, alpha=0.15, lw=0)
+        ax.set_xscale("log", base=2)
+        ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=title)
+        fig.legend(loc="outside right upper", title="method/verifier/prover\n(band: 95% CI)",
+                   title_fontsize=8)
+    return fig
+
+
+def plot_accuracy_vs_tokens(curves: pl.DataFrame | None) -> Figure | None:
+    """Accuracy vs mean generated tokens per problem (log2), one line per configuration of CURVES, CI band.
+    Configurations run at a single budget are left out when any has several."""
+    return _curve_plot(curves, "gen_tokens", "mean generated tokens per problem (log2 scale)",
+                       "Accuracy vs test-time compute", "acc_vs_tokens")
+
+
+def plot_accuracy_vs_budget(curves: pl.DataFrame | None) -> Figure | None:
+    """Accuracy vs search budget N (log2), one line per configuration, CI band (as above)."""
+    return _curve_plot(curves, "budget", "budget N (responses or beams per problem, log2 scale)",
+                       "Accuracy vs search budget", "acc_vs_budget")
+
+
+def _base_policy(rows: pl.DataFrame) -> str:
+    """The policy of prover_rows with the most provers (ties: alphabetical)."""
+    counts = rows.group_by("policy").agg(pl.col("K").n_unique()).sort(["K", "policy"], descending=[True, False])
+    return counts["policy"][0]
+
+
+def plot_prover_k(curves: pl.DataFrame | None, budget: int, *, base_policy: str | None = None,
+                  method: str = "beam") -> Figure | None:
+    """Beam-search accuracy vs prover K at a fixed budget, 95% CI error bars.
+
+    Provers BoK(base_policy) form one line per (verifier, alpha); provers over other policies are
+    separate markers. `base_policy` defaults to the policy with the most provers.
+    """
+    if missing(curves):
+        return None
+    rows = prover_rows(curves, budget, method)
+    if rows.height == 0:
+        return None
+    base_policy = base_policy or _base_policy(rows)
+    multi_alpha = rows.group_by("verifier", "prover").agg(pl.col("alpha").n_unique())["alpha"].max() > 1
+    series = [f"{v}, prover BoK({base_policy})" if pol == base_policy else
+              f"{v}, analytic BoK({base_policy}) from pqv" if pol == ANALYTIC else f"{v}, prover {p}"
+              for v, p, pol in rows.select("verifier", "prover", "policy").iter_rows()]
+    if multi_alpha:
+        series = [f"{s} α={num(a)}" for s, a in zip(series, rows["alpha"])]
+    rows = rows.with_columns(series=pl.Series(series, dtype=pl.String))
+    colors = _colors(rows["series"])
+    markers, offsets = iter("sD^vP*Xh" * 4), iter(range(1, 100))
+    with matplotlib.rc_context(STYLE):
+        fig, (ax,) = _figure(f"prover_k_N{budget}")
+        for series, color in colors.items():
+            g = rows.filter(pl.col("series") == series).sort("K")
+            acc = 100 * g["acc"].to_numpy()
+            yerr = np.vstack([acc - 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy() - acc])
+            is_base = g["policy"][0] in (base_policy, ANALYTIC)  # K sweeps: lines; other policies: markers
+            shift = 1.0 if is_base else 2 ** (0.08 * next(offsets))  # keep markers off the line
+            ax.errorbar(g["K"].to_numpy() * shift, acc, yerr=yerr, color=color, capsize=3, label=series,
+                        marker="o" if is_base else next(markers), ms=5 if is_base else 8,
+                        ls="-" if is_base else "none")
+        ks = sorted(rows["K"].unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set(xlabel="prover K (prover = best-of-K of a policy, log2 scale)",
+               ylabel="test accuracy (%)", title=f"Beam search accuracy vs prover K at N={budget}")
+        ax.legend(loc="best", title="verifier, prover (bars: 95% CI)", title_fontsize=8)
+    return fig
+
+
+def plot_alpha(curves: pl.DataFrame | None, prover: str, budget: int) -> Figure | None:
+    """Beam-search test accuracy vs α of the effective reward Q^π + α·A^μ (prover fixed, budget fixed),
+    95% CI error bars; α = 0 is the pqv alone."""
+    rows = alpha_rows(curves, prover, budget)
+    if rows.height == 0:
+        return None
+    with matplotlib.rc_context(STYLE):
+        fig, (ax,) = _figure(f"alpha_N{budget}")
+        acc = 100 * rows["acc"].to_numpy()
+        yerr = np.vstack([acc - 100 * rows["ci_low"].to_numpy(), 100 * rows["ci_high"].to_numpy() - acc])
+        ax.errorbar(rows["alpha"].to_numpy(), acc, yerr=yerr, marker="o", capsize=3, color="C0",
+                    label=f"beam, Q^π + α·A^μ, prover {prover}")
+        ax.set(xlabel="α (α = 0: pqv alone)", ylabel="test accuracy (%)",
+               title=f"Beam search accuracy vs α at N={budget}")
+        ax.legend(loc="best", title="bars: 95% CI", title_fontsize=8)
+    return fig
+
+
+def plot_rl_curves(bands: pl.DataFrame | None) -> Figure | None:
+    """RL_PANELS of tables.rl_seed_bands vs training samples seen, one line per arm; line = mean over
+    seeds, band = min..max."""
+    if missing(bands):
+        return None
+    colors = _colors(bands["arm"])
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure("rl_curves", 2, 3)
+        for ax, (m, (ylabel, title, scale)) in zip(axes.flat, RL_PANELS.items()):
+            for arm, color in colors.items():
+                g = bands.filter((pl.col("arm") == arm) & pl.col(f"{m}_mean").is_not_null())
+                if g.height == 0:
+                    continue
+                xs = g["samples_seen"].to_numpy()
+                ax.plot(xs, scale * g[f"{m}_mean"].to_numpy(), color=color, marker="o",
+                        label=f"{arm} ({g['n_seeds'].max()} seeds)")
+                ax.fill_between(xs, scale * g[f"{m}_min"].to_numpy(), scale * g[f"{m}_max"].to_numpy(),
+                                color=color, alpha=0.15, lw=0)
+            ax.set(xlabel="training samples seen (responses)", ylabel=ylabel, title=title)
+            if ax.lines:
+                ax.legend(loc="best", title="arm (band: min..max over seeds)", title_fontsize=8)
+        fig.suptitle("Online RL: mean over seeds")
+    return fig
+
+
+def plot_success_histogram(pool: pl.DataFrame | None, hist: pl.DataFrame | None) -> Figure | None:
+    """HISTOGRAM of per-problem success rates of sampled responses, one bar series per POOL row (policy,
+    split); hatched overlays count problems never (= 0) and always (= 1) solved."""
+    if missing(pool) or missing(hist):
+        return None
+    groups = hist.select("policy", "split").unique(maintain_order=True).rows()
+    colors = _colors(p for p, _ in groups)
+    width = 0.1 / len(groups)
+    with matplotlib.rc_context(STYLE):
+        fig, (ax,) = _figure("success_histogram")
+        for j, (policy, split) in enumerate(groups):
+            g = hist.filter((pl.col("policy") == policy) & (pl.col("split") == split))
+            bins, exact = g.head(N_BINS), g.tail(2)["count"].to_list()
+            x = bins["lo"].to_numpy() + width * (j + 0.5)
+            r = pool.filter((pl.col("policy") == policy) & (pl.col("split") == split)).row(0, named=True)
+            spp = range_str(r["min_samples"], r["max_samples"])
+            ax.bar(x, bins["count"].to_numpy(), width=width * 0.95, color=colors[policy],
+                   label=f"{policy} ({split}, {r['n_problems']} problems, {spp} samples each)")
+            ax.bar([x[0], x[-1]], exact, width=width * 0.95, fill=False, hatch="///",
+                   edgecolor="k", lw=0.6, label="exactly 0 / exactly 1" if j == 0 else None)
+            for xi, n in zip((x[0], x[-1]), exact):
+                ax.annotate(f"{n}", (xi, n), ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(np.linspace(0, 1, N_BINS + 1))
+        ax.set_xlim(-0.02, 1.02)
+        ax.set(xlabel="per-problem success rate (fraction of sampled responses correct)",
+               ylabel="problems (count)", title="Per-problem success rate of sampled responses")
+        ax.legend(loc="best")
+    return fig
+
+
+def plot_train_logs(train_log: pl.DataFrame | None) -> Figure | None:
+    """Training loss vs step, one panel per model of TRAIN_LOG; validation metric (if logged) on a right axis."""
+    if missing(train_log):
+        return None
+    models = train_log["model"].unique(maintain_order=True).to_list()
+    ncols = min(3, len(models))
+    nrows = math.ceil(len(models) / ncols)
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure("train_logs", nrows, ncols)
+        for ax, model in zip(axes, models):
+            g = train_log.filter(pl.col("model") == model).sort("step")
+            loss = g.filter(pl.col("loss").is_not_null())
+            ax.plot(loss["step"].to_numpy(), loss["loss"].to_numpy(), color="C0", label="train loss")
+            ax.set(xlabel="optimizer step", ylabel="training loss", title=model)
+            val = g.filter(pl.col("val_value").is_not_null())
+            handles = ax.get_lines()
+            if val.height:
+                metric = val["val_metric"][0] or "validation metric"
+                ax2 = ax.twinx()
+                handles += ax2.plot(val["step"].to_numpy(), val["val_value"].to_numpy(), color="C1",
+                                    marker="o", ls="--", label=f"val {metric}")
+                ax2.set_ylabel(f"validation {metric}")
+                ax2.spines["right"].set_visible(True)
+                ax2.grid(False)
+            ax.legend(handles=handles, loc="best")
+        for ax in axes[len(models):]:
+            ax.set_visible(False)
+        fig.suptitle("Training logs")
+    return fig
+
+
+def plot_verifier_quality(quality: pl.DataFrame | None) -> Figure | None:
+    """The quality table (stages/quality) as four bar panels, one bar per verifier (oracle rows: the MC
+    labels themselves), 95% CI error bars."""
+    if missing(quality) or not quality["metric"].is_in(list(QUALITY_PANELS)).any():
+        return None
+    names = quality.filter(pl.col("metric").is_in(list(QUALITY_PANELS)))["subject"].unique(maintain_order=True).to_list()
+    colors = _colors(names)
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure("verifier_quality", 2, 2)
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w, max(h, 0.22 * len(names) * 2 + 2))
+        for ax, (m, (title, _)) in zip(axes.ravel(), QUALITY_PANELS.items()):
+            rows = {r["subject"]: r for r in quality.filter(pl.col("metric") == m).iter_rows(named=True)}
+            for i, v in enumerate(names):
+                r = rows.get(v)
+                if r is None or not ok(r["value"]):
+                    ax.annotate("n/a", (0, i), va="center", fontsize=7)
+                    continue
+                err = None
+                if ok(r["ci_low"]) and ok(r["ci_high"]):
+                    err = [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]
+                ax.barh(i, r["value"], color=colors[v], xerr=err, capsize=2, hatch="//" if v.startswith("oracle") else None)
+            ax.set_yticks(range(len(names)), names, fontsize=7)
+            ax.invert_yaxis()
+            ax.set(title=title)
+            if m == "outcome_auroc":
+                ax.axvline(0.5, color="k", lw=0.8, ls=":")
+        fig.suptitle("Verifier quality on held-out val responses vs fresh MC labels (bars: 95% CI)")
+    return fig
+
+
+def plot_calibration(calib: pl.DataFrame | None) -> Figure | None:
+    """Reliability curves of CALIBRATION: mean fresh-MC value per bin of predicted value. Left: verifiers of
+    Q^pi (orm, pqv and variants, implicit PRMs, the oracle); right: of V^mu (pav, pav_analytic, their oracles)."""
+    if missing(calib):
+        return None
+    is_mu = pl.col("subject").str.starts_with("pav") | pl.col("subject").str.starts_with("oracle_")
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure("calibration", 1, 2)
+        for ax, (title, rows) in zip(axes, (("targets Q^π", calib.filter(~is_mu)), ("targets V^μ", calib.filter(is_mu)))):
+            names = rows["subject"].unique(maintain_order=True).to_list()
+            colors = _colors(names)
+            ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls=":")
+            for v in names:
+                g = rows.filter(pl.col("subject") == v).sort("bin_mid")
+                ax.plot(g["mean_pred"].to_numpy(), g["mean_target"].to_numpy(), marker="o", ms=3, lw=1,
+                        color=colors[v], label=v, ls="--" if v.startswith("oracle") else "-")
+            ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted value (bin mean)", ylabel="fresh MC value (bin mean)",
+                   title=f"Calibration, {title}")
+            if names:
+                ax.legend(fontsize=6, loc="upper left")
+    return fig

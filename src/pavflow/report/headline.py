@@ -1,0 +1,215 @@
+"""The summary's numbers, computed once: `headline(study)` -> Headline (tables and small records) that
+render.py formats and claims.py judges; `Headline.as_dict()` is headline.json, a flat dict with keys
+like 'pool/base/acc', 'search/beam/pqv+pav/base_k4/acc@64', 'rl/<arm>/final_acc_sampled'."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from pavflow.data import N_BINS, RL_METRICS
+from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons
+from pavflow.report.fmt import num, ok
+from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, analytic_minus_trained, at_alpha,
+                                   beam_config, best_verifiers, config_label, eval_split, gains_vs_bon, headline_curves,
+                                   metric_cells, missing, pool_accuracy, prover_rows, rl_arms, rl_efficiency, rl_final,
+                                   rl_stopped, search_curves, success_histogram, success_rates)
+
+BON = {"method": "bon", "verifier": "orm", "prover": ""}  # the paper's baseline: best-of-N with an ORM
+
+
+@dataclass
+class Comparison:
+    """Beam search vs best-of-N with the ORM at equal compute."""
+    beam: dict
+    bon: dict
+    rows: pl.DataFrame  # HEADLINE; empty: nothing to compare
+    paired: pl.DataFrame | None = None  # PAIRED, beam minus each baseline; None: no baselines asked
+
+
+@dataclass
+class BestProver:
+    """The most accurate prover BoK(policy) at `budget` and its paired differences to the others of the
+    smallest and the largest K."""
+    policy: str
+    budget: int
+    best: dict  # a prover_rows row
+    minus: dict[int, dict]  # K -> PAIRED row, best minus the prover of that K
+
+
+@dataclass
+class Headline:
+    experiment: str
+    pool: pl.DataFrame | None = None  # POOL; None: no pool
+    pass_at: pl.DataFrame | None = None  # PASS_AT
+    histogram: pl.DataFrame | None = None  # HISTOGRAM
+    search: pl.DataFrame | None = None  # headline_curves at search.alpha; None: neither ran
+    gains: pl.DataFrame | None = None  # GAINS of search
+    prover_k: pl.DataFrame | None = None  # prover_rows at search.k_budget, the base policy first
+    comparison: Comparison | None = None  # the headline beam search; None: no search or val table
+    configured: Comparison | None = None  # the configured beam search when validation chose another
+    alpha: pl.DataFrame | None = None  # alpha_rows of the configured prover
+    val_curves: pl.DataFrame | None = None  # CURVES of the val grid the choice was made on
+    val_choice: dict | None = None  # that choice
+    best_prover: BestProver | None = None
+    scorers: pl.DataFrame | None = None  # beam_scorers; None: no search table
+    rl_final: pl.DataFrame | None = None  # rl_final; None: no RL
+    rl_arms: pl.DataFrame | None = None  # RL_ARMS
+    rl_stopped: pl.DataFrame | None = None  # rl_stopped
+    rl_efficiency: dict | None = None
+    quality: dict | None = None  # metric_cells of the quality table; None: no quality table
+    best_quality: dict = field(default_factory=dict)  # best_verifiers
+    analytic: list = field(default_factory=list)  # analytic_minus_trained
+    verifiers: dict | None = None  # metric_cells of the verifier jobs' metrics
+
+    def as_dict(self) -> dict:
+        """headline.json."""
+        head: dict = {"experiment": self.experiment}
+        if self.pool is not None:
+            for r in self.pool.iter_rows(named=True):
+                key = f"pool/{r['policy']}"
+                head |= {f"{key}/acc": r["acc"], f"{key}/acc_ci_low": r["ci_low"],
+                         f"{key}/acc_ci_high": r["ci_high"], f"{key}/n_problems": r["n_problems"]}
+            head |= {f"pool/{r['policy']}/pass@{r['n']}": r["pass_at"] for r in self.pass_at.iter_rows(named=True)}
+            for (policy, _), g in self.histogram.group_by(["policy", "split"], maintain_order=True):
+                head |= {f"pool/{policy}/never_solved": g["count"][N_BINS],
+                         f"pool/{policy}/always_solved": g["count"][N_BINS + 1]}
+        for r in self.search.iter_rows(named=True) if self.search is not None else ():
+            key, n = f"search/{r['label']}", r["budget"]
+            head |= {f"{key}/acc@{n}": r["acc"], f"{key}/acc_ci_low@{n}": r["ci_low"],
+                     f"{key}/acc_ci_high@{n}": r["ci_high"], f"{key}/gen_tokens@{n}": r["gen_tokens"]}
+        for r in self.gains.iter_rows(named=True) if self.gains is not None else ():
+            if r["gain"] is not None:
+                head[f"search/{r['beam']}/acc_gain_vs_{r['bon']}@{r['bon_budget']}"] = r["gain"]
+            if r["compute_efficiency"] is not None:
+                head[f"search/{r['beam']}/compute_efficiency_vs_{r['bon']}"] = r["compute_efficiency"]
+        for r in self.prover_k.iter_rows(named=True) if self.prover_k is not None else ():
+            head[f"prover_k/{r['label']}/acc@{r['budget']}"] = r["acc"]
+        for prefix, c in (("headline", self.comparison), ("configured", self.configured)):
+            if c is not None and c.rows.height:
+                head |= _comparison_dict(prefix, c)
+        for r in self.alpha.iter_rows(named=True) if self.alpha is not None else ():
+            key = f"headline/alpha/{num(r['alpha'])}"
+            head |= {f"{key}/acc": r["acc"], f"{key}/acc_ci_low": r["ci_low"], f"{key}/acc_ci_high": r["ci_high"]}
+        if self.val_choice is not None:
+            c = self.val_choice
+            head |= {"headline/val_choice/prover": chosen_prover(c), "headline/val_choice/alpha": c["alpha"],
+                     "headline/val_choice/val_acc": c["val_acc"], "headline/val_choice/budget": c["budget"]}
+        if self.best_prover is not None:
+            head["headline/best_prover_k"] = self.best_prover.best["K"]
+            for k, r in self.best_prover.minus.items():
+                head |= {f"headline/best_k_minus_k{k}": r["diff"], f"headline/best_k_minus_k{k}_ci_low": r["ci_low"],
+                         f"headline/best_k_minus_k{k}_ci_high": r["ci_high"]}
+        for r in self.scorers.iter_rows(named=True) if self.scorers is not None else ():
+            head[f"beam_scorers/{r['label']}/acc@{r['budget']}"] = r["acc"]
+        for r in self.rl_arms.iter_rows(named=True) if self.rl_arms is not None else ():
+            head |= {f"rl/{r['arm']}/final_{m.removeprefix('test_')}": r[m] for m in RL_METRICS}
+        if self.rl_efficiency is not None:
+            e = self.rl_efficiency
+            head |= {"rl/sample_efficiency": e["sample_efficiency"], "rl/sample_efficiency_ci_low": e["ci_low"],
+                     "rl/sample_efficiency_ci_high": e["ci_high"], "rl/sample_efficiency_target_acc": e["target_acc"]}
+        head |= {f"quality/{s}/{m}": r["value"] for (s, m), r in (self.quality or {}).items()
+                 if m in QUALITY_COLUMNS and ok(r["value"])}
+        head |= {f"quality/best/{m}": r["subject"] for m, r in self.best_quality.items()}
+        head |= {f"verifier/{s}/{m}": r["value"] for (s, m), r in (self.verifiers or {}).items() if ok(r["value"])}
+        return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in head.items()}
+
+
+def _comparison_dict(prefix: str, c: Comparison) -> dict:
+    head = {f"{prefix}/beam": config_label(c.beam), f"{prefix}/baseline": config_label(c.bon)}
+    for r in c.rows.iter_rows(named=True):
+        n = r["budget"]
+        for key in ("gain_same_n", "gain_at_equal_tokens"):
+            if ok(r[key]):  # null where best-of-N did not run this N or these tokens
+                head |= {f"{prefix}/{key}{s}@{n}": r[key + s] for s in ("", "_ci_low", "_ci_high")}
+        head |= {f"{prefix}/{key}@{n}": r[key] for key in (
+            "compute_efficiency", "compute_efficiency_bound", "compute_efficiency_ci_low", "compute_efficiency_ci_high",
+            "beam_acc", "beam_gen_tokens")}
+    for r in c.paired.iter_rows(named=True) if c.paired is not None else ():
+        key = f"paired/{r['baseline']}@{r['budget']}"
+        head |= {f"{key}/diff": r["diff"], f"{key}/ci_low": r["ci_low"], f"{key}/ci_high": r["ci_high"]}
+    return head
+
+
+def chosen_prover(choice: dict) -> str:
+    return choice["prover"] or "none (pqv alone)"
+
+
+def headline(t: StudyTables) -> Headline:
+    """Every number of the summary, from the study's tables."""
+    h = Headline(t.experiment)
+    if not missing(t.pool):
+        rates = success_rates(eval_split(t.pool))
+        h.pool, h.pass_at = pool_accuracy(rates)
+        h.histogram = success_histogram(rates)
+    curves = at_alpha(t.curves, t.alpha)
+    h.search = headline_curves(curves, t.prover)
+    h.gains = gains_vs_bon(h.search) if h.search is not None else None
+    rows = None if missing(curves) else prover_rows(curves, t.k_budget)
+    if not missing(rows):
+        h.prover_k = rows.sort([pl.col("policy") != t.base_policy, "policy", "K", "verifier", "alpha"])
+    if t.search is not None or t.val is not None:
+        h.comparison, h.configured = _comparisons(t)
+        h.alpha = alpha_rows(t.curves, t.prover, t.k_budget)
+        if not missing(t.val) and t.choice is not None:
+            h.val_curves, h.val_choice = search_curves(t.val, split="val"), t.choice
+        h.best_prover = _best_prover(t)
+    if t.search is not None:
+        h.scorers = beam_scorers(t.curves, t.search, t.k_budget, beam_config(t.prover, t.alpha))
+    if not missing(t.rl):
+        h.rl_final = rl_final(t.rl)
+        h.rl_arms, h.rl_stopped, h.rl_efficiency = rl_arms(h.rl_final), rl_stopped(t.rl), rl_efficiency(t.rl)
+    if not missing(t.quality):
+        h.quality = metric_cells(t.quality)
+        h.best_quality, h.analytic = best_verifiers(t.quality), analytic_minus_trained(t.quality, t.base_policy)
+    if not missing(t.verifier_metrics):
+        h.verifiers = metric_cells(t.verifier_metrics)
+    return h
+
+
+def headline_beam(t: StudyTables) -> dict:
+    """The beam search of the headline: the configuration chosen on validation, else the configured one."""
+    c = t.choice
+    if c is None:
+        return beam_config(t.prover, t.alpha)
+    return {"method": "beam", "verifier": "pqv+pav" if c["alpha"] else "pqv", "prover": c["prover"],
+            "alpha": c["alpha"] if c["alpha"] else None}
+
+
+def _comparisons(t: StudyTables) -> tuple[Comparison, Comparison | None]:
+    """The headline beam search against best-of-N (ORM) and its paired baselines; the configured beam
+    search against best-of-N, for reference, when validation chose another."""
+    beam, configured = headline_beam(t), beam_config(t.prover, t.alpha)
+    baselines = [BON, {"method": "weighted_majority", "verifier": "orm", "prover": ""},
+                 {"method": "majority", "verifier": "", "prover": ""},
+                 {"method": "bon", "verifier": f"pqv:{t.aggregate}", "prover": ""},
+                 {"method": "bon", "verifier": f"pav_{t.prover}:{t.aggregate}", "prover": ""},
+                 {"method": "beam", "verifier": "pqv", "prover": ""}]
+    other = config_label(configured) != config_label(beam)
+    baselines = [b for b in baselines + ([configured] if other else []) if config_label(b) != config_label(beam)]
+    rows = headline_comparisons(t.search, beam, BON)
+    paired = paired_comparisons(t.search, beam, baselines) if rows.height and baselines else None
+    ref = (Comparison(configured, BON, headline_comparisons(t.search, configured, BON))
+           if t.choice is not None and other else None)
+    return Comparison(beam, BON, rows, paired), ref
+
+
+def _best_prover(t: StudyTables) -> BestProver | None:
+    """The best K of BoK(base policy) at search.k_budget (α = search.alpha, else 1), paired against the
+    smallest and the largest K."""
+    if missing(t.curves) or missing(t.search):
+        return None
+    alpha = t.alpha if t.alpha is not None else 1.0
+    rows = prover_rows(t.curves, t.k_budget)
+    rows = rows.filter((pl.col("policy") == t.base_policy) & ((pl.col("alpha") - alpha).abs() < 1e-12)).sort("K")
+    if rows.height < 2:
+        return None
+    best = rows.sort(["acc", "K"], descending=[True, False]).row(0, named=True)
+    search, minus = t.search.filter(pl.col("budget") == t.k_budget), {}
+    for other in {rows["K"].min(), rows["K"].max()} - {best["K"]}:
+        prover = rows.filter(pl.col("K") == other)["prover"][0]
+        pc = paired_comparisons(search, beam_config(best["prover"], alpha), [beam_config(prover, alpha)])
+        if pc.height:
+            minus[other] = pc.row(0, named=True)
+    return BestProver(t.base_policy, t.k_budget, best, minus)

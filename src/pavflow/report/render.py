@@ -1,0 +1,418 @@
+"""summary.md and summary.html: the Headline's numbers as markdown sections (percentages, 95% CIs) and
+the same as a standalone HTML page. Nothing here computes a statistic. A part of the study that did
+not run (a missing or empty table) is a section saying "not run"."""
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+import polars as pl
+
+from pavflow.data import N_BINS, RL_METRICS, write_text
+from pavflow.report.claims import ACCURACY, EFFICIENCY, PROVER
+from pavflow.report.fmt import acc_ci, fmt_diff, fmt_eff, num, ok, pct, range_str, tok
+from pavflow.report.headline import BestProver, Comparison, Headline, chosen_prover
+from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, beam_config, config_label, curve_labels, missing,
+                                   parse_prover)
+
+NOT_RUN = ["_not run_", ""]
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return out + ["| " + " | ".join(str(x) for x in r) + " |" for r in rows] + [""]
+
+
+def write_summary(out_dir: str | os.PathLike, study: StudyTables, head: Headline,
+                  figures: Iterable[str | os.PathLike] | None = None, config: str | None = None) -> None:
+    """Write out_dir/summary.md and the same as a standalone page, out_dir/summary.html.
+
+    `figures` defaults to the PNGs already in out_dir. `config` (the resolved configuration as YAML
+    text) ends the summary when given."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = summary_markdown(out_dir, study, head, figures, config)
+    write_text(out_dir / "summary.md", md)
+    write_text(out_dir / "summary.html", markdown_html(md, title=f"pavflow: {study.experiment}"))
+
+
+def summary_markdown(out_dir: Path, t: StudyTables, h: Headline, figures: Iterable[str | os.PathLike] | None = None,
+                     config: str | None = None) -> str:
+    md = [f"# {t.experiment}", "",
+          "Accuracies are % of test problems; 95% CIs are percentile bootstraps over problems.", ""]
+    md += _pool_sections(h) + _search_section(t, h) + _prover_k_section(t, h)
+    if h.comparison is not None:
+        md += _comparisons_sections(t, h)
+    if h.scorers is not None:
+        md += _beam_scorers_section(t, h)
+    md += _rl_section(h) + _quality_section(h) + _metrics_section(h) + _figures_section(out_dir, figures)
+    if config is not None:
+        md += ["## Resolved configuration", "", "```yaml", config.rstrip("\n"), "```", ""]
+    return "\n".join(md)
+
+
+def _pool_sections(h: Headline) -> list[str]:
+    md = ["## Base policy (sampled responses)", ""]
+    if h.pool is None:
+        return md + NOT_RUN + ["## Per-problem success rate", ""] + NOT_RUN
+    ns = sorted(h.pass_at["n"].unique())
+    passes = {(r["policy"], r["split"], r["n"]): r["pass_at"] for r in h.pass_at.iter_rows(named=True)}
+    rows = [[r["policy"], r["split"], r["n_problems"], range_str(r["min_samples"], r["max_samples"]),
+             acc_ci(r["acc"], r["ci_low"], r["ci_high"]), *[pct(passes.get((r["policy"], r["split"], n))) for n in ns]]
+            for r in h.pool.iter_rows(named=True)]
+    md += _table(["policy", "split", "problems", "samples/problem", "accuracy % [95% CI]",
+                  *[f"pass@{N} %" for N in ns]], rows)
+    md += ["pass@N: unbiased estimator from the pool, mean over problems.", ""]
+
+    md += ["## Per-problem success rate", ""]
+    hist = h.histogram
+    groups = hist.select("policy", "split").unique(maintain_order=True).rows()
+    cols = {g: hist.filter((pl.col("policy") == g[0]) & (pl.col("split") == g[1])) for g in groups}
+    rows = []
+    for i, name in enumerate(hist["bin"][: N_BINS + 2]):
+        row = [name]
+        for g, c in cols.items():
+            cnt, tot = c["count"][i], c["count"][:N_BINS].sum()
+            row.append(f"{cnt} ({100 * cnt / tot:.1f}%)")
+        rows.append(row)
+    md += _table(["success rate", *[f"{p} ({s}) problems" for p, s in groups]], rows)
+    md += ["Bins are [lo, hi); the last is closed. '= 0' and '= 1' are also counted in the first "
+           "and last bins.", ""]
+    return md
+
+
+def _search_section(t: StudyTables, h: Headline) -> list[str]:
+    md = [f"## Best-of-N (ORM) vs beam search (PAV, prover={t.prover})", ""]
+    sel = h.search
+    if sel is None:
+        return md + NOT_RUN
+    labels = sel["label"].unique(maintain_order=True).to_list()
+    cell = {(r["label"], r["budget"]): r for r in sel.iter_rows(named=True)}
+    rows = []
+    for N in sorted(sel["budget"].unique()):
+        row = [N]
+        for lab in labels:
+            r = cell.get((lab, N))
+            row += [acc_ci(r["acc"], r["ci_low"], r["ci_high"]), tok(r["gen_tokens"])] if r else ["–", "–"]
+        rows.append(row)
+    md += _table(["N", *[c for lab in labels for c in (f"{lab} acc % [95% CI]", f"{lab} gen tokens")]], rows)
+    if sel["n_problems"].n_unique() > 1:
+        md += [f"**Warning:** cells cover different numbers of problems "
+               f"({range_str(sel['n_problems'].min(), sel['n_problems'].max())}).", ""]
+    for g in h.gains.iter_rows(named=True):
+        best = f"{g['bon']}'s best accuracy ({pct(g['bon_best_acc'])}% at N={g['bon_best_budget']})"
+        if g["gain"] is not None:
+            md.append(f"- At N={g['bon_budget']}: {g['beam']} − {g['bon']} = {100 * g['gain']:+.1f} points.")
+        if g["compute_efficiency"] is not None:
+            md.append(f"- {g['beam']} reaches {best} with {tok(g['beam_tokens'])} mean generated tokens vs "
+                      f"{tok(g['bon_best_tokens'])}: {g['compute_efficiency']:.2f}× compute efficiency "
+                      "(point estimates; see the CIs above).")
+        else:
+            md.append(f"- {g['beam']} does not reach {best} at any budget run.")
+    return md + ["", "Tokens are mean generated (policy) tokens per problem; verifier tokens not included.", ""]
+
+
+def _prover_k_section(t: StudyTables, h: Headline) -> list[str]:
+    md = [f"## Beam search accuracy vs prover K (N={t.k_budget})", ""]
+    if h.prover_k is None:
+        return md + NOT_RUN
+    return md + _table(["prover", "policy", "K", "verifier", "α", "accuracy % [95% CI]", "gen tokens", "problems"],
+                       [[r["prover"], r["policy"], r["K"], r["verifier"], num(r["alpha"]),
+                         acc_ci(r["acc"], r["ci_low"], r["ci_high"]), tok(r["gen_tokens"]), r["n_problems"]]
+                        for r in h.prover_k.iter_rows(named=True)])
+
+
+def _comparisons_sections(t: StudyTables, h: Headline) -> list[str]:
+    chosen_by = ("α and prover chosen on the validation split" if t.choice is not None else
+                 "the configured search.prover and search.alpha; no validation choice was run")
+    md = _comparison_section(h.comparison, chosen_by)
+    if h.configured is not None:
+        md += _comparison_section(h.configured, "the configured search.prover and search.alpha, for reference: "
+                                  "not chosen on validation",
+                                  title="For reference: the configured beam search (PAV) vs best-of-N (ORM)")
+    md += _alpha_section(t, h) + _val_section(h) + _claims_section(h) + all_configurations_section(t.curves)
+    return md
+
+
+def _comparison_section(c: Comparison, chosen_by: str,
+                        title: str = "Headline: beam search (PAV) vs best-of-N (ORM) at equal compute") -> list[str]:
+    md = [f"## {title}", ""]
+    if c.rows.height == 0:
+        return md + NOT_RUN
+    md += [f"Beam search: **{config_label(c.beam)}** ({chosen_by}); baseline: **{config_label(c.bon)}**. "
+           "Differences are in accuracy points with 95% paired bootstrap CIs over the same problems. "
+           "`gain_at_equal_tokens`: beam minus best-of-N interpolated (log2 tokens) at beam's mean generated "
+           "tokens. `compute_efficiency`: tokens best-of-N needs to reach beam's accuracy (interpolated on its "
+           "measured curve) over beam's tokens; '>' when it never reaches it (lower bound), '≤' when it is "
+           "already there at N=1; its CI resamples problems, ∞ when best-of-N often never gets there.", ""]
+    rows = [[r["budget"], pct(r["beam_acc"]), tok(r["beam_gen_tokens"]), pct(r["bon_acc_same_n"]),
+             tok(r["bon_gen_tokens_same_n"]),
+             fmt_diff(r["gain_same_n"], r["gain_same_n_ci_low"], r["gain_same_n_ci_high"]),
+             fmt_diff(r["gain_at_equal_tokens"], r["gain_at_equal_tokens_ci_low"], r["gain_at_equal_tokens_ci_high"]),
+             fmt_eff(r["compute_efficiency"], r["compute_efficiency_bound"], r["compute_efficiency_ci_low"],
+                     r["compute_efficiency_ci_high"])] for r in c.rows.iter_rows(named=True)]
+    md += _table(["N", "beam acc %", "beam gen tokens", "BoN acc % (same N)", "BoN gen tokens", "gain same N (points) "
+                  "[95% CI]", "gain_at_equal_tokens [95% CI]", "compute_efficiency [95% CI]"], rows)
+    md += [f"Problems: {c.rows['n_problems'][0]}.", ""]
+    if c.paired is None:
+        return md
+    md += ["### Paired comparisons", ""]
+    if c.paired.height == 0:
+        return md + NOT_RUN
+    md += _table(["method − baseline", "N", "method acc %", "baseline acc %", "difference (points) [95% CI]",
+                  "problems"],
+                 [[f"{r['method']} − {r['baseline']}", r["budget"], pct(r["method_acc"]), pct(r["baseline_acc"]),
+                   fmt_diff(r["diff"], r["ci_low"], r["ci_high"]), r["n_problems"]]
+                  for r in c.paired.iter_rows(named=True)])
+    return md + ["Same budget N, same problems; the pqv alone (α = 0) is run at the prover-K budget only.", ""]
+
+
+def _alpha_section(t: StudyTables, h: Headline) -> list[str]:
+    md = [f"## Beam search accuracy vs α (prover {t.prover}, N={t.k_budget})", ""]
+    if h.alpha.height == 0:
+        return md + NOT_RUN
+    return md + _table(["α", "test accuracy % [95% CI]", "gen tokens", "verifier tokens", "problems"],
+                       [[num(r["alpha"]) + (" (pqv alone)" if r["alpha"] == 0 else ""),
+                         acc_ci(r["acc"], r["ci_low"], r["ci_high"]), tok(r["gen_tokens"]),
+                         tok(r["verifier_tokens"]), r["n_problems"]] for r in h.alpha.iter_rows(named=True)])
+
+
+def _val_section(h: Headline) -> list[str]:
+    md = ["## Choice of α and prover on the validation split", ""]
+    if h.val_curves is None:
+        return md + NOT_RUN
+    vc, choice = h.val_curves, h.val_choice
+    rows = [[p or "– (pqv alone)", num(a), acc_ci(acc, lo, hi), n]
+            for p, a, acc, lo, hi, n in vc.sort(["prover", "alpha"]).select(
+                "prover", "alpha", "acc", "ci_low", "ci_high", "n_problems").iter_rows()]
+    md += _table(["prover", "α", "val accuracy % [95% CI]", "val problems"], rows)
+    md += [f"Chosen on val (N={choice['budget']}, highest accuracy; ties to smaller α, then smaller K): "
+           f"**prover {chosen_prover(choice)}, α = {num(choice['alpha'])}** ({pct(choice['val_acc'])}% on "
+           f"{choice['n_problems']} val problems). Its test numbers are the headline above.", ""]
+    at = vc.filter(((pl.col("alpha") - choice["alpha"]).abs() < 1e-12) & (pl.col("prover") != ""))
+    if choice["alpha"] and at.height > 1:  # the prover-K curve at the chosen alpha, where the choice is made
+        ks = sorted(((parse_prover(p)[1] or 0, p, acc, lo, hi) for p, acc, lo, hi in
+                     at.select("prover", "acc", "ci_low", "ci_high").iter_rows()), key=lambda r: (r[0], r[1]))
+        md += [f"Val accuracy by prover at the chosen α = {num(choice['alpha'])}: "
+               + ", ".join(f"{p} {acc_ci(acc, lo, hi)}%" for _, p, acc, lo, hi in ks) + ".", ""]
+    return md
+
+
+def _claims_section(h: Headline) -> list[str]:
+    """The paper's three search claims against this study's numbers, with the rule behind each verdict."""
+    md = ["## The paper's search claims at this scale", ""]
+    if h.val_choice is not None and h.val_choice["alpha"] == 0:
+        md.append("- Validation chose α = 0: the PAV term did not help beam search on the validation problems, "
+                  "so the 'beam search with PAVs' below is beam search on the PQV alone (the configured PAV's "
+                  "comparison is in the reference table above).")
+    rows = list(h.comparison.rows.iter_rows(named=True))  # by budget
+    matched = [r for r in rows if ok(r["gain_at_equal_tokens"])]
+    if matched:
+        r = matched[-1]
+        g, lo, hi = r["gain_at_equal_tokens"], r["gain_at_equal_tokens_ci_low"], r["gain_at_equal_tokens_ci_high"]
+        md.append(f"- **{ACCURACY.statement}**: at the largest budget with matched tokens (N={r['budget']}) "
+                  f"gain_at_equal_tokens = {fmt_diff(g, lo, hi)} points: **{ACCURACY.verdict(g, lo, hi)}** "
+                  f"(rule: {ACCURACY.rule}).")
+    else:
+        md.append("- Accuracy gain at equal tokens: not measurable (no budget of beam search falls inside "
+                  "best-of-N's measured token range).")
+    if len(rows) > 1 and rows[-1]["beam_acc"] < rows[0]["beam_acc"]:
+        md.append(f"- Caveat: beam search accuracy falls as N grows ({pct(rows[0]['beam_acc'])}% at "
+                  f"N={rows[0]['budget']}, {pct(rows[-1]['beam_acc'])}% at N={rows[-1]['budget']}): the verifiers "
+                  "lose to plain sampling here, and a gain over best-of-N at large N compares two degrading curves.")
+    if rows:
+        r = rows[-1]
+        ratio, bound, lo, hi = (r[f"compute_efficiency{s}"] for s in ("", "_bound", "_ci_low", "_ci_high"))
+        effs = ", ".join(f"N={x['budget']}: {fmt_eff(x['compute_efficiency'], x['compute_efficiency_bound'])}"
+                         for x in rows)
+        md.append(f"- **{EFFICIENCY.statement}**: at N={r['budget']}, compute_efficiency = "
+                  f"{fmt_eff(ratio, bound, lo, hi)} (all budgets: {effs}): "
+                  f"**{EFFICIENCY.verdict(ratio, bound, lo, hi)}** (rule: {EFFICIENCY.rule(ok(lo) and ok(hi))}).")
+    if h.best_prover is not None:
+        b = h.best_prover
+        md.append(f"- **{PROVER.statement}**: best K = {b.best['K']}; **{PROVER.verdict(b)}** (rule: {PROVER.rule}).")
+        md += _best_prover_lines(b)
+    return md + [""]
+
+
+def _best_prover_lines(b: BestProver) -> list[str]:
+    best = b.best
+    md = [f"- Best prover at N={b.budget}: BoK({b.policy}) with **K = {best['K']}** "
+          f"({acc_ci(best['acc'], best['ci_low'], best['ci_high'])}%)."]
+    md += [f"- K = {best['K']} − K = {k}: {fmt_diff(r['diff'], r['ci_low'], r['ci_high'])} points "
+           "(paired, same problems)." for k, r in b.minus.items()]
+    return md + [""]
+
+
+def all_configurations_section(curves: pl.DataFrame | None) -> list[str]:
+    md = ["## Every search configuration (test)", ""]
+    if missing(curves):
+        return md + NOT_RUN
+    c = curve_labels(curves).sort(["method", "verifier", "prover", "alpha", "budget"])
+    return md + _table(["method/verifier/prover", "N", "accuracy % [95% CI]", "gen tokens", "verifier tokens",
+                        "problems"],
+                       [[r["label"], r["budget"], acc_ci(r["acc"], r["ci_low"], r["ci_high"]), tok(r["gen_tokens"]),
+                         tok(r["verifier_tokens"]), r["n_problems"]] for r in c.iter_rows(named=True)]) + [
+        "pass = pass@N (the ceiling of sampling); `<verifier>:<agg>` = a PRM's step values aggregated by "
+        "last / min / prod / mean; beam/pqv = the pqv alone (α = 0); beam/oracle = fresh MC rollouts per "
+        "candidate (upper bound; its rollout tokens are its verifier tokens).", ""]
+
+
+def _beam_scorers_section(t: StudyTables, h: Headline) -> list[str]:
+    """Every beam-search scorer run at N = search.k_budget, paired against the configured headline beam search."""
+    md = [f"## Beam search scorers at N={t.k_budget} (test)", ""]
+    if h.scorers.height == 0:
+        return md + NOT_RUN
+    out = [[r["label"], acc_ci(r["acc"], r["ci_low"], r["ci_high"]), tok(r["gen_tokens"]),
+            fmt_diff(r["diff"], r["diff_ci_low"], r["diff_ci_high"]), r["n_problems"]]
+           for r in h.scorers.iter_rows(named=True)]
+    ref = config_label(beam_config(t.prover, t.alpha))
+    return md + _table(["scorer", "accuracy % [95% CI]", "gen tokens", f"− {ref} (paired, points)", "problems"], out)
+
+
+def _rl_section(h: Headline) -> list[str]:
+    md = ["## Online RL: final test metrics", ""]
+    if h.rl_final is None:
+        return md + NOT_RUN
+    means = {r["arm"]: r for r in h.rl_arms.iter_rows(named=True)}
+    rows = []
+    for (arm,), g in h.rl_final.group_by("arm", maintain_order=True):
+        row = [arm, ", ".join(sorted({p or "–" for p in g["prover"]})),
+               ", ".join(sorted({num(a) for a in g["alpha"]})), g.height,
+               range_str(g["samples_seen"].min(), g["samples_seen"].max())]
+        for m in RL_METRICS[:4]:  # accuracies, in %, with each seed's
+            vals = g[m].fill_nan(None).drop_nulls()
+            row.append(pct(means[arm][m]) + (f" ({', '.join(pct(v) for v in vals)})" if vals.len() > 1 else ""))
+        rows.append(row + [num(means[arm][m]) for m in RL_METRICS[4:]])
+    md += _table(["arm", "prover", "α", "seeds", "samples seen", "sampled acc % (per seed)",
+                  "greedy acc %", "pass@N %", "newly solved %", "KL to init (nats)", "response tokens"], rows)
+    for r in h.rl_stopped.iter_rows(named=True):
+        md += [f"- **{r['arm']} seed {r['seed']} stopped by a guardrail at update {r['update']}**: "
+               f"{r['stop_reason']}", ""]
+    eff = h.rl_efficiency
+    if eff is not None:
+        reached = math.isfinite(eff["samples_needed"])
+        md += [f"**Sample efficiency** (`{eff['treated']}` over `{eff['baseline']}`, {eff['metric']}): "
+               f"the {eff['baseline']} arm ends at {pct(eff['target_acc'])}% (mean of {eff['n_seeds'][0]} seeds); "
+               + (f"the {eff['treated']} arm's seed mean first reaches it after {eff['samples_needed']:.0f} samples: "
+                  f"**{eff['sample_efficiency']:.2f}×** fewer [95% CI over seeds {eff['ci_low']:.2f}, "
+                  f"{eff['ci_high']:.2f}]." if reached else
+                  f"the {eff['treated']} arm's seed mean never reaches it (ratio < 1; CI over seeds "
+                  f"[{eff['ci_low']:.2f}, {eff['ci_high']:.2f}])."), ""]
+    return md
+
+
+def _metric_rows(cells: dict, columns, counts=()) -> list[list[str]]:
+    """One row per subject of metric_cells: value [95% CI] per metric in `columns` ('–' when absent;
+    metrics in `counts` as integers)."""
+    rows = []
+    for s in dict.fromkeys(s for s, _ in cells):
+        row = [s]
+        for m in columns:
+            r = cells.get((s, m))
+            if r is None or not ok(r["value"]):
+                row.append("–")
+                continue
+            ci = f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if ok(r["ci_low"]) and ok(r["ci_high"]) else ""
+            row.append(f"{int(r['value']):,}" if m in counts else f"{r['value']:.3f}{ci}")
+        rows.append(row)
+    return rows
+
+
+def _quality_section(h: Headline) -> list[str]:
+    md = ["## Verifier quality (held-out val responses, fresh MC labels as ground truth)", "",
+          "Brier and ECE against fresh MC values of each verifier's own target (V^μ of its prover for pav, "
+          "Q^π otherwise); Spearman of predicted vs MC progress per step; outcome AUROC of the final value; "
+          "first-error F1 (ProcessBench: harmonic mean of exact first-error accuracy on erroneous responses "
+          "and of no-error accuracy on the others; threshold fitted on train). `oracle` rows are the "
+          "training labels themselves (a first MC pool) judged by the fresh pool: the MC-noise floor. "
+          "`label_rollouts`: MC rollouts behind the train targets. 95% CIs: bootstrap over responses.", ""]
+    if h.quality is None:
+        return md + NOT_RUN
+    md += _table(["verifier", *QUALITY_COLUMNS], _metric_rows(h.quality, QUALITY_COLUMNS, counts=("label_rollouts",)))
+    for m, best in h.best_quality.items():
+        md.append(f"- Best on {m.replace('_', ' ')}: **{best['subject']}** ({best['value']:.3f}"
+                  + (f", CI [{best['ci_low']:.3f}, {best['ci_high']:.3f}]" if ok(best["ci_low"]) else "") + ").")
+    lines = [f"- {a} − {trained}: " + ", ".join(f"{m} {d:+.3f}" for m, d in diffs)
+             for a, trained, diffs in h.analytic]
+    if lines:
+        md += ["", "Analytic PAV (1 − (1 − pqv)^K, untrained) minus the trained pav of the same K "
+               "(Brier: negative is better; the others: positive is better):", ""] + lines
+    return md + [""]
+
+
+def _metrics_section(h: Headline) -> list[str]:
+    md = ["## Verifier training jobs: val quality against their own targets", ""]
+    if h.verifiers is None:
+        return md + NOT_RUN
+    names = list(dict.fromkeys(m for _, m in h.verifiers))
+    return md + _table(["subject", *names], _metric_rows(h.verifiers, names))
+
+
+def _figures_section(out_dir: Path, figures: Iterable[str | os.PathLike] | None) -> list[str]:
+    md = ["## Figures", ""]
+    paths = [Path(p) for p in figures] if figures is not None else sorted(out_dir.glob("*.png"))
+    stems = list(dict.fromkeys(p.with_suffix("") for p in paths))
+    if not stems:
+        return md + ["_none_", ""]
+    for s in stems:
+        rel = os.path.relpath(s, out_dir)
+        svg = f" ([svg]({rel}.svg))" if Path(f"{s}.svg").exists() else ""
+        md.append(f"- [{Path(rel).name}]({rel}.png){svg}")
+    return md + [""]
+
+
+_CSS = """body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;font-size:14px;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}
+th{background:#eef}td:first-child,th:first-child{text-align:left}h2{border-bottom:1px solid #ccc;margin-top:1.4em}
+pre{background:#f6f6f6;padding:.6em;font-size:12px;overflow-x:auto}"""
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text, quote=False)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    text = re.sub(r"(?<![\w/])_(.+?)_(?![\w/])", r"<em>\1</em>", text)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
+
+
+def markdown_html(md: str, title: str) -> str:
+    """The markdown write_summary emits (headings, pipe tables, lists, paragraphs, a code block) as a
+    standalone HTML page."""
+    out, lines, i = [], md.split("\n"), 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            j = lines.index("```", i + 1)
+            out.append("<pre>" + html.escape("\n".join(lines[i + 1:j]), quote=False) + "</pre>")
+            i = j + 1
+            continue
+        if line.startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            rows = [[c.strip() for c in r.strip().strip("|").split("|")] for r in lines[i:j]]
+            head = "".join(f"<th>{_inline(c)}</th>" for c in rows[0])
+            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows[2:])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            i = j
+            continue
+        if line.startswith("- "):
+            j = i
+            while j < len(lines) and lines[j].startswith("- "):
+                j += 1
+            out.append("<ul>" + "".join(f"<li>{_inline(r[2:])}</li>" for r in lines[i:j]) + "</ul>")
+            i = j
+            continue
+        m = re.match(r"(#{1,3}) (.*)", line)
+        if m:
+            n = len(m.group(1))
+            out.append(f"<h{n}>{_inline(m.group(2))}</h{n}>")
+        elif line.strip():
+            out.append(f"<p>{_inline(line)}</p>")
+        i += 1
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(out) + "\n</body></html>\n")

@@ -1,0 +1,57 @@
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pavflow.data import HEADLINE, PAIRED
+from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons
+from pavflow.report.tables import search_curves
+from report_data import BEAM, BON, equal_compute  # noqa: F401
+
+
+def test_headline_comparisons_on_a_hand_made_curve(equal_compute):
+    hc = headline_comparisons(equal_compute, BEAM, BON, n_boot=500)
+    assert hc.schema == pl.Schema(HEADLINE) and hc["budget"].to_list() == [2, 4]
+    r2, r4 = hc.rows(named=True)
+    assert r2["n_problems"] == 4  # p9: beam only
+    assert (r2["beam_acc"], r2["beam_gen_tokens"], r2["bon_acc_same_n"]) == (0.75, 141.5, 0.5)
+    assert r2["gain_same_n"] == pytest.approx(0.25)
+    # matched tokens: 141.5 is log2(1.415) of the way from 100 to 200; per problem bon = [1, w, 0, 0]
+    w = np.log2(1.415)
+    assert r2["gain_at_equal_tokens"] == pytest.approx(0.75 - (1 + w) / 4)
+    assert r2["gain_at_equal_tokens_ci_low"] <= r2["gain_at_equal_tokens"] <= r2["gain_at_equal_tokens_ci_high"]
+    # bon reaches 75% only at 400 tokens
+    assert (r2["compute_efficiency"], r2["compute_efficiency_bound"]) == (pytest.approx(400 / 141.5), "=")
+    assert r4["gain_same_n"] == pytest.approx(0.25) and r4["gain_at_equal_tokens"] == pytest.approx(0.5)
+    # bon never reaches 100%: more than 400 / 200
+    assert (r4["compute_efficiency"], r4["compute_efficiency_bound"]) == (pytest.approx(2.0), ">")
+    assert math.isinf(r4["compute_efficiency_ci_high"])
+    assert headline_comparisons(None, BEAM, BON).schema == pl.Schema(HEADLINE)
+    assert headline_comparisons(equal_compute, {**BEAM, "prover": "nope"}, BON).height == 0
+
+
+def test_paired_comparisons(equal_compute):
+    pqv = {"method": "beam", "verifier": "pqv", "prover": ""}
+    pc = paired_comparisons(equal_compute, BEAM, [BON, pqv], n_boot=500)
+    assert pc.schema == pl.Schema(PAIRED)
+    got = {(r["baseline"], r["budget"]): r for r in pc.iter_rows(named=True)}
+    assert sorted(got) == [("beam/pqv", 4), ("bon/orm", 2), ("bon/orm", 4)]
+    r = got[("beam/pqv", 4)]
+    assert (r["method"], r["diff"], r["n_problems"]) == ("beam/pqv+pav/base_k4 α=0.5", 0.5, 4)
+    assert r["ci_low"] <= 0.5 <= r["ci_high"]
+    assert paired_comparisons(None, BEAM, [BON]).schema == pl.Schema(PAIRED)
+
+
+def test_beam_scorers_pairs_every_scorer_with_the_reference(equal_compute):
+    curves = search_curves(equal_compute)
+    s = beam_scorers(curves, equal_compute, 4, BEAM)
+    # best first
+    assert s["label"].to_list() == ["beam/pqv+pav/base_k4 α=0.5", "beam/pqv+pav/base_k4 α=2", "beam/pqv"]
+    ref, a2, pqv = s.rows(named=True)
+    assert (ref["diff"], ref["diff_ci_low"]) == (None, None)  # the reference itself
+    assert a2["diff"] == pytest.approx(-0.25) and pqv["diff"] == pytest.approx(-0.5)  # on p0..p3, not p9
+    assert pqv["diff_ci_low"] <= pqv["diff"] <= pqv["diff_ci_high"]
+    assert beam_scorers(curves, None, 4, BEAM)["diff"].to_list() == [None] * 3  # no search rows: no pairing
+    assert beam_scorers(curves, equal_compute, 99, BEAM).height == 0
+    assert beam_scorers(None, equal_compute, 4, BEAM).height == 0

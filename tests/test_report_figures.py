@@ -1,0 +1,121 @@
+from pathlib import Path
+
+import polars as pl
+import pytest
+from matplotlib.figure import Figure
+
+from pavflow.data import METRICS, TRAIN_LOG
+from pavflow.report.figures import (RL_PANELS, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha,
+                                    plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
+                                    plot_verifier_quality, save)
+from pavflow.report.headline import headline
+from pavflow.report.tables import StudyTables, rl_seed_bands, search_curves
+from report_data import equal_compute, pool, quality, rl, search, train_log  # noqa: F401
+
+
+def _is_png(p: Path) -> bool:
+    return p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5_000
+
+
+def _pool_tables(pool):
+    h = headline(StudyTables("x", pool=pool))
+    return h.pool, h.histogram
+
+
+def test_figures(tmp_path, search, pool, rl, train_log, quality):
+    curves = search_curves(search)
+    figs = [plot_accuracy_vs_tokens(curves), plot_accuracy_vs_budget(curves), plot_prover_k(curves, 4),
+            plot_rl_curves(rl_seed_bands(rl)), plot_success_histogram(*_pool_tables(pool)), plot_train_logs(train_log),
+            plot_verifier_quality(quality)]
+    paths = [p for f in figs for p in save(f, tmp_path)]
+    names = {p.name for p in paths}
+    for stem in ("acc_vs_tokens", "acc_vs_budget", "prover_k_N4", "rl_curves", "success_histogram",
+                 "train_logs", "verifier_quality"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= names
+    for p in paths:
+        assert p.exists()
+        if p.suffix == ".png":
+            assert _is_png(p), p
+        else:
+            assert p.read_text().lstrip().startswith("<?xml") and p.stat().st_size > 5_000, p
+
+
+def test_figures_tolerate_missing(tmp_path, search):
+    empty = search_curves(None)
+    assert plot_accuracy_vs_tokens(None) is None
+    assert plot_accuracy_vs_budget(empty) is None
+    assert plot_prover_k(empty, 4) is None
+    assert plot_prover_k(search_curves(search), 999) is None  # no such budget
+    assert plot_rl_curves(rl_seed_bands(None)) is None
+    assert plot_success_histogram(None, None) is None
+    assert plot_train_logs(pl.DataFrame(schema=TRAIN_LOG)) is None
+    assert plot_verifier_quality(None) is None
+    assert plot_verifier_quality(pl.DataFrame(schema=METRICS)) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_alpha(equal_compute, tmp_path):
+    curves = search_curves(equal_compute)
+    fig = plot_alpha(curves, "base_k4", 4)
+    assert {p.name for p in save(fig, tmp_path)} == {"alpha_N4.png", "alpha_N4.svg"}
+    assert plot_alpha(curves, "base_k4", 99) is None
+    (ax,) = fig.axes
+    (bars,) = ax.containers  # one errorbar series: x = alpha, y = accuracy in %
+    assert list(bars.lines[0].get_xdata()) == [0.0, 0.5, 2.0]
+    assert list(bars.lines[0].get_ydata()) == [50.0, 80.0, 75.0]
+
+
+def test_curve_figures_draw_one_line_per_configuration(search):
+    fig = plot_accuracy_vs_budget(search_curves(search))
+    assert isinstance(fig, Figure) and fig.get_label() == "acc_vs_budget"
+    (ax,) = fig.axes
+    # configurations run at a single budget (prover sweeps, pass) are no curves
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"bon/orm", "beam/pqv+pav/base_k4", "majority"}
+    assert list(lines["bon/orm"].get_xdata()) == [1, 4] and list(lines["bon/orm"].get_ydata()) == [25.0, 50.0]
+    assert lines["majority"].get_linestyle() == ":"
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "test accuracy (%)"
+    tokens = plot_accuracy_vs_tokens(search_curves(search)).axes[0]
+    assert {tuple(line.get_xdata()) for line in tokens.get_lines()} >= {(100.0, 400.0), (150.0, 200.0)}
+
+
+def test_prover_k_lines_and_markers(search):
+    fig = plot_prover_k(search_curves(search), 4)
+    assert fig.get_label() == "prover_k_N4"
+    (ax,) = fig.axes
+    series = {c.get_label(): c for c in ax.containers}
+    assert set(series) == {"pqv+pav, prover BoK(base)", "pqv+pav, prover big_k4"}  # base: most provers
+    base = series["pqv+pav, prover BoK(base)"].lines[0]
+    assert list(base.get_xdata()) == [1, 4, 16] and list(base.get_ydata()) == [50.0, 75.0, 25.0]
+    assert series["pqv+pav, prover big_k4"].lines[0].get_linestyle() == "None"  # a marker off the line
+    other = plot_prover_k(search_curves(search), 4, base_policy="big").axes[0]
+    assert "pqv+pav, prover BoK(big)" in {c.get_label() for c in other.containers}
+
+
+def test_rl_and_histogram_panels(rl, pool):
+    fig = plot_rl_curves(rl_seed_bands(rl))
+    assert [ax.get_title() for ax in fig.axes] == [t for _, t, _ in RL_PANELS.values()]
+    sampled = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(sampled) == {"outcome (2 seeds)", "pav (2 seeds)"}
+    assert list(sampled["pav (2 seeds)"].get_ydata()) == pytest.approx([35.5, 37.5, 39.5, 41.5])
+    ax = plot_success_histogram(*_pool_tables(pool)).axes[0]
+    bars, exact = ax.containers
+    assert [b.get_height() for b in bars] == [2, 1, 0, 1, 0, 2, 0, 1, 0, 3]
+    assert [b.get_height() for b in exact] == [2, 2]
+    assert bars.get_label() == "base (test, 10 problems, 10 samples each)"
+
+
+def test_train_logs_hide_unused_panels(train_log):
+    logs = pl.concat([train_log, train_log.filter(pl.col("model") == "sft").with_columns(model=pl.lit("orm")),
+                      train_log.filter(pl.col("model") == "sft").with_columns(model=pl.lit("pqv"))])
+    fig = plot_train_logs(logs)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert titles == ["sft", "pav_base_k4", "orm", "pqv"]  # 2 x 3 grid, two panels hidden
+    assert sum(not ax.get_visible() for ax in fig.axes) == 2
+
+
+def test_save_is_reproducible(tmp_path, search):
+    curves = search_curves(search)
+    a = save(plot_accuracy_vs_budget(curves), tmp_path / "a")
+    b = save(plot_accuracy_vs_budget(curves), tmp_path / "b")
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]

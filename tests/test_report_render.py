@@ -1,0 +1,154 @@
+import polars as pl
+
+from pavflow.data import HEADLINE, METRICS, RL_CURVE, SAMPLES
+from pavflow.report.figures import plot_accuracy_vs_budget, save
+from pavflow.report.headline import BON, BestProver, Comparison, Headline
+from pavflow.report.render import _claims_section, markdown_html, summary_markdown
+from pavflow.report.tables import StudyTables, beam_config, search_curves
+from report_data import (EQUAL_CHOICE, ci, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
+                         quality, quality_with_analytic, rl, row, search, section, summarize)
+
+
+def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
+    curves = search_curves(search)
+    figs = save(plot_accuracy_vs_budget(curves), tmp_path)
+    md, _ = summarize(tmp_path, StudyTables("toy", pool=pool, curves=curves, rl=rl, verifier_metrics=metrics,
+                                            prover="base_k4", k_budget=4, quality=quality))
+    assert md.startswith("# toy")
+
+    # Headline table: best-of-N (ORM) vs beam search (PAV) per budget.
+    rows = section(md, "Best-of-N (ORM) vs beam search (PAV, prover=base_k4)")
+    assert rows[0] == ["N", "bon/orm acc % [95% CI]", "bon/orm gen tokens",
+                       "beam/pqv+pav/base_k4 acc % [95% CI]", "beam/pqv+pav/base_k4 gen tokens"]
+    bon4, beam4 = row(curves, method="bon", budget=4), row(curves, prover="base_k4", budget=4)
+    assert rows[2] == ["4", ci(bon4), "400", ci(beam4), "200"]
+    assert rows[1][0] == "1" and rows[1][1].startswith("25.0 [") and rows[1][3].startswith("50.0 [")
+    assert "+25.0 points" in md
+
+    # Base policy on the test split only (val problems always solved are excluded).
+    rows = section(md, "Base policy")
+    assert rows[1][:4] == ["base", "test", "10", "10"] and rows[1][4].startswith("50.0 [")
+    assert "pass@8 %" in rows[0] and "pass@10 %" in rows[0]
+
+    rows = section(md, "Per-problem success rate")
+    assert [r[1].split()[0] for r in rows[1:]] == ["2", "1", "0", "1", "0", "2", "0", "1", "0", "3", "2", "2"]
+
+    rows = section(md, "Beam search accuracy vs prover K (N=4)")
+    assert [r[0] for r in rows[1:]] == ["base_k1", "base_k4", "base_k16", "big_k4"]
+    assert rows[4][5].startswith("100.0 [")
+
+    rows = section(md, "Online RL")
+    assert rows[1][0] == "outcome" and rows[1][5] == "36.5 (36.0, 37.0)" and rows[1][6] == "41.5 (41.0, 42.0)"
+    assert rows[1][7:] == ["56.5 (56.0, 57.0)", "30.0 (30.0, 30.0)", "0.3", "20"]
+    assert "**6.00×** fewer" in md
+
+    rows = section(md, "Verifier training jobs")
+    assert rows[0] == ["subject", "auroc", "bon@16"]
+    assert rows[1] == ["orm", "0.710 [0.680, 0.740]", "0.400"]
+    assert rows[2] == ["pav_base_k4", "0.780 [0.750, 0.810]", "–"]
+
+    figs_md = md.split("## Figures", 1)[1]
+    assert "(acc_vs_budget.png)" in figs_md and "(acc_vs_budget.svg)" in figs_md
+    assert "not run" not in md
+    assert figs  # written before the summary, listed by default
+
+
+def test_write_summary_missing(tmp_path):
+    md, _ = summarize(tmp_path, StudyTables("empty", prover="base_k4", k_budget=4))
+    assert md.count("_not run_") == 7
+    md, _ = summarize(tmp_path, StudyTables("empty", curves=search_curves(None), pool=pl.DataFrame(schema=SAMPLES),
+                                            rl=pl.DataFrame(schema=RL_CURVE),
+                                            verifier_metrics=pl.DataFrame(schema=METRICS), prover="base_k4",
+                                            k_budget=4, quality=pl.DataFrame(schema=METRICS)))
+    assert md.count("_not run_") == 7
+
+
+def test_quality_section_names_the_best_and_compares_analytic_with_trained(tmp_path):
+    md, _ = summarize(tmp_path, StudyTables("q", prover="base_k4", k_budget=4, quality=quality_with_analytic()))
+    table = section(md, "Verifier quality (held-out")
+    assert table[0] == ["verifier", "brier", "ece", "spearman_progress", "outcome_auroc", "first_error_f1",
+                        "label_rollouts"]
+    assert table[2] == ["pav_base_k4", "0.120 [0.100, 0.140]", "–", "–", "0.780 [0.700, 0.860]", "–", "4,096"]
+    assert "Best on brier: **pav_base_k4**" in md
+    assert "- pav_analytic_k4 − pav_base_k4: brier +0.030, outcome_auroc +0.020" in md
+
+
+def test_summary_html_holds_the_tables_and_the_config(tmp_path, search, pool, rl, metrics):
+    config = "name: toy\nsearch:\n  budgets: [1, 4]  # <N>\n"
+    md, _ = summarize(tmp_path, StudyTables("toy", pool=pool, curves=search_curves(search), rl=rl,
+                                            verifier_metrics=metrics, prover="base_k4", k_budget=4), config=config)
+    page = (tmp_path / "summary.html").read_text()
+    assert md.rstrip().endswith("```") and "## Resolved configuration" in md and config in md
+    assert page.startswith("<!doctype html>") and "<title>pavflow: toy</title>" in page
+    assert page.count("<table>") == md.count("\n|---") == 6
+    assert "<td>orm</td><td>0.710 [0.680, 0.740]</td><td>0.400</td>" in page
+    assert "<h2>Resolved configuration</h2>" in page and "budgets: [1, 4]  # &lt;N&gt;" in page
+
+
+def test_markdown_html_subset():
+    page = markdown_html("# t\n\n_not run_ for pav_base_k4, **warn**\n\n- [f](f.png)\n\n"
+                         "| a | b |\n|---|---|\n| 1 | <2> |\n", title="t")
+    assert "<h1>t</h1>" in page and "<p><em>not run</em> for pav_base_k4, <strong>warn</strong></p>" in page
+    assert '<ul><li><a href="f.png">f</a></li></ul>' in page
+    assert "<thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td><td>&lt;2&gt;</td></tr>" in page
+
+
+def test_write_summary_states_the_headline_figures(tmp_path, equal_compute):
+    md, _ = summarize(tmp_path, StudyTables("toy", curves=search_curves(equal_compute), search=equal_compute,
+                                            val=equal_compute_val(equal_compute), choice=EQUAL_CHOICE,
+                                            prover="base_k4", k_budget=4, alpha=2.0))
+    rows = section(md, "Headline: beam search (PAV) vs best-of-N (ORM) at equal compute")
+    assert rows[0][-2:] == ["gain_at_equal_tokens [95% CI]", "compute_efficiency [95% CI]"]
+    assert rows[2][0] == "4" and rows[2][-1].startswith("> 2.00× [")
+    assert rows[1][-1].startswith(f"{400 / 141.5:.2f}× [")
+    # beam at N=4 is never reached by best-of-N: the CI's upper end is unbounded
+    assert rows[2][-1].endswith(", ∞]")
+    # the configured alpha (2.0) differs from the val choice: its comparison is shown for reference
+    assert "For reference: the configured beam search" in md
+    assert "## The paper's search claims at this scale" in md
+    assert "gain_at_equal_tokens = +50.0 [" in md
+
+
+def _comparison(*rows) -> Comparison:
+    """HEADLINE rows from (budget, beam_acc, gain_at_equal_tokens (gain, lo, hi) or None, (ratio, bound, lo, hi))."""
+    out = []
+    for n, acc, gain, (r, bound, lo, hi) in rows:
+        g = gain or (None, None, None)
+        out.append(dict(budget=n, beam_acc=acc, beam_gen_tokens=100.0 * n, gain_at_equal_tokens=g[0],
+                        gain_at_equal_tokens_ci_low=g[1], gain_at_equal_tokens_ci_high=g[2], compute_efficiency=r,
+                        compute_efficiency_bound=bound, compute_efficiency_ci_low=lo, compute_efficiency_ci_high=hi,
+                        n_problems=10))
+    return Comparison(beam_config("base_k4", 1.0), BON, pl.DataFrame(out, schema=HEADLINE))
+
+
+def test_claims_section_from_hand_made_headline_values():
+    c = _comparison((4, 0.6, (0.10, 0.02, 0.18), (1.2, "=", 0.9, 1.4)),
+                    (16, 0.7, (0.12, 0.05, 0.20), (1.8, "=", None, None)),
+                    (64, 0.5, None, (2.5, ">", 1.6, float("inf"))))
+    best = BestProver("base", 16, {"K": 4, "acc": 0.7, "ci_low": 0.6, "ci_high": 0.8},
+                      {1: {"diff": 0.1, "ci_low": 0.02, "ci_high": 0.2},
+                       64: {"diff": 0.05, "ci_low": -0.01, "ci_high": 0.1}})
+    lines = _claims_section(Headline("x", comparison=c, best_prover=best, val_choice={"alpha": 0.0}))
+    text = "\n".join(lines)
+    assert lines[2].startswith("- Validation chose α = 0")
+    # the largest budget with matched tokens is N=16 (N=64 has none)
+    assert ("(N=16) gain_at_equal_tokens = +12.0 [+5.0, +20.0] points: **reproduces** (rule: reproduces if ≥ 8 "
+            "points") in text
+    assert "- Caveat: beam search accuracy falls as N grows (60.0% at N=4, 50.0% at N=64)" in text
+    # efficiency: at the largest budget, decided by its CI
+    assert ("at N=64, compute_efficiency = > 2.50× [1.60, ∞] (all budgets: N=4: 1.20×, N=16: 1.80×, "
+            "N=64: > 2.50×): **reproduces** (rule: reproduces if the 95% CI") in text
+    assert "best K = 4; **inconclusive**" in text  # one paired CI below 0
+    assert "- K = 4 − K = 64: +5.0 [-1.0, +10.0] points (paired, same problems)." in text
+    none = "\n".join(_claims_section(Headline("x", comparison=_comparison())))
+    assert "not measurable" in none and "compute-efficient" not in none and "neither too weak" not in none
+
+
+def test_summary_from_a_hand_made_headline(tmp_path):
+    c = _comparison((4, 0.6, (0.01, -0.05, 0.07), (1.2, "=", None, None)))
+    md = summary_markdown(tmp_path, StudyTables("hand", prover="base_k4", k_budget=4), Headline("hand", comparison=c,
+                          alpha=search_curves(None)))
+    assert "**does not reproduce** (rule: reproduces if ≥ 8 points" in md
+    assert "**does not reproduce** (rule: reproduces if ≥ 1.5× at the largest budget; point estimate, no CI)" in md
+    assert section(md, "Headline: beam search")[1][:3] == ["4", "60.0", "400"]
+    assert "## Every search configuration (test)\n\n_not run_" in md
