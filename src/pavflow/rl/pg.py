@@ -31,6 +31,7 @@ from pavflow.policy.logprobs import per_generation, sequence_logprobs, token_log
 from pavflow.progress import progress
 from pavflow.policy.sampler import Sampler
 from pavflow.search.beam import ScoreFn
+from pavflow.seeds import derive_seed
 from pavflow.tasks.base import Problem, Task
 
 
@@ -126,11 +127,6 @@ def policy_step(model, opt, prompt_ids: list[list[int]], gen_ids: list[list[int]
 
 # -----------------------------------------------------------------------------
 # training loop
-
-def derive_seed(seed: int, kind: str, update: int) -> int:
-    """A sampler seed for (run seed, purpose, update index), stable across processes."""
-    return random.Random(f"pavflow-rl-{seed}-{kind}-{update}").getrandbits(62)
-
 
 class DegenerateRun(RuntimeError):
     """RL stopped by a guardrail at `update`; `rows` are the evaluations so far."""
@@ -308,6 +304,6 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
     return rows
 
 
-__all__ = ["DegenerateRun", "degeneration", "derive_seed", "evaluate",
+__all__ = ["DegenerateRun", "degeneration", "evaluate",
            "kl_penalized", "loo_advantages", "pg_loss", "policy_step", "response_log_ratios",
            "sequence_logprobs", "step_of_token", "token_advantages", "train_rl"]

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from pavflow.seeds import derive_seed
 from pavflow.verifiers.metrics import advantages
 
 ScoreFn = Callable[[list[str], list[list[str]]], tuple[list[np.ndarray], list[int]]]
@@ -69,11 +70,6 @@ def last_value(score_fn: ScoreFn) -> StepScoreFn:
     return step_score
 
 
-def step_seed(seed: int, step: int) -> int:
-    """Sampling seed of round `step`, derived from the search seed."""
-    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
-
-
 def beam_search(sampler, task, questions: list[str], *, budget: int, search, step_score_fn: StepScoreFn,
                 final_score_fn: StepScoreFn, seed: int) -> list[dict]:
     """One dict per question: response (text after the prompt), score (its final score), finish
@@ -114,7 +110,7 @@ def beam_search(sampler, task, questions: list[str], *, budget: int, search, ste
         for i, text in active:
             steps = task.split_steps(text)
             prefixes.append(task.prefix(questions[i], steps, len(steps)))
-        samples = sampler.sample(prefixes, width * m if step == 0 else m, seed=step_seed(seed, step),
+        samples = sampler.sample(prefixes, width * m if step == 0 else m, seed=derive_seed(seed, "round", step),
                                  temperature=search.temperature, max_new_tokens=max_step_tokens,
                                  stop_at_step=True)
         cands, done = [], []  # candidates in (beam, copy) order

@@ -9,9 +9,9 @@ generated plus the prompt tokens the sampler encoded for it.
 """
 from __future__ import annotations
 
-import numpy as np
 
 from pavflow.search.beam import StepScoreFn
+from pavflow.seeds import derive_seed
 
 
 def mc_value_fn(sampler, task, answers: dict[str, str], *, n: int, seed: int, temperature: float,
@@ -34,7 +34,7 @@ def mc_value_fn(sampler, task, answers: dict[str, str], *, n: int, seed: int, te
             else:
                 open_items.append(j)
         if open_items:
-            call_seed = int(np.random.SeedSequence([seed, calls[0]]).generate_state(1)[0])
+            call_seed = derive_seed(seed, "call", calls[0])
             out = sampler.sample([prompts[j] + "".join(steps[j]) for j in open_items], n, seed=call_seed,
                                  temperature=temperature, max_new_tokens=max_new_tokens)
             for b, j in enumerate(open_items):

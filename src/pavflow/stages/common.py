@@ -64,12 +64,6 @@ class Job:
 Body = Callable[[DictConfig, Job, Tracker], dict]
 
 
-def derive_seed(seed: int, *parts) -> int:
-    """A seed for one purpose of one job, stable across processes and machines."""
-    digest = hashlib.sha256(repr((int(seed),) + tuple(str(p) for p in parts)).encode()).digest()
-    return int.from_bytes(digest[:7], "little")
-
-
 def stage_main(default_stage: str):
     """Decorate a stage body `body(cfg, job, tracker) -> summary dict` into a Hydra app."""
     def deco(body: Body) -> Callable[[], None]:

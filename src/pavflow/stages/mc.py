@@ -6,7 +6,8 @@ import polars as pl
 
 from pavflow.data import MC, SAMPLES, read_table, write_table
 from pavflow.rollouts import mc_pool
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.seeds import derive_seed
+from pavflow.stages.common import load_problems, stage_main
 from pavflow.stages.sampling import policy_sampler
 from pavflow.tasks import make_task
 

@@ -8,7 +8,8 @@ from pavflow.data import TRAIN_LOG, atomic_dir, write_table
 from pavflow.policy.model import save_policy
 from pavflow.policy.sft import train_sft
 from pavflow.rollouts import correct_pairs, sample_responses
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.seeds import derive_seed
+from pavflow.stages.common import load_problems, stage_main
 from pavflow.stages.sampling import policy_sampler
 from pavflow.tasks import make_task
 from pavflow.train import TrainHooks

@@ -11,7 +11,8 @@ from pavflow.data import RL_CURVE, write_table
 from pavflow.names import ANALYTIC, Prover, pav
 from pavflow.policy.model import load_policy
 from pavflow.rl.pg import DegenerateRun, train_rl
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.seeds import derive_seed
+from pavflow.stages.common import load_problems, stage_main
 from pavflow.stages.scoring import load_verifier
 from pavflow.tasks import make_task
 

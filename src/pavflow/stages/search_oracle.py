@@ -6,7 +6,8 @@ import polars as pl
 
 from pavflow.progress import progress
 from pavflow.search.oracle import mc_value_fn
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.seeds import derive_seed
+from pavflow.stages.common import load_problems, stage_main
 from pavflow.stages.sampling import policy_sampler
 from pavflow.stages.search_runs import run_beam, subset, write_search
 from pavflow.tasks import make_task

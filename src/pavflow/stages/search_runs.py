@@ -9,7 +9,8 @@ from pavflow.data import SEARCH, conform, write_table
 from pavflow.names import Prover
 from pavflow.progress import progress
 from pavflow.search.beam import StepScoreFn, beam_search, effective_reward, last_value
-from pavflow.stages.common import derive_seed, log_search, search_axes
+from pavflow.seeds import derive_seed
+from pavflow.stages.common import log_search, search_axes
 from pavflow.stages.scoring import load_verifier
 
 

@@ -3,7 +3,8 @@ import polars as pl
 
 from pavflow.data import SAMPLES, write_table
 from pavflow.rollouts import sample_responses
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.seeds import derive_seed
+from pavflow.stages.common import load_problems, stage_main
 from pavflow.stages.sampling import policy_sampler
 from pavflow.tasks import make_task
 

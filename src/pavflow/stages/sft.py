@@ -13,7 +13,8 @@ from pavflow.policy.device import resolve_device
 from pavflow.policy.model import char_tokenizer, load_pretrained, save_policy, tiny_llama
 from pavflow.policy.sampler import Sampler
 from pavflow.policy.sft import train_sft
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.seeds import derive_seed
+from pavflow.stages.common import load_problems, stage_main
 from pavflow.tasks import make_task
 from pavflow.train import TrainHooks
 

@@ -9,7 +9,8 @@ from transformers import AutoTokenizer
 from pavflow.data import LABELS, MC, METRICS, SAMPLES, TRAIN_LOG, atomic_dir, read_table, write_table
 from pavflow.names import Verifier
 from pavflow.policy.device import resolve_device
-from pavflow.stages.common import derive_seed, load_problems, stage_main
+from pavflow.seeds import derive_seed
+from pavflow.stages.common import load_problems, stage_main
 from pavflow.stats import bootstrap_ci
 from pavflow.tasks import make_task
 from pavflow.train import TrainHooks

@@ -29,6 +29,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from pavflow.policy.device import resolve_device
 from pavflow.policy.logprobs import pad_right, token_log_ratios
 from pavflow.policy.model import check_model_dir
+from pavflow.seeds import derive_seed
 from pavflow.train import TrainHooks
 from pavflow.verifiers.fit import FitSettings, fit
 from pavflow.verifiers.value import _pad_id, encode_states, score_sequences
@@ -202,7 +203,7 @@ def dpo_pairs(examples: list[ResponseExample], seed: int,
     for g, idx in groups.items():
         pairs = [(p, n) for p in idx if examples[p].correct for n in idx if not examples[n].correct]
         if max_pairs_per_problem is not None and len(pairs) > max_pairs_per_problem:
-            keep = random.Random(f"{seed}:{g}").sample(range(len(pairs)), max_pairs_per_problem)
+            keep = random.Random(derive_seed(seed, g)).sample(range(len(pairs)), max_pairs_per_problem)
             pairs = [pairs[k] for k in sorted(keep)]
         out.extend(pairs)
     return out

@@ -12,11 +12,12 @@ Numpy and polars only.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+
+from pavflow.seeds import derive_seed
 
 KEY = ["problem_id", "split", "sample_id", "h"]
 RESPONSE = ["problem_id", "split", "sample_id"]
@@ -73,13 +74,6 @@ def first_pit_probes(values: Sequence[float]) -> tuple[int | None, list[int]]:
     return (lo if lo < len(values) else None), probed
 
 
-def _response_seed(seed: int, problem_id: str, split: str, sample_id: int) -> int:
-    """Per-response random seed: blake2b of (seed, problem_id, split, sample_id), so a response's draw
-    depends on neither row order nor the other responses (and not on Python's salted hash())."""
-    msg = f"{seed}\x1f{problem_id}\x1f{split}\x1f{sample_id}".encode()
-    return int.from_bytes(hashlib.blake2b(msg, digest_size=8).digest(), "little")
-
-
 def select_states(pool: pl.DataFrame, how: str, *, m: int | None = None,
                   seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Select the states of each seed response that carry a training target.
@@ -91,7 +85,7 @@ def select_states(pool: pl.DataFrame, how: str, *, m: int | None = None,
 
       all        every state, probed.
       random     m states per response drawn uniformly without replacement from h = 0..H (all if
-                 H + 1 <= m), seeded per response by `_response_seed(seed, ...)`. Only random uses
+                 H + 1 <= m), seeded per response by `derive_seed(seed, ...)`. Only random uses
                  m (required) and seed; m is still checked when given.
       first_pit  `first_pit_probes` on c over h = 0..H: the probed states carry their observed counts;
                  the states after the pit h* that were not probed get an inferred target 0 (c set to
@@ -123,7 +117,7 @@ def select_states(pool: pl.DataFrame, how: str, *, m: int | None = None,
         if how == "all":
             probed[s:s + size] = True
         elif how == "random":
-            rng = np.random.default_rng(_response_seed(seed, pid, split, sid))
+            rng = np.random.default_rng(derive_seed(seed, pid, split, sid))
             probed[s + rng.choice(size, size=min(m, size), replace=False)] = True
         else:
             pit, idx = first_pit_probes(c[s:s + size])
