@@ -1,4 +1,4 @@
-"""The Slurm workflow profile (workflow/profiles/slurm): the sbatch request of each stage (GPU, memory,
+"""The Slurm workflow profile (profiles/slurm): the sbatch request of each stage (GPU, memory,
 wall time) as the executor plugin builds it, recorded by a stand-in `sbatch`; and, marked `slurm`, the
 smoke experiment run through the plugin on a one-node Slurm cluster brought up on this machine, whose
 tables must equal a local run's.
@@ -28,7 +28,7 @@ from conftest import REPO, job_stats, run_snakemake, study_jobs
 from pavflow.config import compose
 from pavflow.tracking import find_offline_runs
 
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
+PROFILE = REPO / "profiles" / "slurm"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # What a cluster without accounting needs (see README, "Running on a cluster"): sacct cannot answer
 # there, so job states come from squeue; jobs are not charged to an account.
