@@ -1,0 +1,170 @@
+"""ServerSampler against real `transformers serve` processes on 127.0.0.1 (no mock server), serving a saved
+tiny pavflow policy: greedy rows equal the local Sampler's token for token, with equal counts and finish
+reasons; seeded sampling reproduces; a killed server, a wrong model name, an HTTP error and a timeout
+each raise GenerationServerError naming the URL and the model."""
+import copy
+import os
+import signal
+import socket
+import subprocess
+
+import pytest
+import torch
+
+from pavflow.policy.model import save_policy
+from pavflow.policy.sampler import Sampler
+from pavflow.policy.server import GenerationServerError, ServerSampler, start_transformers_serve, wait_healthy
+
+PROMPTS = ["Q:72*5-3\n", "Q:1+2\n", "Q:12+3\n12+3=15\n", "Q:9\n", "Q:4*4*4+1\n", "Q:3-8*2\n", "Q:50+7\n"]
+EOS = 2
+
+
+@pytest.fixture(scope="module")
+def model(random_model, tok):
+    """random_model unable to emit <pad> / <bos>: transformers serve decodes its text with
+    skip_special_tokens, so such a token inside a row would vanish and ServerSampler refuse the row.
+    Residual dimension 0 is pinned to +1 (every embedding carries it, no layer writes it), so the final
+    norm's h_0 > 0 at every position, and <pad> / <bos> get -3000 there: their logits sit far below all
+    others. Rows still vary and stop on EOS, on the separator and at the length limit."""
+    m = copy.deepcopy(random_model)
+    with torch.no_grad():
+        for layer in m.model.layers:
+            layer.self_attn.o_proj.weight[0] = 0
+            layer.mlp.down_proj.weight[0] = 0
+        emb = m.model.embed_tokens.weight  # (V, d), tied with the LM head
+        emb[:, 0] = 1.0
+        emb[[tok.pad_token_id, tok.bos_token_id], 0] = -3000.0
+    return m
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def servers(model, tok, tmp_path_factory):
+    """Two `transformers serve` processes on the saved policy, started together: [0] serves the tests,
+    [1] is killed by one. Each is (base_url, served model name, process)."""
+    from transformers.utils.import_utils import is_serve_available
+    if not is_serve_available():
+        why = "transformers serve is not importable (pip install 'transformers[serving]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why}; CI installs it with the test extra")
+        pytest.skip(why)
+    tmp = tmp_path_factory.mktemp("served")
+    save_policy(model, tok, tmp / "policy")
+    out = []
+    try:
+        for k in range(2):
+            port = free_port()
+            out.append((f"http://127.0.0.1:{port}", str(tmp / "policy"),
+                        start_transformers_serve(str(tmp / "policy"), port, tmp / f"serve{k}.log")))
+        for url, _, proc in out:
+            wait_healthy(url, proc, timeout_s=180)
+        yield out
+    finally:
+        for _, _, proc in out:
+            stop(proc)
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers[0][:2]
+
+
+@pytest.fixture(scope="module")
+def local(model, tok):
+    return Sampler(model, tok)
+
+
+def rows(samples):
+    return [[(c.tokens, c.text, c.finish) for c in cs] for cs in samples.completions]
+
+
+@pytest.mark.parametrize("stop_at_step", [False, True])
+def test_greedy_equals_local_sampler(server, tok, local, stop_at_step):
+    url, name = server
+    remote = ServerSampler(url, name, tok, max_concurrency=4, timeout_s=60)
+    assert remote.kind == "transformers"
+    kw = dict(seed=0, temperature=0, max_new_tokens=30, stop_at_step=stop_at_step)
+    want, got = local.sample(PROMPTS, 3, **kw), remote.sample(PROMPTS, 3, **kw)
+    assert rows(got) == rows(want)
+    assert got.prompt_tokens == want.prompt_tokens == [len(i) for i in local.encode(PROMPTS)]
+    assert got.gen_tokens == want.gen_tokens
+    finishes = {c.finish for cs in got.completions for c in cs}
+    assert finishes == ({"step", "eos", "length"} if stop_at_step else {"eos", "length"})
+
+
+def test_tiny_top_p_at_temperature_one_is_greedy(server, tok, local):
+    remote = ServerSampler(*server, tok, max_concurrency=4, timeout_s=60)
+    got = remote.sample(PROMPTS, 2, seed=3, temperature=1.0, top_p=1e-6, max_new_tokens=20)
+    assert rows(got) == rows(local.sample(PROMPTS, 2, seed=0, temperature=0, max_new_tokens=20))
+
+
+def test_seeded_sampling_reproduces_and_varies(server, tok):
+    # transformers serve's seed is torch's global seed: reproducible with one request in flight
+    remote = ServerSampler(*server, tok, max_concurrency=1, timeout_s=60)
+    kw = dict(n=4, temperature=1.0, max_new_tokens=20)
+    a, b, c = (remote.sample(PROMPTS, seed=s, **kw) for s in (11, 11, 12))
+    assert rows(a) == rows(b)
+    assert rows(a) != rows(c)
+    # sampling is really on (the server would be greedy without ServerSampler's generation_config)
+    assert sum(len({tuple(x.tokens) for x in cs}) > 1 for cs in a.completions) >= len(PROMPTS) - 1
+    step = remote.sample(PROMPTS, seed=11, stop_at_step=True, **kw)
+    for samples, stop_at_step in ((a, False), (step, True)):
+        for cs in samples.completions:
+            for x in cs:
+                assert 1 <= len(x.tokens) <= 20 and EOS not in x.tokens[:-1]
+                assert x.text == tok.decode(x.tokens[:-1] if x.finish == "eos" else x.tokens)
+                assert x.finish == ("eos" if x.tokens[-1] == EOS else
+                                    "step" if stop_at_step and x.text.endswith("\n") else "length")
+                if x.finish == "length":
+                    assert len(x.tokens) == 20
+                if stop_at_step:
+                    assert "\n" not in x.text[:-1]
+    assert {x.finish for cs in step.completions for x in cs} >= {"step", "length"}
+
+
+def test_killed_server_raises_naming_url_and_model(servers, tok):
+    url, name, proc = servers[1]
+    remote = ServerSampler(url, name, tok, retries=1, timeout_s=30)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    with pytest.raises(GenerationServerError) as e:
+        remote.sample(PROMPTS, 2, seed=0, temperature=0, max_new_tokens=10)
+    assert url in str(e.value) and repr(name) in str(e.value) and "unreachable" in str(e.value)
+    with pytest.raises(GenerationServerError, match="unreachable") as e:
+        ServerSampler(url, name, tok, retries=0)
+    assert url in str(e.value) and repr(name) in str(e.value)
+
+
+def test_wrong_model_name_raises(server, tok):
+    url, name = server
+    with pytest.raises(GenerationServerError) as e:
+        ServerSampler(url, "other-policy", tok)
+    msg = str(e.value)
+    assert url in msg and "'other-policy'" in msg and repr(name) in msg and "generation.model" in msg
+
+
+def test_http_error_and_timeout_raise(server, tok):
+    url, name = server
+    remote = ServerSampler(url, name, tok, retries=1, timeout_s=60)
+    remote.model = "other-policy"  # the server refuses it (HTTP 400): not retried
+    with pytest.raises(GenerationServerError, match="HTTP 400") as e:
+        remote.sample(PROMPTS[:2], 1, seed=0, temperature=0, max_new_tokens=10)
+    assert url in str(e.value) and "'other-policy'" in str(e.value)
+    remote.model, remote.timeout_s = name, 0.001
+    with pytest.raises(GenerationServerError, match="timeout_s=0.001.*after 2 attempts"):
+        remote.sample(PROMPTS[:2], 1, seed=0, temperature=0, max_new_tokens=30)
