@@ -2,7 +2,6 @@
 tiny pavflow policy: greedy rows equal the local Sampler's token for token, with equal counts and finish
 reasons; seeded sampling reproduces; a killed server, a wrong model name, an HTTP error and a timeout
 each raise GenerationServerError naming the URL and the model."""
-import copy
 import os
 import signal
 import socket
@@ -13,28 +12,18 @@ import torch
 
 from pavflow.policy.model import save_policy
 from pavflow.policy.sampler import Sampler
-from pavflow.policy.server import GenerationServerError, ServerSampler, start_transformers_serve, wait_healthy
+from pavflow.policy.server import (GenerationServerError, ServerSampler, serve_copy, start_transformers_serve,
+                                   wait_healthy)
 
 PROMPTS = ["Q:72*5-3\n", "Q:1+2\n", "Q:12+3\n12+3=15\n", "Q:9\n", "Q:4*4*4+1\n", "Q:3-8*2\n", "Q:50+7\n"]
 EOS = 2
 
 
 @pytest.fixture(scope="module")
-def model(random_model, tok):
-    """random_model unable to emit <pad> / <bos>: transformers serve decodes its text with
-    skip_special_tokens, so such a token inside a row would vanish and ServerSampler refuse the row.
-    Residual dimension 0 is pinned to +1 (every embedding carries it, no layer writes it), so the final
-    norm's h_0 > 0 at every position, and <pad> / <bos> get -3000 there: their logits sit far below all
-    others. Rows still vary and stop on EOS, on the separator and at the length limit."""
-    m = copy.deepcopy(random_model)
-    with torch.no_grad():
-        for layer in m.model.layers:
-            layer.self_attn.o_proj.weight[0] = 0
-            layer.mlp.down_proj.weight[0] = 0
-        emb = m.model.embed_tokens.weight  # (V, d), tied with the LM head
-        emb[:, 0] = 1.0
-        emb[[tok.pad_token_id, tok.bos_token_id], 0] = -3000.0
-    return m
+def model(random_model):
+    """Varied rows that stop on EOS, on the separator and at the length limit, with an occasional
+    <pad> / <bos> inside a row (the served copy keeps those in its text)."""
+    return random_model
 
 
 def free_port() -> int:
@@ -55,8 +44,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def servers(model, tok, tmp_path_factory):
-    """Two `transformers serve` processes on the saved policy, started together: [0] serves the tests,
-    [1] is killed by one. Each is (base_url, served model name, process)."""
+    """Two `transformers serve` processes on a serve_copy of the saved policy, started together: [0]
+    serves the tests, [1] is killed by one. Each is (base_url, served model name, process)."""
     from transformers.utils.import_utils import is_serve_available
     if not is_serve_available():
         why = "transformers serve is not importable (pip install 'transformers[serving]')"
@@ -64,13 +53,14 @@ def servers(model, tok, tmp_path_factory):
             pytest.fail(f"{why}; CI installs it with the test extra")
         pytest.skip(why)
     tmp = tmp_path_factory.mktemp("served")
-    save_policy(model, tok, tmp / "policy")
+    save_policy(model, tok, tmp / "saved")
+    served = str(serve_copy(tmp / "saved", tmp / "policy"))
     out = []
     try:
         for k in range(2):
             port = free_port()
-            out.append((f"http://127.0.0.1:{port}", str(tmp / "policy"),
-                        start_transformers_serve(str(tmp / "policy"), port, tmp / f"serve{k}.log")))
+            out.append((f"http://127.0.0.1:{port}", served,
+                        start_transformers_serve(served, port, tmp / f"serve{k}.log")))
         for url, _, proc in out:
             wait_healthy(url, proc, timeout_s=180)
         yield out
@@ -104,7 +94,7 @@ def test_greedy_equals_local_sampler(server, tok, local, stop_at_step):
     assert got.prompt_tokens == want.prompt_tokens == [len(i) for i in local.encode(PROMPTS)]
     assert got.gen_tokens == want.gen_tokens
     finishes = {c.finish for cs in got.completions for c in cs}
-    assert finishes == ({"step", "eos", "length"} if stop_at_step else {"eos", "length"})
+    assert finishes == ({"step"} if stop_at_step else {"eos", "length"})  # every greedy row here has a step
 
 
 def test_tiny_top_p_at_temperature_one_is_greedy(server, tok, local):

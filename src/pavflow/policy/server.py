@@ -30,7 +30,8 @@ on (do_sample keeps the model's default, False, so temperature 1 is greedy) and 
 character tokenizer among them; unknown request fields are HTTP 422. So it gets a `generation_config`
 (do_sample, top_k=0, repetition_penalty=1, eos ids + separator ids) instead of `stop`. Its text is
 decoded with skip_special_tokens: a special token inside a row (e.g. <pad>) vanishes, the local
-re-encoding then misses tokens and the row is refused. Its seed is torch's global seed, set when a
+re-encoding then misses tokens and the row is refused; serve a `serve_copy` of the policy, whose only
+special token is EOS, and the text keeps them. Its seed is torch's global seed, set when a
 request arrives: with several requests in flight they share one generator, so a call is reproducible
 there only with max_concurrency=1 (it generates one request at a time anyway).
 """
@@ -42,6 +43,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -252,6 +254,35 @@ class ServerSampler:
 
 
 # --------------------------------------------------------------------------- a local test server
+
+SPECIAL_NAMES = ("bos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token",
+                 "additional_special_tokens")
+
+
+def serve_copy(policy: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """A copy of a save_pretrained policy (weights linked, not copied) for transformers serve, which
+    decodes its text with skip_special_tokens: every special token but EOS becomes an ordinary added
+    token, so a <pad> or <bos> the policy emits stays in the text (same ids, same weights)."""
+    policy, out = Path(policy), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in policy.iterdir():
+        if f.name not in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            (out / f.name).symlink_to(f.resolve())
+    cfg = json.loads((policy / "tokenizer_config.json").read_text())
+    eos = cfg.get("eos_token")
+    eos = eos.get("content") if isinstance(eos, dict) else eos
+    for f in ("tokenizer_config.json", "special_tokens_map.json"):
+        if (policy / f).exists():
+            d = {k: v for k, v in json.loads((policy / f).read_text()).items() if k not in SPECIAL_NAMES}
+            for t in d.get("added_tokens_decoder", {}).values():
+                t["special"] = t["content"] == eos
+            (out / f).write_text(json.dumps(d, indent=2))
+    d = json.loads((policy / "tokenizer.json").read_text())
+    for t in d["added_tokens"]:
+        t["special"] = t["content"] == eos
+    (out / "tokenizer.json").write_text(json.dumps(d))
+    return out
+
 
 def start_transformers_serve(model: str, port: int, log_path: str | os.PathLike, *,
                              host: str = "127.0.0.1", threads: int = 1) -> subprocess.Popen:
