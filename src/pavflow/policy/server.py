@@ -33,7 +33,9 @@ decoded with skip_special_tokens: a special token inside a row (e.g. <pad>) vani
 re-encoding then misses tokens and the row is refused; serve a `serve_copy` of the policy, whose only
 special token is EOS, and the text keeps them. Its seed is torch's global seed, set when a
 request arrives: with several requests in flight they share one generator, so a call is reproducible
-there only with max_concurrency=1 (it generates one request at a time anyway).
+there only with max_concurrency=1 (it generates one request at a time anyway). With
+--continuous-batching it batches requests, but takes do_sample / temperature / top_p from the first
+request it serves for its whole life and ignores seeds: use it only for calls that all sample alike.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import httpx
@@ -105,7 +107,11 @@ class ServerSampler:
                 cause = f"unreachable ({type(e).__name__}: {e})"
                 continue
             if r.status_code == 200:
-                return r.json()
+                try:
+                    return r.json()
+                except ValueError:
+                    raise self._error(f"answered {method} {path} with non-JSON: {r.text[:300]!r}",
+                                      "Check that generation.base_url points at an OpenAI-compatible server")
             if r.status_code not in RETRY_STATUS:
                 raise self._error(f"HTTP {r.status_code} on {method} {path}: {r.text[:500]}",
                                   "Check the server's log; the request fields are in pavflow.policy.server")
@@ -134,6 +140,8 @@ class ServerSampler:
                desc: str | None = None) -> Samples:
         """n continuations of each prompt, as Sampler.sample; temperature 0 is greedy."""
         ids = self.encode(prompts)
+        if n < 1:
+            return Samples([[] for _ in prompts], [0] * len(prompts))
         batched = self.kind in IDS_SERVERS  # one request per prompt with n choices, else one per copy
         items = [(i, 0, n) for i in range(len(prompts))] if batched else \
                 [(i, j, 1) for i in range(len(prompts)) for j in range(n)]
@@ -141,24 +149,23 @@ class ServerSampler:
         prompt_tokens = [0] * len(prompts)
         bar = progress(desc=desc, total=len(prompts) * n) if desc else None
 
-        def run(item):
+        def run(item):  # HTTP only: the tokenizer is used from this thread alone (it is not thread-safe)
             i, j, m = item
             s = request_seed(seed, i) if batched else request_seed(seed, i, j)
-            body = self._body(prompts[i], m, s, temperature, top_p, max_new_tokens, stop_at_step)
-            return item, self._parse(self._request("POST", "/v1/completions", body), m, max_new_tokens,
-                                     stop_at_step, ids[i])
+            return self._request("POST", "/v1/completions",
+                                 self._body(prompts[i], m, s, temperature, top_p, max_new_tokens, stop_at_step))
 
         pool = ThreadPoolExecutor(max_workers=self.max_concurrency)
         try:
-            pending = {pool.submit(run, it) for it in items}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for f in done:
-                    (i, j, m), (comps, n_prompt) = f.result()  # raises the first failure: no partial Samples
-                    out[i][j:j + m] = comps
-                    prompt_tokens[i] = n_prompt
-                    if bar is not None:
-                        bar.update(m)
+            futures = {pool.submit(run, it): it for it in items}
+            for f in as_completed(futures):
+                i, j, m = futures[f]
+                # the first failure raises: no partial Samples
+                comps, n_prompt = self._parse(f.result(), m, max_new_tokens, stop_at_step, ids[i])
+                out[i][j:j + m] = comps
+                prompt_tokens[i] = n_prompt
+                if bar is not None:
+                    bar.update(m)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
             if bar is not None:
@@ -212,7 +219,7 @@ class ServerSampler:
             raise self._error(f"returned a row of {len(ids)} tokens ({finish}; finish_reason "
                               f"{choice.get('finish_reason')!r}) that does not stop at its first EOS / "
                               f"separator or at max_tokens={max_new}",
-                              "The server ignores stop requests (transformers serve --continuous-batching does)")
+                              "The server does not stop where it was asked to: check its stop / EOS handling")
         return Completion(ids, self.tok.decode(ids[:-1] if finish == "eos" else ids), finish)
 
     def _from_ids(self, ids: list[int], choice: dict, max_new: int, stop_at_step: bool) -> Completion:
