@@ -158,3 +158,44 @@ def test_http_error_and_timeout_raise(server, tok):
     remote.model, remote.timeout_s = name, 0.001
     with pytest.raises(GenerationServerError, match="timeout_s=0.001.*after 2 attempts"):
         remote.sample(PROMPTS[:2], 1, seed=0, temperature=0, max_new_tokens=30)
+
+
+def test_token_id_responses_map_exactly(server, tok):
+    """The vLLM / SGLang path (one request per prompt, choices with token_ids), fed response bodies of
+    the shape vLLM's and SGLang's protocols define: no such server runs here."""
+    remote = ServerSampler(*server, tok)
+    remote.kind = "vllm"
+    body = remote._body("Q:1+2\n", 4, 7, 1.0, 0.9, 5, True)
+    assert body["n"] == 4 and body["stop"] == ["\n"] and body["return_token_ids"] and body["top_k"] == -1
+    assert "generation_config" not in body
+    p = tok("Q:1+2\n").input_ids
+    nl, d1, d2 = tok("\n").input_ids[0], tok("1").input_ids[0], tok("2").input_ids[0]
+    choices = [  # EOS; step (vLLM cuts the stop string off the text); EOS as the 5th token, which vLLM
+        # reports as "length"; the length limit; SGLang's matched_stop names the stop string
+        {"index": 0, "text": "1", "token_ids": [d1, EOS], "finish_reason": "stop", "stop_reason": None},
+        {"index": 1, "text": "12", "token_ids": [d1, d2, nl], "finish_reason": "stop", "stop_reason": "\n"},
+        {"index": 2, "text": "1212", "token_ids": [d1, d2, d1, d2, EOS], "finish_reason": "length"},
+        {"index": 3, "text": "12121", "token_ids": [d1, d2, d1, d2, d1], "finish_reason": "length"},
+    ]
+    resp = {"choices": choices, "usage": {"prompt_tokens": len(p), "completion_tokens": 15}}
+    comps, n_prompt = remote._parse(resp, 4, 5, True, p)
+    assert n_prompt == len(p)
+    assert [(c.text, c.finish, c.gen_tokens) for c in comps] == \
+        [("1", "eos", 2), ("12\n", "step", 3), ("1212", "eos", 5), ("12121", "length", 5)]
+    sglang = {"choices": [{"index": 0, "text": "1", "token_ids": [d1, nl], "finish_reason": "stop",
+                           "matched_stop": "\n", "prompt_token_ids": p}],
+              "usage": {"prompt_tokens": len(p), "completion_tokens": 2}}
+    assert remote._parse(sglang, 1, 5, True, p)[0][0].finish == "step"
+
+    def refused(resp, match):
+        with pytest.raises(GenerationServerError, match=match):
+            remote._parse(resp, 4, 5, True, p)
+    refused(resp | {"usage": {"prompt_tokens": len(p), "completion_tokens": 14}}, "usage says 14")
+    refused(resp | {"usage": {"prompt_tokens": len(p) + 1, "completion_tokens": 15}}, "local tokenizer")
+    refused(resp | {"choices": choices[:3]}, "asked for 4 choices, got 3")
+    odd = [dict(choices[0], token_ids=[d1, d2], stop_reason=d2)] + choices[1:]  # a stop token we do not know
+    refused(resp | {"choices": odd, "usage": {"prompt_tokens": len(p), "completion_tokens": 15}}, "neither an EOS")
+    past = [dict(choices[3], token_ids=[d1, nl, d1, d2, d1])] + choices[:3]  # went on past a separator
+    refused(resp | {"choices": past}, "does not stop at its first EOS / separator")
+    no_ids = [{k: v for k, v in c.items() if k != "token_ids"} for c in choices]
+    refused(resp | {"choices": no_ids}, "no token_ids for 4 choices")
