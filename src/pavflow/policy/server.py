@@ -4,7 +4,8 @@ SGLang with prefix caching on GPUs, `transformers serve` on a CPU. `ServerSample
 and returns the same `Samples`; the policy's weights live in the server, only its tokenizer here.
 
 Requests. vLLM and SGLang get one request per prompt carrying its n copies (`n`) and return every
-choice's token ids (`return_token_ids`). Anything else gets one request per copy: transformers serve
+choice's token ids (`return_token_ids`); greedy copies go one per request there too (vLLM answers
+n > 1 at temperature 0 with HTTP 400). Anything else gets one request per copy: transformers serve
 ignores `n`, and `usage` sums over a request's choices, so only a one-choice request has an exact
 per-choice count. Every request carries `max_tokens`, `temperature`, `top_p` and a `seed` derived
 from (call seed, prompt index[, copy index]), so a call is reproducible where the server honours
@@ -142,7 +143,8 @@ class ServerSampler:
         ids = self.encode(prompts)
         if n < 1:
             return Samples([[] for _ in prompts], [0] * len(prompts))
-        batched = self.kind in IDS_SERVERS  # one request per prompt with n choices, else one per copy
+        # one request per prompt with n choices, else one per copy (vLLM refuses n > 1 when greedy)
+        batched = self.kind in IDS_SERVERS and (temperature > 0 or n == 1)
         items = [(i, 0, n) for i in range(len(prompts))] if batched else \
                 [(i, j, 1) for i in range(len(prompts)) for j in range(n)]
         out: list[list[Completion | None]] = [[None] * n for _ in prompts]
