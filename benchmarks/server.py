@@ -5,7 +5,9 @@ against the local `pavflow.policy.sampler.Sampler`, in one run.
     python benchmarks/server.py --policy DIR --base-url http://HOST:PORT --model NAME   # a running server
 
 Without --base-url the script starts `transformers serve` on a `serve_copy` of the policy (127.0.0.1, a
-free port, --server-threads torch threads, fp32 on CPU) and stops it at the end. Measured, not
+free port, --server-threads torch threads, fp32 on CPU) and stops it at the end. One torch thread each
+by default: client and server share the machine, and two OpenMP threads per process on 2 cores make
+both spin on each other. Measured, not
 asserted; writes benchmarks/out/server.json (also printed).
 
 Workload, as `pavflow.rollouts.mc_pool` builds it: the local sampler draws one seed response (T=1, 64
@@ -58,7 +60,8 @@ def main() -> None:
     ap.add_argument("--base-url", help="a running OpenAI-compatible server (default: start transformers serve)")
     ap.add_argument("--model", help="the served model name (with --base-url)")
     ap.add_argument("--concurrency", default="1,4", help="max_concurrency values to run the server at")
-    ap.add_argument("--server-threads", type=int, default=2, help="torch threads of the started server")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the local sampler")
+    ap.add_argument("--server-threads", type=int, default=1, help="torch threads of the started server")
     ap.add_argument("--quick", action="store_true", help="small workload, for a smoke check")
     ap.add_argument("--out", default=str(OUT / "server.json"))
     args = ap.parse_args()
@@ -66,7 +69,7 @@ def main() -> None:
     import torch
     import transformers
     transformers.logging.set_verbosity_error()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     from pavflow.policy.model import load_policy
     from pavflow.policy.sampler import Sampler
     from pavflow.policy.server import ServerSampler, serve_copy, start_transformers_serve, wait_healthy
