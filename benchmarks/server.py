@@ -73,7 +73,7 @@ def main() -> None:
     from pavflow.policy.model import load_policy
     from pavflow.policy.sampler import Sampler
     from pavflow.policy.server import ServerSampler, serve_copy, start_transformers_serve, wait_healthy
-    from pavflow.study import compose
+    from pavflow.config import compose
     from pavflow.tasks import make_task
 
     q = args.quick

@@ -49,10 +49,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from pavflow.policy.sampler import Completion, Samples
 from pavflow.progress import progress
+from pavflow.seeds import derive_seed
 
 # fields beyond OpenAI's so that vLLM / SGLang sample softmax(logits / T) with top-p only, as Sampler
 # does (not the model's generation_config defaults), and return each choice's token ids
@@ -63,11 +63,6 @@ RETRY_STATUS = {429, 502, 503, 504}
 
 class GenerationServerError(RuntimeError):
     """A generation server could not serve a call; the message names its URL and model and what to do."""
-
-
-def request_seed(seed: int, *index: int) -> int:
-    """Seed of one request, from the call's seed and the prompt (and copy) index."""
-    return int(np.random.SeedSequence([seed, *index]).generate_state(1)[0])
 
 
 class ServerSampler:
@@ -153,7 +148,7 @@ class ServerSampler:
 
         def run(item):  # HTTP only: the tokenizer is used from this thread alone (it is not thread-safe)
             i, j, m = item
-            s = request_seed(seed, i) if batched else request_seed(seed, i, j)
+            s = derive_seed(seed, "request", i) if batched else derive_seed(seed, "request", i, j)
             return self._request("POST", "/v1/completions",
                                  self._body(prompts[i], m, s, temperature, top_p, max_new_tokens, stop_at_step))
 
