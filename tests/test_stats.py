@@ -51,12 +51,23 @@ def test_level_and_edge_cases():
         bootstrap_ci(x, level=1.0)
 
 
-def test_chunked_matches_shape():
-    # More draws than one chunk holds: still n_boot means, same answer for the same seed.
+def test_large_input():
     x = np.random.default_rng(6).binomial(1, 0.5, size=5000)
     a = bootstrap_ci(x, n_boot=1000, seed=0)
     assert a == bootstrap_ci(x, n_boot=1000, seed=0)
     assert a[0] < x.mean() < a[1]
+
+
+def test_bootstrap_ci_is_bca():
+    """BCa, not the percentile interval: on skewed data the interval shifts toward the long tail."""
+    stats = pytest.importorskip("scipy.stats")
+    x = np.random.default_rng(7).exponential(size=40)
+    want = stats.bootstrap((x,), np.mean, n_resamples=2000, method="BCa", rng=np.random.default_rng(3)).confidence_interval
+    assert bootstrap_ci(x, seed=3) == pytest.approx((want.low, want.high))
+    pct = stats.bootstrap((x,), np.mean, n_resamples=2000, method="percentile",
+                          rng=np.random.default_rng(3)).confidence_interval
+    assert bootstrap_ci(x, seed=3)[1] > pct.high
+    assert bootstrap_ci(np.array([1.0, 1.0, 1.0])) == (1.0, 1.0)  # degenerate: every resample equal
 
 
 def test_pass_at_k():

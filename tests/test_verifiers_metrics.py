@@ -7,7 +7,7 @@ import pytest
 from pavflow.verifiers.metrics import advantages, auroc, brier, calibration_bins, ece, rankdata
 
 
-def test_metrics_module_is_numpy_only():
+def test_metrics_module_imports_no_torch():
     import subprocess
     code = ("import sys; import pavflow.verifiers.metrics; "
             "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules")
@@ -39,6 +39,20 @@ def test_auroc_hand_computed_with_ties():
     pos, neg = s[y == 1], s[y == 0]
     brute = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (pos.size * neg.size)
     assert auroc(s, y) == pytest.approx(brute)
+
+
+def test_auroc_matches_mann_whitney():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    s, y = rng.integers(0, 7, 300).astype(float), rng.integers(0, 2, 300)
+    u = stats.mannwhitneyu(s[y == 1], s[y == 0], method="asymptotic").statistic
+    assert auroc(s, y) == pytest.approx(u / ((y == 1).sum() * (y == 0).sum()), abs=1e-12)
+
+
+def test_calibration_bins_out_of_range_predictions_go_to_the_ends():
+    bins = calibration_bins([-0.1, 1.2, 0.5], [0, 1, 1], n_bins=4)
+    assert [(b[0], b[3]) for b in bins] == [(0.125, 1), (0.625, 1), (0.875, 1)]
+    assert bins[0][1] == pytest.approx(-0.1) and calibration_bins([], []) == []
 
 
 def test_auroc_edges():

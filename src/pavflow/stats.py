@@ -1,41 +1,38 @@
-"""Uncertainty over problems: percentile bootstrap of a mean, and the unbiased pass@k estimator."""
+"""Uncertainty over problems: bootstrap CIs of a mean (scipy's BCa), and the unbiased pass@k estimator."""
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
-
-_MAX_DRAWS = 1 << 22  # resampled values held in memory at once (~32 MB of int64 indices)
+from scipy import stats as _scipy_stats
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of `values` (one value per problem).
+    """BCa bootstrap CI of the mean of `values` (one value per problem), by `scipy.stats.bootstrap`.
 
-    Deterministic given `seed`. Empty input gives (nan, nan); a single value gives (v, v).
-    """
+    Deterministic given `seed`. Empty input gives (nan, nan); a single value, or values all equal,
+    give (v, v) (every resample has the same mean)."""
     x = np.asarray(values, dtype=np.float64).ravel()
-    n = x.size
-    if n == 0:
+    if x.size == 0:
         return float("nan"), float("nan")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _MAX_DRAWS // n)
-    means = np.concatenate([
-        x[rng.integers(0, n, size=(min(chunk, n_boot - i), n))].mean(axis=1)
-        for i in range(0, n_boot, chunk)
-    ])
-    tail = (1.0 - level) / 2
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
+    if np.ptp(x) == 0:
+        return float(x[0]), float(x[0])
+    ci = _scipy_stats.bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=level, method="BCa",
+                                vectorized=True, axis=-1, rng=np.random.default_rng(seed)).confidence_interval
+    return float(ci.low), float(ci.high)
 
 
 def cluster_bootstrap_ci(stat, n_clusters: int, n_boot: int = 1000, seed: int = 0,
                          level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of `stat(idx)`, a statistic of the clusters `idx` (indices into
     0..n_clusters-1, drawn with replacement): for statistics pooled over the states of whole responses,
-    which are not independent draws. Resamples where the statistic is nan are dropped."""
+    which are not independent draws. Resamples where the statistic is nan are dropped.
+
+    Hand-written: scipy.stats.bootstrap cannot drop undefined resamples (an AUROC of a resample with
+    one class, a Spearman of a constant one); it returns nan for the whole interval instead."""
     if n_clusters == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
@@ -99,7 +96,10 @@ def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.nda
     `baseline`, `treated`: (seeds, points) accuracy curves on the common `samples` axis (nan where a
     run stopped early). Target = the baseline's seed-mean accuracy at its last point; ratio =
     samples of that point / samples at which the treated seed-mean curve first reaches the target
-    (0 if it never does). CI: percentile bootstrap resampling the seeds of each arm independently."""
+    (0 if it never does). CI: percentile bootstrap resampling the seeds of each arm independently.
+
+    Hand-written: the ratio is inf on a resample whose treated arm never reaches the target, where
+    scipy.stats.bootstrap's BCa is undefined and its percentile interval interpolates (inf - inf)."""
     x = np.asarray(samples, dtype=np.float64)
     base, treat = np.atleast_2d(np.asarray(baseline, float)), np.atleast_2d(np.asarray(treated, float))
 
@@ -125,7 +125,7 @@ def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: 
                         level: float = 0.95) -> tuple[float, float, float]:
     """(mean(a - b), ci_low, ci_high) for two methods measured on the same problems: `a[i]` and
     `b[i]` belong to problem i. Each bootstrap resample draws problems, so both methods see the same
-    resampled problems (the CI is `bootstrap_ci` of the per-problem difference)."""
+    resampled problems (the CI is `bootstrap_ci`, BCa, of the per-problem difference)."""
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:
         raise ValueError(f"paired_bootstrap_ci: {a.size} and {b.size} values; a paired comparison "
@@ -166,7 +166,10 @@ def compute_efficiency_ci(base_tokens: np.ndarray, base: np.ndarray, tokens: flo
     """Percentile bootstrap CI of `compute_efficiency`, resampling problems (the same ones on both sides):
     `base` (problems, points) 0/1 of the baseline at its measured mean tokens `base_tokens`, `a`
     (problems,) 0/1 of the method at `tokens`. A resample whose baseline never reaches the method's
-    accuracy counts as an infinite ratio, so the upper end is inf when that happens often enough."""
+    accuracy counts as an infinite ratio, so the upper end is inf when that happens often enough.
+
+    Hand-written for that reason: scipy.stats.bootstrap needs a finite statistic (BCa) or
+    interpolates the percentile interval, and neither keeps an infinite upper end."""
     base = np.atleast_2d(np.asarray(base, dtype=np.float64))
     a = np.asarray(a, dtype=np.float64).ravel()
     if base.shape[0] != a.size:
