@@ -501,7 +501,8 @@ def compose(experiment: str, overrides: list[str]):
         if e.key is None:
             raise
         raise ConfigError(f"{e} [{value_source(e.key, experiment, overrides, Path(CONF_DIR))}]", key=e.key) from None
-    check_data(cfg)
+    from pavflow import preflight
+    preflight.check(cfg)  # packages, model files, task data, tokenizer coverage
     return cfg
 
 
