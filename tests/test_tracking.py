@@ -6,7 +6,10 @@ import polars as pl
 import pytest
 import wandb
 
-from pavflow.tracking import Tracker, find_offline_runs, read_offline_run, to_builtin
+import time
+
+from pavflow import tracking
+from pavflow.tracking import Tracker, _bounded, _log_records, find_offline_runs, read_offline_run, to_builtin
 
 CONFIG = {"lr": 1e-4, "model": "qwen-0.5b", "search": {"k": 4, "budgets": [1, 4, 16]}, "seed": 0}
 
@@ -63,6 +66,10 @@ def test_offline_roundtrip(tmp_path):
     assert r.exit_code == 0
     assert read_offline_run(r.path) == r
     assert (r.path / f"run-{r.run_id}.wandb").stat().st_size > 3 * 32 * 1024
+    # the exit-record wait reads the last blocks only: the records there, in order
+    full = list(_log_records(r.path / f"run-{r.run_id}.wandb"))
+    tail = list(_log_records(r.path / f"run-{r.run_id}.wandb", tail_blocks=2))
+    assert 0 < len(tail) < len(full) and tail == full[-len(tail):]
 
     # A crashed job leaves a truncated log: everything before the cut is still read.
     cut = tmp_path / "cut" / r.path.name
@@ -195,3 +202,29 @@ def test_to_builtin_converts_scalars():
     assert out["b"] == [3, 2.5] and type(out["b"][0]) is int and type(out["b"][1]) is float
     assert out["c"] == 7 and type(out["c"]) is int
     assert out["d"] == "s" and out["e"] is None and isinstance(out["f"], np.ndarray)
+
+
+def test_bounded_waits_at_most_its_timeout_and_reraises():
+    t0 = time.monotonic()
+    assert _bounded(lambda: time.sleep(30), 0.2, "hung") is False
+    assert time.monotonic() - t0 < 5
+    assert _bounded(lambda: None, 5, "quick") is True
+    with pytest.raises(KeyError):
+        _bounded(lambda: {}["x"], 5, "raises")
+
+
+def test_a_hung_wandb_does_not_hold_the_job(tmp_path, monkeypatch, caplog):
+    """run.finish() and wandb's service shutdown that never return: the job ends after the bound."""
+    monkeypatch.setattr(tracking, "FINISH_WAIT_S", 0.3)
+    t = make(tmp_path)
+    real_finish = t.run.finish
+    monkeypatch.setattr(t.run, "finish", lambda exit_code=0: time.sleep(30))
+    t0 = time.monotonic()
+    t.finish()
+    assert time.monotonic() - t0 < 5 and not t.active
+    assert "did not finish within" in warnings_of(caplog)[-1].getMessage()
+    real_finish()
+    monkeypatch.setattr(wandb, "teardown", lambda *a, **k: time.sleep(30))
+    t0 = time.monotonic()
+    assert tracking.shutdown() is False and time.monotonic() - t0 < 5
+    assert "did not shut down within" in warnings_of(caplog)[-1].getMessage()

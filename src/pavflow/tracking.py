@@ -2,7 +2,11 @@
 
 Tracking never loses or breaks a result: any exception from wandb becomes one warning on the
 `pavflow.tracking` logger, and the tracker is a no-op from then on. The results themselves live in
-the pipeline's own tables; W&B is a view of them.
+the pipeline's own tables; W&B is a view of them. Nor does it hold a job up: finishing a run
+(`run.finish`, the offline exit record) and shutting wandb's service down at process exit
+(`shutdown`, hooked to run before wandb's own unbounded exit hook) each wait at most FINISH_WAIT_S,
+then the job ends with a warning (a job seen waiting 34 minutes in wandb's shutdown, under load, after
+logging `done`, is what this bound is for).
 
 Offline runs (wandb 0.31) write no `wandb-summary.json` / `config.yaml`, and `wandb.Api` cannot read
 them, so `read_offline_run` parses the transaction log `offline-run-<time>-<id>/run-<id>.wandb`
@@ -15,11 +19,14 @@ header is zero padding. Reassembled payloads are `wandb_internal_pb2.Record` mes
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
 import os
 import struct
+import sys
+import threading
 import time
 import zlib
 from collections import deque
@@ -31,7 +38,46 @@ from typing import Any
 log = logging.getLogger("pavflow.tracking")
 
 MODES = ("offline", "online", "off")
-FINISH_WAIT_S = 30.0  # how long finish() waits for wandb-core to write an offline run's end
+FINISH_WAIT_S = 10.0  # at most, per wait: run.finish() and its exit record on disk; the service's shutdown
+
+
+def _bounded(fn, timeout: float, name: str) -> bool:
+    """Run `fn()` on a daemon thread; True when it returned within `timeout` seconds (re-raising what it
+    raised), False when it is still running (the thread is abandoned and cannot keep the process up)."""
+    done, error = threading.Event(), []
+
+    def target():
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
+            error.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    if not done.wait(timeout):
+        return False
+    if error:
+        raise error[0]
+    return True
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """End wandb's service process now, waiting at most `timeout` (FINISH_WAIT_S) instead of in wandb's
+    own exit hook, which waits without a bound. True when it ended in time (or wandb was never used)."""
+    if "wandb" not in sys.modules:
+        return True
+    import wandb
+    timeout = FINISH_WAIT_S if timeout is None else timeout
+    try:
+        if _bounded(wandb.teardown, timeout, "wandb-teardown"):
+            return True
+    except Exception as e:
+        log.warning("wandb shutdown failed (%s: %s); results are written", type(e).__name__, e)
+        return False
+    log.warning("wandb did not shut down within %.0fs; the job ends without waiting for it (results and "
+                "the runs' files so far are on disk)", timeout)
+    return False
 
 
 def to_builtin(v: Any) -> Any:
@@ -90,6 +136,8 @@ class Tracker:
                 settings=wandb.Settings(silent=True, console="off"),
             )
             self.run_dir = Path(self.run.dir).parent
+            atexit.unregister(shutdown)  # atexit runs last-registered first: after wandb's hook (registered
+            atexit.register(shutdown)  # when its service starts, in init), so shutdown runs before it
         except Exception as e:
             self._fail("init", e)
 
@@ -108,7 +156,10 @@ class Tracker:
                 pass  # already warned once; the run may be left unfinished
 
     def _close(self, run: Any, exit_code: int) -> None:
-        run.finish(exit_code=exit_code)
+        if not _bounded(lambda: run.finish(exit_code=exit_code), FINISH_WAIT_S, "wandb-finish"):
+            log.warning("wandb run %r did not finish within %.0fs; the job goes on without it", self.name,
+                        FINISH_WAIT_S)
+            return
         # run.finish() returns before wandb-core has written the end of the offline transaction
         # log; wait for it so the run can be read back at once (e.g. by the next pipeline stage).
         if self.mode == "offline" and self.run_dir is not None and not _wait_for_exit(self.run_dir):
@@ -188,14 +239,21 @@ class OfflineRun:
     references: dict[str, list[str]] = field(default_factory=dict)  # artifact -> its file:// refs
 
 
-def _log_records(path: Path) -> Iterator[bytes]:
-    """Payloads of the records in a W&B transaction log, skipping corrupt or truncated chunks."""
-    data = path.read_bytes()
-    if len(data) < 7 or data[:4] != b":W&B" or struct.unpack_from("<H", data, 4)[0] != 0xBEE1:
-        raise ValueError(f"{path}: not a W&B transaction log")
-    pos, parts = 7, None
+def _log_records(path: Path, tail_blocks: int | None = None) -> Iterator[bytes]:
+    """Payloads of the records in a W&B transaction log, skipping corrupt or truncated chunks; with
+    `tail_blocks`, only those of the last blocks (a record begun before them is skipped)."""
+    with open(path, "rb") as f:
+        head = f.read(7)
+        if len(head) < 7 or head[:4] != b":W&B" or struct.unpack_from("<H", head, 4)[0] != 0xBEE1:
+            raise ValueError(f"{path}: not a W&B transaction log")
+        size = f.seek(0, os.SEEK_END)
+        start = 0 if tail_blocks is None else max(0, (size // _BLOCK - tail_blocks + 1) * _BLOCK)
+        f.seek(start)
+        data = f.read()
+    pos, parts = (7 if start == 0 else 0), None
+    base = start  # file offset of data[0]: blocks are counted from the start of the file
     while pos + _CHUNK_HEADER <= len(data):
-        room = _BLOCK - pos % _BLOCK
+        room = _BLOCK - (base + pos) % _BLOCK
         if room < _CHUNK_HEADER:  # block trailer: padding
             pos += room
             continue
@@ -223,7 +281,7 @@ def _wait_for_exit(run_dir: Path, timeout: float | None = None) -> bool:
     while True:
         for f in run_dir.glob("run-*.wandb"):
             try:
-                tail = deque(_log_records(f), maxlen=8)
+                tail = deque(_log_records(f, tail_blocks=2), maxlen=8)
             except ValueError:  # header not written yet
                 continue
             for payload in tail:

@@ -13,6 +13,9 @@ def main() -> None:
         sys.exit(f"usage: python -m pavflow.stages <stage> [overrides]; got {got!r}; stages: {', '.join(STAGES)}")
     name = sys.argv[1]
     sys.argv = [sys.argv[0], *sys.argv[2:], f"job.stage={name}"]
+    if "--help" in sys.argv or "-h" in sys.argv:  # short, naming the stage's own keys
+        from pavflow.cli import stage_help_argv
+        sys.argv = stage_help_argv(name, sys.argv)
     importlib.import_module(STAGES[name].entry).main()
 
 
