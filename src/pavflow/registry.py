@@ -149,10 +149,11 @@ def _search_tables(cfg, L: Layout) -> list[Path]:
 
 def _report_outputs(cfg, L: Layout, job: Job) -> dict:
     r, k = L.report(), int(cfg.search.k_budget)
-    figures = {"acc_vs_tokens": "acc_vs_tokens", "acc_vs_budget": "acc_vs_budget", "prover_k": f"prover_k_N{k}",
+    figures = {"headline_search": "headline_search", "acc_vs_tokens": "acc_vs_tokens", "acc_vs_budget": "acc_vs_budget", "prover_k": f"prover_k_N{k}",
                "alpha": f"alpha_N{k}", "verifier_quality": "verifier_quality", "calibration": "calibration",
                "rl_curves": "rl_curves", "success_histogram": "success_histogram", "train_logs": "train_logs"}
     return {"summary": r / "summary.md", "headline": r / "headline.json", "tables": r / "summary.html",
+            "landing": r / "landing.rst",  # the Snakemake report's landing text (workflow/report/workflow.rst)
             "config": r / "config.yaml", "curves": r / "curves.parquet",
             **{name: r / f"{stem}.png" for name, stem in figures.items()}}
 
@@ -168,6 +169,7 @@ def _report_inputs(cfg, L: Layout, job: Job) -> dict:
 
 
 _REPORT_ITEMS = {"tables": ("1. Summary", "tables with 95% CIs"), "config": ("1. Summary", "resolved configuration"),
+                 "headline_search": ("1. Summary", "headline: search_selected vs search_bon"),
                  "acc_vs_tokens": ("2. Test-time search", "search_bon, search_beam"),
                  "acc_vs_budget": ("2. Test-time search", "search_bon, search_beam"),
                  "prover_k": ("2. Test-time search", "search_beam per prover"),

@@ -150,9 +150,9 @@ def compute_efficiency(base_tokens: np.ndarray, base_acc: np.ndarray, tokens: fl
     to reach `acc`: (ratio, bound). bound is "=" when the baseline's measured curve reaches `acc`
     (ratio by `first_reach` in log2 tokens), ">" when it never does (ratio = its largest tokens /
     `tokens`, a lower bound), and "<=" when it is already there at its first point (ratio = its
-    smallest tokens / `tokens`, an upper bound)."""
+    smallest tokens / `tokens`, an upper bound). nan when `acc` is 0: every curve starts there."""
     x, y = np.asarray(base_tokens, dtype=np.float64), np.asarray(base_acc, dtype=np.float64)
-    if x.size == 0 or tokens <= 0:
+    if x.size == 0 or tokens <= 0 or acc <= 0:  # any curve "reaches" 0 accuracy: no ratio from zeros
         return float("nan"), "="
     need = first_reach(x, y, acc, axis="log2")
     if not np.isfinite(need):
@@ -174,7 +174,7 @@ def compute_efficiency_ci(base_tokens: np.ndarray, base: np.ndarray, tokens: flo
     a = np.asarray(a, dtype=np.float64).ravel()
     if base.shape[0] != a.size:
         raise ValueError(f"compute_efficiency_ci: {base.shape[0]} baseline problems, {a.size} method problems")
-    if a.size == 0 or tokens <= 0:
+    if a.size == 0 or tokens <= 0 or a.mean() <= 0:  # no ratio at 0 accuracy (compute_efficiency)
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     draws = np.empty(n_boot)

@@ -6,8 +6,9 @@ the paper's search claims on them, figures.py draws Figures, render.py writes ma
 Accuracies are fractions in tables and percentages in figures and markdown; CIs are 95% bootstraps.
 """
 from pavflow.report.figures import (plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha, plot_calibration,
+                                    plot_headline,
                                     plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
                                     plot_verifier_quality, save)
 from pavflow.report.headline import headline
-from pavflow.report.render import write_summary
+from pavflow.report.render import landing_rst, write_summary
 from pavflow.report.tables import StudyTables, prover_rows, rl_final, rl_seed_bands, search_curves

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from pavflow.data import N_BINS, atomic_file
 from pavflow.report.fmt import num, ok, range_str
@@ -26,14 +27,54 @@ STYLE = {
     "lines.linewidth": 1.6, "lines.markersize": 4, "svg.hashsalt": "pavflow",
 }
 _LINESTYLE = {"pass": "--", "majority": ":"}  # oracle and voting baselines drawn apart from verifiers
-RL_PANELS = {  # RL_CURVE column -> (y label, title, scale to display)
-    "test_acc_sampled": ("test accuracy (%)", "Sampled test accuracy (T = 1)", 100),
-    "test_acc_greedy": ("test accuracy (%)", "Greedy test accuracy", 100),
-    "pass_at_n": ("pass@N (%)", "Test pass@N (N = rl.eval_samples)", 100),
-    "newly_solved": ("% of unsolved at start", "Test problems unsolved at start, now solved", 100),
-    "kl_ref": ("KL (nats per response)", "KL to the initial policy", 1),
-    "response_tokens": ("tokens", "Mean response length", 1),
+_MARKERS = "osD^vP*Xh<>p"
+RL_PANELS = {  # RL_CURVE column -> (y label, title, scale to display, why it can be empty)
+    "test_acc_sampled": ("test accuracy (%)", "Sampled test accuracy (T = 1)", 100, "no sampled evaluation (rl.eval_samples)"),
+    "test_acc_greedy": ("test accuracy (%)", "Greedy test accuracy", 100, "no greedy evaluation logged"),
+    "pass_at_n": ("pass@N (%)", "Test pass@N (N = rl.eval_samples)", 100, "no sampled evaluation (rl.eval_samples)"),
+    "newly_solved": ("% of unsolved at start", "Test problems unsolved at start, now solved", 100,
+                     "every test problem was solved at the start"),
+    "kl_ref": ("nats per response", "KL to the initial policy\n(one-sample estimate: signed, can be < 0)", 1,
+               "kl_ref not logged"),
+    "response_tokens": ("tokens", "Mean response length", 1, "no evaluation logged"),
 }
+PERCENT = {"test_acc_sampled", "test_acc_greedy", "pass_at_n", "newly_solved"}
+# why a verifier-quality cell is nan (pavflow.verifiers.metrics): shown instead of a bar
+QUALITY_NA = {"brier": "no states", "spearman_progress": "progress constant",
+              "outcome_auroc": "one outcome only", "first_error_f1": "no first-error threshold"}
+
+
+def _empty(ax, why: str) -> None:
+    """Say in the panel why it has nothing to draw."""
+    ax.text(0.5, 0.5, f"nothing to draw:\n{why}", transform=ax.transAxes, ha="center", va="center",
+            fontsize=9, color="0.35", wrap=True)
+
+
+def _percent_axis(ax, values) -> None:
+    """y limits for accuracies in percent: inside [0, 100], at least 10 points tall."""
+    v = np.asarray([x for x in np.ravel(values) if np.isfinite(x)], dtype=np.float64)
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+    pad = max(2.0, 0.08 * (hi - lo))
+    lo, hi = max(0.0, lo - pad), min(100.0, hi + pad)
+    if hi - lo < 10:
+        lo, hi = (max(0.0, hi - 10), max(10.0, hi)) if lo > 0 else (0.0, max(10.0, hi))
+    ax.set_ylim(lo, hi)
+
+
+def _log2_ticks(ax, values=None) -> None:
+    """A log2 x axis labelled with plain numbers (1, 2, 4 or 12, 25, 79), at `values` when given."""
+    if values is not None:
+        ax.set_xticks(sorted(set(values)))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}"))
+
+
+def _coinciding(ys: dict[str, np.ndarray]) -> list[list[str]]:
+    """Groups of labels whose curves are identical (same points), each of two or more."""
+    groups: dict[tuple, list[str]] = {}
+    for label, y in ys.items():
+        groups.setdefault(tuple(np.round(y, 9)), []).append(label)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def save(fig: Figure, out_dir: str | os.PathLike) -> list[Path]:
@@ -70,19 +111,47 @@ def _curve_plot(curves: pl.DataFrame | None, x: str, xlabel: str, title: str, na
     if lines.len():  # single-budget configurations (e.g. prover sweeps) are not curves
         c = c.filter(pl.col("label").is_in(lines.implode()))
     colors = _colors(c["label"])
+    data = {lab: c.filter(pl.col("label") == lab).sort(x) for lab in colors}
+    # identical curves (e.g. every method at 0%) would hide each other: each gets its own marker and a
+    # small horizontal offset (log2 axis), and the figure says so
+    shift = {}
+    same = _coinciding({lab: np.concatenate([g[x].to_numpy(), 100 * g["acc"].to_numpy()]) for lab, g in data.items()})
+    for group in same:
+        step = min(0.08, 0.5 / (len(group) - 1))  # in log2 units; neighbouring budgets are >= 1 apart
+        for i, lab in enumerate(group):
+            shift[lab] = 2 ** (step * (i - (len(group) - 1) / 2))
     with matplotlib.rc_context(STYLE):
         fig, (ax,) = _figure(name)
-        for label, color in colors.items():
-            g = c.filter(pl.col("label") == label).sort(x)
-            xs, method = g[x].to_numpy(), g["method"][0]
-            ax.plot(xs, 100 * g["acc"].to_numpy(), marker="o", color=color,
-                    ls=_LINESTYLE.get(method, "-"), label=label)
+        for i, (label, g) in enumerate(data.items()):
+            xs, method = g[x].to_numpy() * shift.get(label, 1.0), g["method"][0]
+            ax.plot(xs, 100 * g["acc"].to_numpy(), marker=_MARKERS[i % len(_MARKERS)], color=colors[label],
+                    ls=_LINESTYLE.get(method, "-"), label=label, alpha=0.9, clip_on=False, zorder=3)
             ax.fill_between(xs, 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy(),
-                            color=color, alpha=0.15, lw=0)
+                            color=colors[label], alpha=0.12, lw=0)
         ax.set_xscale("log", base=2)
+        _log2_ticks(ax, c[x].to_list() if x == "budget" else None)
+        _percent_axis(ax, np.concatenate([100 * c["ci_low"].to_numpy(), 100 * c["ci_high"].to_numpy()]))
         ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=title)
+        if same:
+            n = sum(len(g) for g in same)
+            ax.annotate(f"{n} curves coincide (groups: {', '.join(str(len(g)) for g in same)}); drawn side by "
+                        "side, offset along x, to stay visible", (0, -0.2), xycoords="axes fraction", fontsize=7,
+                        color="0.3", va="top")
         fig.legend(loc="outside right upper", title="method/verifier/prover\n(band: 95% CI)",
                    title_fontsize=8)
+    return fig
+
+
+def plot_headline(curves: pl.DataFrame | None, beam_label: str, bon_label: str = "bon/orm") -> Figure | None:
+    """The headline comparison: beam search of `beam_label` (chosen on validation) vs best-of-N
+    (`bon_label`) and pass@N, accuracy vs mean generated tokens, 95% CI bands."""
+    if missing(curves):
+        return None
+    c = curve_labels(curves).filter(pl.col("label").is_in([beam_label, bon_label, "pass"]))
+    if c.height == 0:
+        return None
+    fig = _curve_plot(c, "gen_tokens", "mean generated tokens per problem (log2 scale)",
+                      f"Headline: {beam_label} vs {bon_label}", "headline_search")
     return fig
 
 
@@ -135,12 +204,14 @@ def plot_prover_k(curves: pl.DataFrame | None, budget: int, *, base_policy: str 
             yerr = np.vstack([acc - 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy() - acc])
             is_base = g["policy"][0] in (base_policy, ANALYTIC)  # K sweeps: lines; other policies: markers
             shift = 1.0 if is_base else 2 ** (0.08 * next(offsets))  # keep markers off the line
-            ax.errorbar(g["K"].to_numpy() * shift, acc, yerr=yerr, color=color, capsize=3, label=series,
+            ax.errorbar(g["K"].to_numpy() * shift, acc, yerr=yerr, color=color, capsize=3, label=series, clip_on=False,
                         marker="o" if is_base else next(markers), ms=5 if is_base else 8,
                         ls="-" if is_base else "none")
         ks = sorted(rows["K"].unique())
         ax.set_xscale("log", base=2)
         ax.set_xticks(ks, [str(k) for k in ks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        _percent_axis(ax, 100 * np.concatenate([rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()]))
         ax.set(xlabel="prover K (prover = best-of-K of a policy, log2 scale)",
                ylabel="test accuracy (%)", title=f"Beam search accuracy vs prover K at N={budget}")
         ax.legend(loc="best", title="verifier, prover (bars: 95% CI)", title_fontsize=8)
@@ -157,8 +228,10 @@ def plot_alpha(curves: pl.DataFrame | None, prover: str, budget: int) -> Figure 
         fig, (ax,) = _figure(f"alpha_N{budget}")
         acc = 100 * rows["acc"].to_numpy()
         yerr = np.vstack([acc - 100 * rows["ci_low"].to_numpy(), 100 * rows["ci_high"].to_numpy() - acc])
-        ax.errorbar(rows["alpha"].to_numpy(), acc, yerr=yerr, marker="o", capsize=3, color="C0",
+        ax.errorbar(rows["alpha"].to_numpy(), acc, yerr=yerr, marker="o", capsize=3, color="C0", clip_on=False,
                     label=f"beam, Q^π + α·A^μ, prover {prover}")
+        _percent_axis(ax, 100 * np.concatenate([rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy()]))
+        ax.set_xticks(rows["alpha"].unique().sort().to_list())
         ax.set(xlabel="α (α = 0: pqv alone)", ylabel="test accuracy (%)",
                title=f"Beam search accuracy vs α at N={budget}")
         ax.legend(loc="best", title="bars: 95% CI", title_fontsize=8)
@@ -173,18 +246,37 @@ def plot_rl_curves(bands: pl.DataFrame | None) -> Figure | None:
     colors = _colors(bands["arm"])
     with matplotlib.rc_context(STYLE):
         fig, axes = _figure("rl_curves", 2, 3)
-        for ax, (m, (ylabel, title, scale)) in zip(axes.flat, RL_PANELS.items()):
-            for arm, color in colors.items():
+        for ax, (m, (ylabel, title, scale, why)) in zip(axes.flat, RL_PANELS.items()):
+            drawn = {}
+            for arm in colors:
                 g = bands.filter((pl.col("arm") == arm) & pl.col(f"{m}_mean").is_not_null())
-                if g.height == 0:
-                    continue
-                xs = g["samples_seen"].to_numpy()
-                ax.plot(xs, scale * g[f"{m}_mean"].to_numpy(), color=color, marker="o",
-                        label=f"{arm} ({g['n_seeds'].max()} seeds)")
+                if g.height:
+                    drawn[arm] = g
+            # arms with identical curves get their own marker and a small x offset, so none hides another
+            span = float(bands["samples_seen"].max() or 1)
+            same = _coinciding({a: scale * g[f"{m}_mean"].to_numpy() for a, g in drawn.items()
+                                if g.height == max(x.height for x in drawn.values())})
+            shift = {a: 0.02 * span * (i - (len(grp) - 1) / 2) for grp in same for i, a in enumerate(grp)}
+            for i, (arm, g) in enumerate(drawn.items()):
+                xs = g["samples_seen"].to_numpy() + shift.get(arm, 0.0)
+                ax.plot(xs, scale * g[f"{m}_mean"].to_numpy(), color=colors[arm], marker=_MARKERS[i % len(_MARKERS)],
+                        label=f"{arm} ({g['n_seeds'].max()} seed{'s' if g['n_seeds'].max() > 1 else ''})", alpha=0.9,
+                        clip_on=False, zorder=3)
                 ax.fill_between(xs, scale * g[f"{m}_min"].to_numpy(), scale * g[f"{m}_max"].to_numpy(),
-                                color=color, alpha=0.15, lw=0)
+                                color=colors[arm], alpha=0.15, lw=0)
             ax.set(xlabel="training samples seen (responses)", ylabel=ylabel, title=title)
-            if ax.lines:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if m in PERCENT:
+                _percent_axis(ax, [scale * v for a, g in drawn.items() for c in ("min", "max")
+                                   for v in g[f"{m}_{c}"].to_list()])
+            if m == "kl_ref":  # rl.pg logs the mean of log π/π_init over sampled tokens: it can be < 0
+                ax.axhline(0, color="k", lw=0.6, ls=":")
+            if not drawn:
+                _empty(ax, why)
+            elif same:
+                ax.annotate(f"identical curves offset along x: {', '.join('/'.join(g) for g in same)}",
+                            (0.02, 0.94), xycoords="axes fraction", fontsize=6.5, color="0.3", va="top")
+            if ax.lines and drawn:
                 ax.legend(loc="best", title="arm (band: min..max over seeds)", title_fontsize=8)
         fig.suptitle("Online RL: mean over seeds")
     return fig
@@ -214,6 +306,7 @@ def plot_success_histogram(pool: pl.DataFrame | None, hist: pl.DataFrame | None)
                 ax.annotate(f"{n}", (xi, n), ha="center", va="bottom", fontsize=7)
         ax.set_xticks(np.linspace(0, 1, N_BINS + 1))
         ax.set_xlim(-0.02, 1.02)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="per-problem success rate (fraction of sampled responses correct)",
                ylabel="problems (count)", title="Per-problem success rate of sampled responses")
         ax.legend(loc="best")
@@ -234,6 +327,7 @@ def plot_train_logs(train_log: pl.DataFrame | None) -> Figure | None:
             loss = g.filter(pl.col("loss").is_not_null())
             ax.plot(loss["step"].to_numpy(), loss["loss"].to_numpy(), color="C0", label="train loss")
             ax.set(xlabel="optimizer step", ylabel="training loss", title=model)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             val = g.filter(pl.col("val_value").is_not_null())
             handles = ax.get_lines()
             if val.height:
@@ -267,14 +361,16 @@ def plot_verifier_quality(quality: pl.DataFrame | None) -> Figure | None:
             for i, v in enumerate(names):
                 r = rows.get(v)
                 if r is None or not ok(r["value"]):
-                    ax.annotate("n/a", (0, i), va="center", fontsize=7)
+                    why = "not computed" if r is None else QUALITY_NA.get(m, "undefined")
+                    ax.annotate(f"n/a: {why}", (0.01, i), xycoords=("axes fraction", "data"), va="center",
+                                fontsize=7, color="0.35")
                     continue
                 err = None
                 if ok(r["ci_low"]) and ok(r["ci_high"]):
                     err = [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]
                 ax.barh(i, r["value"], color=colors[v], xerr=err, capsize=2, hatch="//" if v.startswith("oracle") else None)
             ax.set_yticks(range(len(names)), names, fontsize=7)
-            ax.invert_yaxis()
+            ax.set_ylim(len(names) - 0.5, -0.5)  # first verifier on top, every row inside the panel
             ax.set(title=title)
             if m == "outcome_auroc":
                 ax.axvline(0.5, color="k", lw=0.8, ls=":")
@@ -302,4 +398,6 @@ def plot_calibration(calib: pl.DataFrame | None) -> Figure | None:
                    title=f"Calibration, {title}")
             if names:
                 ax.legend(fontsize=6, loc="upper left")
+            else:
+                _empty(ax, "no verifier of this kind in the study")
     return fig

@@ -3,6 +3,7 @@ the same as a standalone HTML page. Nothing here computes a statistic. A part of
 not run (a missing or empty table) is a section saying "not run"."""
 from __future__ import annotations
 
+import base64
 import html
 import math
 import os
@@ -37,13 +38,15 @@ def write_summary(out_dir: str | os.PathLike, study: StudyTables, head: Headline
     out_dir.mkdir(parents=True, exist_ok=True)
     md = summary_markdown(out_dir, study, head, figures, config)
     write_text(out_dir / "summary.md", md)
-    write_text(out_dir / "summary.html", markdown_html(md, title=f"pavflow: {study.experiment}"))
+    write_text(out_dir / "landing.rst", landing_rst(head, study.experiment))
+    write_text(out_dir / "summary.html", markdown_html(md, title=f"pavflow: {study.experiment}", images=out_dir))
 
 
 def summary_markdown(out_dir: Path, t: StudyTables, h: Headline, figures: Iterable[str | os.PathLike] | None = None,
                      config: str | None = None) -> str:
     md = [f"# {t.experiment}", "",
-          "Accuracies are % of test problems; 95% CIs are percentile bootstraps over problems.", ""]
+          "Accuracies are % of test problems; 95% CIs are BCa bootstraps over problems.", ""]
+    md += _answer_section(h, out_dir)
     md += _pool_sections(h) + _search_section(t, h) + _prover_k_section(t, h)
     if h.comparison is not None:
         md += _comparisons_sections(t, h)
@@ -53,6 +56,72 @@ def summary_markdown(out_dir: Path, t: StudyTables, h: Headline, figures: Iterab
     if config is not None:
         md += ["## Resolved configuration", "", "```yaml", config.rstrip("\n"), "```", ""]
     return "\n".join(md)
+
+
+def claim_rows(h: Headline) -> list[list[str]]:
+    """One row per claim of the paper (claims.py): [claim, this study's number, verdict]; the details and
+    rules are in the claims section."""
+    if h.comparison is None or h.comparison.rows.height == 0:
+        return []
+    rows, out = list(h.comparison.rows.iter_rows(named=True)), []
+    matched = [r for r in rows if ok(r["gain_at_equal_tokens"])]
+    if matched:
+        r = matched[-1]
+        g, lo, hi = r["gain_at_equal_tokens"], r["gain_at_equal_tokens_ci_low"], r["gain_at_equal_tokens_ci_high"]
+        out.append([ACCURACY.statement, f"gain at equal tokens, N={r['budget']}: {fmt_diff(g, lo, hi)} points",
+                    ACCURACY.verdict(g, lo, hi)])
+    else:
+        out.append([ACCURACY.statement, "not measurable: no beam budget inside best-of-N's token range", "inconclusive"])
+    r = rows[-1]
+    ratio, bound, lo, hi = (r[f"compute_efficiency{s}"] for s in ("", "_bound", "_ci_low", "_ci_high"))
+    if ok(ratio):
+        out.append([EFFICIENCY.statement, f"compute efficiency, N={r['budget']}: {fmt_eff(ratio, bound, lo, hi)}",
+                    EFFICIENCY.verdict(ratio, bound, lo, hi)])
+    else:
+        out.append([EFFICIENCY.statement, f"not computed: beam search at {pct(r['beam_acc'])}% (N={r['budget']}), "
+                    "a ratio of zeros", "inconclusive"])
+    if h.best_prover is not None:
+        b = h.best_prover
+        out.append([PROVER.statement, f"best K = {b.best['K']} of {{{', '.join(str(k) for k in sorted({b.best['K'], *b.minus}))}}} "
+                    f"({acc_ci(b.best['acc'], b.best['ci_low'], b.best['ci_high'])}% at N={b.budget})", PROVER.verdict(b)])
+    return out
+
+
+def answer_lines(h: Headline) -> list[str]:
+    """What the headline compares, in one sentence."""
+    c = h.comparison
+    if c is None or c.rows.height == 0:
+        return ["The headline comparison did not run (no search or validation table)."]
+    chosen = "chosen on the validation split" if h.val_choice is not None else "as configured"
+    return [f"Beam search **{config_label(c.beam)}** ({chosen}) against best-of-N **{config_label(c.bon)}** on "
+            f"{c.rows['n_problems'][0]} test problems; numbers in accuracy points with 95% paired bootstrap CIs."]
+
+
+def _answer_section(h: Headline, out_dir: Path) -> list[str]:
+    md = ["## Answer: the paper's claims at this scale", "", *answer_lines(h), ""]
+    rows = claim_rows(h)
+    if rows:
+        md += _table(["claim (Setlur et al. 2024)", "this study", "verdict"], [[a, b, f"**{v}**"] for a, b, v in rows])
+    if (out_dir / "headline_search.png").exists():
+        md += ["![headline](headline_search.png)", ""]
+    return md + ["Rules and details: *The paper's search claims at this scale* below.", ""]
+
+
+def landing_rst(h: Headline, experiment: str) -> str:
+    """The Snakemake report's landing text (workflow/report/workflow.rst includes it): the answer and
+    the claim table, as reStructuredText."""
+    def cell(x: str) -> str:
+        return x.replace("*", "\\*").replace("|", "\\|").replace("`", "\\`")
+    out = [f"**{cell(experiment)}: the paper's claims at this scale**", "",
+           *[re.sub(r"\*\*(.+?)\*\*", lambda m: f"**{cell(m.group(1))}**", x) for x in answer_lines(h)], ""]
+    rows = claim_rows(h)
+    if rows:
+        out += [".. list-table::", "   :header-rows: 1", "   :widths: 45 40 15", "",
+                "   * - claim (Setlur et al. 2024)", "     - this study", "     - verdict"]
+        for a, b, v in rows:
+            out += [f"   * - {cell(a)}", f"     - {cell(b)}", f"     - **{cell(v)}**"]
+        out.append("")
+    return "\n".join(out) + "\n"
 
 
 def _pool_sections(h: Headline) -> list[str]:
@@ -107,7 +176,10 @@ def _search_section(t: StudyTables, h: Headline) -> list[str]:
         best = f"{g['bon']}'s best accuracy ({pct(g['bon_best_acc'])}% at N={g['bon_best_budget']})"
         if g["gain"] is not None:
             md.append(f"- At N={g['bon_budget']}: {g['beam']} − {g['bon']} = {100 * g['gain']:+.1f} points.")
-        if g["compute_efficiency"] is not None:
+        if g["bon_best_acc"] == 0:
+            md.append(f"- Compute efficiency not computed: {g['bon']} solves no problem at any budget (0%), so any "
+                      "method 'reaches' it at no cost.")
+        elif g["compute_efficiency"] is not None:
             md.append(f"- {g['beam']} reaches {best} with {tok(g['beam_tokens'])} mean generated tokens vs "
                       f"{tok(g['bon_best_tokens'])}: {g['compute_efficiency']:.2f}× compute efficiency "
                       "(point estimates; see the CIs above).")
@@ -229,9 +301,13 @@ def _claims_section(h: Headline) -> list[str]:
         ratio, bound, lo, hi = (r[f"compute_efficiency{s}"] for s in ("", "_bound", "_ci_low", "_ci_high"))
         effs = ", ".join(f"N={x['budget']}: {fmt_eff(x['compute_efficiency'], x['compute_efficiency_bound'])}"
                          for x in rows)
-        md.append(f"- **{EFFICIENCY.statement}**: at N={r['budget']}, compute_efficiency = "
-                  f"{fmt_eff(ratio, bound, lo, hi)} (all budgets: {effs}): "
-                  f"**{EFFICIENCY.verdict(ratio, bound, lo, hi)}** (rule: {EFFICIENCY.rule(ok(lo) and ok(hi))}).")
+        if not ok(ratio):
+            md.append(f"- **{EFFICIENCY.statement}**: not computed at N={r['budget']}: beam search solves no "
+                      f"problem there ({pct(r['beam_acc'])}%), and every curve starts at 0: **inconclusive**.")
+        else:
+            md.append(f"- **{EFFICIENCY.statement}**: at N={r['budget']}, compute_efficiency = "
+                      f"{fmt_eff(ratio, bound, lo, hi)} (all budgets: {effs}): "
+                      f"**{EFFICIENCY.verdict(ratio, bound, lo, hi)}** (rule: {EFFICIENCY.rule(ok(lo) and ok(hi))}).")
     if h.best_prover is not None:
         b = h.best_prover
         md.append(f"- **{PROVER.statement}**: best K = {b.best['K']}; **{PROVER.verdict(b)}** (rule: {PROVER.rule}).")
@@ -379,9 +455,10 @@ def _inline(text: str) -> str:
     return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
 
 
-def markdown_html(md: str, title: str) -> str:
-    """The markdown write_summary emits (headings, pipe tables, lists, paragraphs, a code block) as a
-    standalone HTML page."""
+def markdown_html(md: str, title: str, images: Path | None = None) -> str:
+    """The markdown write_summary emits (headings, pipe tables, lists, paragraphs, images, a code block)
+    as a standalone HTML page; images found under `images` are embedded (the Snakemake report shows the
+    page from a data URI, where a relative path would not resolve)."""
     out, lines, i = [], md.split("\n"), 0
     while i < len(lines):
         line = lines[i]
@@ -406,6 +483,15 @@ def markdown_html(md: str, title: str) -> str:
                 j += 1
             out.append("<ul>" + "".join(f"<li>{_inline(r[2:])}</li>" for r in lines[i:j]) + "</ul>")
             i = j
+            continue
+        img = re.fullmatch(r"!\[([^\]]*)\]\(([^)\s]+)\)", line)
+        if img:
+            src, f = img.group(2), (images / img.group(2)) if images is not None else None
+            if f is not None and f.is_file():
+                src = "data:image/png;base64," + base64.b64encode(f.read_bytes()).decode()
+            out.append(f'<p><img alt="{html.escape(img.group(1))}" src="{html.escape(src)}" '
+                       'style="max-width:100%"></p>')
+            i += 1
             continue
         m = re.match(r"(#{1,3}) (.*)", line)
         if m:

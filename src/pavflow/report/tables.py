@@ -140,7 +140,8 @@ def headline_curves(curves: pl.DataFrame | None, prover: str) -> pl.DataFrame | 
 def gains_vs_bon(sel: pl.DataFrame) -> pl.DataFrame:
     """GAINS of every beam curve of headline_curves over every best-of-N one. Compute is measured to
     best-of-N's best accuracy over budgets, not its largest-budget one, which a weak ORM can push below
-    N=1 and so make any method look efficient."""
+    N=1 and so make any method look efficient. No ratio when that best accuracy is 0 (any method is
+    already there)."""
     bon, beam, rows = sel.filter(pl.col("method") == "bon"), sel.filter(pl.col("method") == "beam"), []
     for b_lab in bon["label"].unique(maintain_order=True):
         b_rows = bon.filter(pl.col("label") == b_lab)
@@ -153,7 +154,7 @@ def gains_vs_bon(sel: pl.DataFrame) -> pl.DataFrame:
             tokens = reach["gen_tokens"][0] if reach.height else None
             rows.append((p_lab, b_lab, b["budget"], same["acc"][0] - b["acc"] if same.height else None,
                          b_best["acc"], b_best["budget"], b_best["gen_tokens"], tokens,
-                         b_best["gen_tokens"] / tokens if reach.height else None))
+                         b_best["gen_tokens"] / tokens if reach.height and b_best["acc"] > 0 else None))
     return pl.DataFrame(rows, schema=GAINS, orient="row")
 
 

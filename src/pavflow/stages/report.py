@@ -8,9 +8,10 @@ from omegaconf import OmegaConf
 from pavflow.data import CALIBRATION, CURVES, METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, atomic_file, read_table, write_text
 from pavflow.registry import headline as headline_prover
 from pavflow.report import (StudyTables, headline, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha,
-                            plot_calibration, plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
+                            plot_calibration, plot_headline, plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
                             plot_verifier_quality, prover_rows, rl_final, rl_seed_bands, save, search_curves,
                             write_summary)
+from pavflow.report.tables import config_label
 from pavflow.search.select import choose_on_val
 from pavflow.stages.common import stage_main
 
@@ -44,7 +45,8 @@ def main(cfg, job, tracker) -> dict:
                         verifier_metrics=metrics, quality=quality, prover=prover, k_budget=s.k_budget,
                         alpha=float(s.alpha), aggregate=s.aggregate)
     numbers = headline(study)
-    drawn = [plot_accuracy_vs_tokens(shown), plot_accuracy_vs_budget(shown),
+    beam = config_label(numbers.comparison.beam) if numbers.comparison is not None else ""
+    drawn = [plot_headline(curves, beam), plot_accuracy_vs_tokens(shown), plot_accuracy_vs_budget(shown),
              plot_prover_k(at_alpha, s.k_budget, base_policy=cfg.sweep.policy),
              plot_alpha(curves, prover, s.k_budget),
              plot_rl_curves(rl_seed_bands(rl)), plot_verifier_quality(quality), plot_calibration(calib),
