@@ -3,7 +3,7 @@ import polars as pl
 from pavflow.data import HEADLINE, METRICS, RL_CURVE, SAMPLES
 from pavflow.report.figures import plot_accuracy_vs_budget, save
 from pavflow.report.headline import BON, BestProver, Comparison, Headline
-from pavflow.report.render import _claims_section, markdown_html, summary_markdown
+from pavflow.report.render import _claims_section, claim_rows, landing_rst, markdown_html, summary_markdown
 from pavflow.report.tables import StudyTables, beam_config, search_curves
 from report_data import (EQUAL_CHOICE, ci, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
                          quality, quality_with_analytic, rl, row, search, section, summarize)
@@ -152,3 +152,33 @@ def test_summary_from_a_hand_made_headline(tmp_path):
     assert "**does not reproduce** (rule: reproduces if ≥ 1.5× at the largest budget; point estimate, no CI)" in md
     assert section(md, "Headline: beam search")[1][:3] == ["4", "60.0", "400"]
     assert "## Every search configuration (test)\n\n_not run_" in md
+
+
+def test_the_summary_and_the_landing_text_lead_with_the_claims(tmp_path):
+    c = _comparison((4, 0.6, (0.10, 0.02, 0.18), (1.2, "=", 0.9, 1.4)))
+    best = BestProver("base", 4, {"K": 4, "acc": 0.7, "ci_low": 0.6, "ci_high": 0.8},
+                      {1: {"diff": 0.1, "ci_low": 0.02, "ci_high": 0.2}})
+    h = Headline("hand", comparison=c, best_prover=best, alpha=search_curves(None))
+    assert claim_rows(h) == [
+        ["Beam search with PAVs is > 8 points more accurate than best-of-N with an ORM",
+         "gain at equal tokens, N=4: +10.0 [+2.0, +18.0] points", "reproduces"],
+        ["Beam search with PAVs is 1.5–5× more compute-efficient", "compute efficiency, N=4: 1.20× [0.90, 1.40]",
+         "does not reproduce"],  # the CI lies below 1.5×
+        ["The best prover is neither too weak nor too strong", "best K = 4 of {1, 4} (70.0 [60.0, 80.0]% at N=4)",
+         "does not reproduce"]]
+    (tmp_path / "headline_search.png").write_bytes(b"png")
+    md = summary_markdown(tmp_path, StudyTables("hand", prover="base_k4", k_budget=4), h)
+    first = md.split("\n## ")[1]
+    assert first.startswith("Answer: the paper's claims at this scale") and "![headline](headline_search.png)" in first
+    rst = landing_rst(h, "hand")
+    assert ".. list-table::" in rst and "     - **reproduces**" in rst and "1.5–5× more compute-efficient" in rst
+    page = markdown_html(md, "hand", images=tmp_path)
+    assert '<img alt="headline" src="data:image/png;base64,cG5n"' in page
+
+
+def test_no_compute_efficiency_from_zero_accuracy():
+    c = _comparison((4, 0.0, (0.0, 0.0, 0.0), (float("nan"), "=", float("nan"), float("nan"))))
+    rows = claim_rows(Headline("zero", comparison=c))
+    assert rows[1] == ["Beam search with PAVs is 1.5–5× more compute-efficient",
+                       "not computed: beam search at 0.0% (N=4), a ratio of zeros", "inconclusive"]
+    assert "not computed at N=4: beam search solves no problem there" in "\n".join(_claims_section(Headline("zero", comparison=c)))

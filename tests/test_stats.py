@@ -241,3 +241,9 @@ def test_compute_efficiency_ci_brackets_the_estimate_and_goes_to_infinity_when_u
     assert math.isinf(hi)
     with pytest.raises(ValueError, match="3 baseline problems, 2 method problems"):
         compute_efficiency_ci(tokens, base[:3], 100.0, a[:2])
+
+
+def test_no_compute_efficiency_at_zero_accuracy():
+    ratio, bound = compute_efficiency(np.array([10.0, 20.0]), np.array([0.0, 0.0]), 15.0, 0.0)
+    assert math.isnan(ratio) and bound == "="
+    assert all(math.isnan(x) for x in compute_efficiency_ci(np.array([10.0, 20.0]), np.zeros((4, 2)), 15.0, np.zeros(4)))

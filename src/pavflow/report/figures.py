@@ -17,7 +17,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from pavflow.data import N_BINS, atomic_file
 from pavflow.report.fmt import num, ok, range_str
-from pavflow.report.tables import QUALITY_PANELS, alpha_rows, curve_labels, missing, prover_rows
+from pavflow.report.tables import QUALITY_PANELS, alpha_rows, config_label, curve_labels, missing, prover_rows
 from pavflow.names import ANALYTIC
 
 STYLE = {
@@ -106,7 +106,7 @@ def _colors(labels: Iterable[str]) -> dict[str, tuple]:
 def _curve_plot(curves: pl.DataFrame | None, x: str, xlabel: str, title: str, name: str) -> Figure | None:
     if missing(curves):
         return None
-    c = curve_labels(curves)
+    c = curves if "label" in curves.columns else curve_labels(curves)  # labelled by the caller (headline)
     lines = c.group_by("label").agg(pl.len()).filter(pl.col("len") > 1)["label"]
     if lines.len():  # single-budget configurations (e.g. prover sweeps) are not curves
         c = c.filter(pl.col("label").is_in(lines.implode()))
@@ -142,17 +142,28 @@ def _curve_plot(curves: pl.DataFrame | None, x: str, xlabel: str, title: str, na
     return fig
 
 
-def plot_headline(curves: pl.DataFrame | None, beam_label: str, bon_label: str = "bon/orm") -> Figure | None:
-    """The headline comparison: beam search of `beam_label` (chosen on validation) vs best-of-N
-    (`bon_label`) and pass@N, accuracy vs mean generated tokens, 95% CI bands."""
-    if missing(curves):
+def plot_headline(curves: pl.DataFrame | None, beam: dict | str | None, bon_label: str = "bon/orm") -> Figure | None:
+    """The headline comparison: the chosen beam search vs best-of-N (`bon_label`) and pass@N, accuracy vs
+    mean generated tokens, 95% CI bands. `beam` is its configuration {method, verifier, prover, alpha}
+    (matched on the columns: curve labels carry α only where it varies) or a curve label; None when
+    there is no such beam search."""
+    if missing(curves) or not beam:
         return None
-    c = curve_labels(curves).filter(pl.col("label").is_in([beam_label, bon_label, "pass"]))
-    if c.height == 0:
+    c = curve_labels(curves)
+    if isinstance(beam, dict):
+        beam_label = config_label(beam)
+        hit = ((pl.col("method") == beam["method"]) & (pl.col("verifier") == (beam.get("verifier") or ""))
+               & (pl.col("prover") == (beam.get("prover") or "")))
+        if beam.get("alpha") is not None:
+            hit = hit & ((pl.col("alpha") - float(beam["alpha"])).abs() < 1e-9)
+        c = c.with_columns(label=pl.when(hit).then(pl.lit(beam_label)).otherwise(pl.col("label")))
+    else:
+        beam_label = beam
+    if beam_label not in c["label"].to_list():
         return None
-    fig = _curve_plot(c, "gen_tokens", "mean generated tokens per problem (log2 scale)",
-                      f"Headline: {beam_label} vs {bon_label}", "headline_search")
-    return fig
+    c = c.filter(pl.col("label").is_in([beam_label, bon_label, "pass"]))
+    return _curve_plot(c, "gen_tokens", "mean generated tokens per problem (log2 scale)",
+                       f"Headline: {beam_label} vs {bon_label}", "headline_search")
 
 
 def plot_accuracy_vs_tokens(curves: pl.DataFrame | None) -> Figure | None:
@@ -325,9 +336,14 @@ def plot_train_logs(train_log: pl.DataFrame | None) -> Figure | None:
         for ax, model in zip(axes, models):
             g = train_log.filter(pl.col("model") == model).sort("step")
             loss = g.filter(pl.col("loss").is_not_null())
-            ax.plot(loss["step"].to_numpy(), loss["loss"].to_numpy(), color="C0", label="train loss")
+            ax.plot(loss["step"].to_numpy(), loss["loss"].to_numpy(), color="C0", label="train loss",
+                    marker="o" if loss.height <= 12 else None)  # a one-step log is a point, not an empty panel
             ax.set(xlabel="optimizer step", ylabel="training loss", title=model)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            steps = sorted(set(g["step"].to_list()))
+            if len(steps) <= 2:
+                ax.set_xticks(steps)
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             val = g.filter(pl.col("val_value").is_not_null())
             handles = ax.get_lines()
             if val.height:
@@ -336,6 +352,9 @@ def plot_train_logs(train_log: pl.DataFrame | None) -> Figure | None:
                 handles += ax2.plot(val["step"].to_numpy(), val["val_value"].to_numpy(), color="C1",
                                     marker="o", ls="--", label=f"val {metric}")
                 ax2.set_ylabel(f"validation {metric}")
+                if "acc" in metric:  # a fraction of problems: inside [0, 1]
+                    top = float(val["val_value"].max())
+                    ax2.set_ylim(0, min(1.0, max(0.1, 1.1 * top)))
                 ax2.spines["right"].set_visible(True)
                 ax2.grid(False)
             ax.legend(handles=handles, loc="best")

@@ -91,7 +91,7 @@ def answer_lines(h: Headline) -> list[str]:
     """What the headline compares, in one sentence."""
     c = h.comparison
     if c is None or c.rows.height == 0:
-        return ["The headline comparison did not run (no search or validation table)."]
+        return ["No headline comparison: it needs per-problem test results of both beam search and best-of-N (ORM)."]
     chosen = "chosen on the validation split" if h.val_choice is not None else "as configured"
     return [f"Beam search **{config_label(c.beam)}** ({chosen}) against best-of-N **{config_label(c.bon)}** on "
             f"{c.rows['n_problems'][0]} test problems; numbers in accuracy points with 95% paired bootstrap CIs."]

@@ -11,7 +11,6 @@ from pavflow.report import (StudyTables, headline, plot_accuracy_vs_budget, plot
                             plot_calibration, plot_headline, plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
                             plot_verifier_quality, prover_rows, rl_final, rl_seed_bands, save, search_curves,
                             write_summary)
-from pavflow.report.tables import config_label
 from pavflow.search.select import choose_on_val
 from pavflow.stages.common import stage_main
 
@@ -45,7 +44,7 @@ def main(cfg, job, tracker) -> dict:
                         verifier_metrics=metrics, quality=quality, prover=prover, k_budget=s.k_budget,
                         alpha=float(s.alpha), aggregate=s.aggregate)
     numbers = headline(study)
-    beam = config_label(numbers.comparison.beam) if numbers.comparison is not None else ""
+    beam = numbers.comparison.beam if numbers.comparison is not None else None
     drawn = [plot_headline(curves, beam), plot_accuracy_vs_tokens(shown), plot_accuracy_vs_budget(shown),
              plot_prover_k(at_alpha, s.k_budget, base_policy=cfg.sweep.policy),
              plot_alpha(curves, prover, s.k_budget),
