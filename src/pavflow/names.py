@@ -124,8 +124,34 @@ _VARIANT = "|".join(TARGETS[1:] + PREFIXES[1:])
 VERIFIER = rf"(orm|pqv|pav_{PROVER}|implicit_(?:{'|'.join(IMPLICIT_LOSSES)}))(?:\.(?:{_VARIANT}))*"
 
 # RL arms: outcome reward alone, or plus alpha * the progress of every step from the trained pav of
-# rl.prover (pav), its analytic twin from the pqv (pav_analytic), or an implicit PRM (implicit_<loss>)
-ARMS = ("outcome", "pav", "pav_analytic", "implicit_ce", "implicit_dpo")
+# rl.prover (pav), its analytic twin from the pqv (pav_analytic), an implicit PRM (implicit_<loss>), or
+# an oracle prover: V^mu from fresh rollouts of the prover's policy at every visited state (pav_mc_<prover>)
+ARMS = ("outcome", "pav", "pav_analytic", "implicit_ce", "implicit_dpo", "pav_mc")  # arm kinds in rl.arms
+
+
+@dataclass(frozen=True)
+class Arm:
+    kind: str  # one of ARMS
+    prover: Prover | None = None  # pav_mc: the oracle prover
+
+    def __str__(self) -> str:
+        return self.kind if self.prover is None else f"{self.kind}_{self.prover}"
+
+    @classmethod
+    def parse(cls, name: str) -> Arm:
+        """'outcome' -> Arm('outcome'); 'pav_mc_weak_k4' -> Arm('pav_mc', Prover('weak', 4))."""
+        name = str(name)
+        try:
+            if name.startswith("pav_mc_"):
+                return cls("pav_mc", Prover.parse(name[len("pav_mc_"):]))
+        except ValueError:
+            pass
+        else:
+            if name in ARMS and name != "pav_mc":
+                return cls(name)
+        raise ValueError(f"RL arm {name!r}: expected one of {[a for a in ARMS if a != 'pav_mc']} or "
+                         "pav_mc_<prover> (e.g. pav_mc_base_k4)")
+
 
 # values of the SEARCH table's `method` column: the methods over a sampled pool (best-of-N, majority
 # and verifier-weighted majority vote, pass@N), and step-level beam search
@@ -133,5 +159,6 @@ POOL_METHODS = ("bon", "majority", "weighted_majority", "pass")
 SEARCH_METHODS = POOL_METHODS + ("beam",)
 
 # Snakemake wildcard constraints, one per wildcard name the registry uses
-WILDCARDS = {"policy": POLICY, "prover": PROVER, "verifier": VERIFIER, "arm": "|".join(ARMS),
+ARM = "|".join(a for a in ARMS if a != "pav_mc") + f"|pav_mc_{PROVER}"
+WILDCARDS = {"policy": POLICY, "prover": PROVER, "verifier": VERIFIER, "arm": ARM,
              "rl_seed": r"[0-9]+"}

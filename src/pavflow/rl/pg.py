@@ -251,6 +251,8 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
         set_rng_state(rng, resume["rng"])
         rows, gen_tokens, verifier_tokens = list(resume["rows"]), resume["gen_tokens"], resume["verifier_tokens"]
         unsolved0, start = list(resume["unsolved0"]), resume["update"] + 1
+        if "progress" in resume:  # a stateful progress source (an oracle prover's cached rollouts)
+            step_score_fn.load_state_dict(resume["progress"])
     else:
         log_eval(0, math.nan)
     for update in progress(range(start, cfg.updates + 1), desc="rl updates"):
@@ -299,7 +301,8 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
                 and update < cfg.updates:
             on_checkpoint({"update": update, "model": model.state_dict(), "opt": opt.state_dict(),
                            "rng": rng_state(rng), "rows": rows, "unsolved0": unsolved0,
-                           "gen_tokens": gen_tokens, "verifier_tokens": verifier_tokens})
+                           "gen_tokens": gen_tokens, "verifier_tokens": verifier_tokens,
+                           **({"progress": step_score_fn.state_dict()} if hasattr(step_score_fn, "state_dict") else {})})
     model.eval()
     return rows
 
