@@ -139,6 +139,13 @@ class ImplicitConfig:
 
 @dataclass
 class VerifierConfig:
+    # value verifiers start from the base policy's transformer (policy) or from a random one of their own
+    # size (scratch: hidden_size, n_layers, n_heads, intermediate_size below)
+    init: str = setting("policy", one_of=("policy", "scratch"))
+    hidden_size: int = setting(64, ge=1)
+    n_layers: int = setting(2, ge=1)
+    n_heads: int = setting(2, ge=1)
+    intermediate_size: int = setting(192, ge=1)
     steps: int = setting(200, ge=1)
     batch_size: int = setting(64, ge=1)
     lr: float = setting(2e-3, gt=0)

@@ -89,7 +89,8 @@ def verifier_config(cfg, name: str) -> dict:
     if Verifier.parse(name).kind == "implicit":
         return {"implicit": {k: x for k, x in v["implicit"].items() if k != "losses"}}
     drop = {"implicit", "score_batch_size", "checkpoint_every", "quality_bins"} | \
-        (set() if ".random" in name else {"random_states"})
+        (set() if ".random" in name else {"random_states"}) | \
+        (set() if v["init"] == "scratch" else {"hidden_size", "n_layers", "n_heads", "intermediate_size"})
     return {k: x for k, x in v.items() if k not in drop}
 
 

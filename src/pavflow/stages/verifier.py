@@ -18,7 +18,8 @@ from pavflow.verifiers.fit import FitSettings
 from pavflow.verifiers.metrics import auroc
 from pavflow.verifiers.selection import hard_targets, select_states
 from pavflow.verifiers.targets import state_targets
-from pavflow.verifiers.value import StateExample, ValueVerifier, save_value_model, train_value, value_model_from_policy
+from pavflow.verifiers.value import (StateExample, ValueVerifier, save_value_model, train_value, value_model_from_policy,
+                                     value_model_scratch)
 
 KEY = ["problem_id", "split", "sample_id", "h"]
 
@@ -104,7 +105,11 @@ def train_implicit_prm(spec: Verifier, cfg, job, task, problems, train_seeds: pl
 
 def train_value_verifier(spec: Verifier, cfg, job, train: list[StateExample], tracker, ckpt):
     v, policy = cfg.verifier, job.input.policy
-    model = value_model_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec)).to(resolve_device(cfg.device))
+    seed = derive_seed(cfg.seed, "verifier", spec)
+    model = value_model_from_policy(policy, seed) if v.init == "policy" else \
+        value_model_scratch(policy, seed, hidden_size=v.hidden_size, n_layers=v.n_layers, n_heads=v.n_heads,
+                            intermediate_size=v.intermediate_size)
+    model = model.to(resolve_device(cfg.device))
     tok = AutoTokenizer.from_pretrained(policy)
     rows = train_value(model, tok, train, fit_settings(v, derive_seed(cfg.seed, "verifier-train", spec)),
                        train_hooks(tracker, ckpt, v.checkpoint_every))
