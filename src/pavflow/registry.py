@@ -177,7 +177,7 @@ def _report_outputs(cfg, L: Layout, job: Job) -> dict:
 
 def _report_inputs(cfg, L: Layout, job: Job) -> dict:
     verifiers = [str(v) for v in trained_verifiers(cfg)]
-    return {"pool": L.pool(), "search": _search_tables(cfg, L),
+    return {"pool": L.pool(), "search": _search_tables(cfg, L), "scores": L.search("scores_orm"),
             "val": [L.search(f"val_{p}") for p in provers(cfg)],
             "rl": [L.rl(j["arm"], j["rl_seed"]) for j in STAGES["rl"].jobs(cfg)],
             "verifier_metrics": {v: L.verifier_metrics(v) for v in verifiers},
@@ -251,7 +251,7 @@ STAGES: dict[str, Stage] = _stages(
                                "n": max(c.search.budgets)}),
     Stage("search_bon", model=True,
           inputs=lambda c, L, j: {"problems": L.problems(), "pool": L.pool(), "orm": L.verifier("orm")},
-          outputs=lambda c, L, j: {"search": L.search("bon_orm")},
+          outputs=lambda c, L, j: {"search": L.search("bon_orm"), "scores": L.search("scores_orm")},
           config=lambda c, j: {**_base(c), "search": _pick(c.search, ("split", "budgets"))}),
     # best-of-N and weighted majority with a process verifier (pqv, headline pav, implicit PRMs)
     Stage("search_prm", wildcards=("verifier",), model=True,
