@@ -99,3 +99,12 @@ def test_arm_rejects(name):
     with pytest.raises(ValueError, match=re.escape(repr(name))):
         Arm.parse(name)
     assert not re.fullmatch(WILDCARDS["arm"], name)
+
+
+def test_data_scaling_variants():
+    v = Verifier.parse("pav_base_k4.s2m8")
+    assert v.data == (2, 8) and str(v.base) == "pav_base_k4" and str(v) == "pav_base_k4.s2m8"
+    assert str(Verifier.parse("pqv.hard.first_pit.s1m4")) == "pqv.hard.first_pit.s1m4"
+    for bad in ("pqv.s0m4", "pqv.s2", "pqv.s2m4.s1m4", "orm.s2m4"):
+        with pytest.raises(ValueError):
+            Verifier.parse(bad)

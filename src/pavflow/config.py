@@ -450,6 +450,13 @@ def _relations(cfg) -> None:
                  f"pqv.first_pit); the study's pqv/pav are {trained[1:len(names) + 2]}")
         if str(spec) != v:
             _bad(key, v, f"write it as {str(spec)!r} (targets variant first)")
+        if spec.data is not None:
+            seeds_, m = spec.data
+            if seeds_ > cfg.rollouts.n_seed or m > cfg.rollouts.n_mc:
+                _bad(key, v, f"trains on {seeds_} seeds and {m} rollouts per state; the study has "
+                     f"rollouts.n_seed={cfg.rollouts.n_seed}, rollouts.n_mc={cfg.rollouts.n_mc}")
+            if spec.prover is not None and spec.prover.k > m and not sw.plugin_k:
+                _bad(key, v, f"K={spec.prover.k} > {m} rollouts: a biased plug-in estimate (sweep.plugin_k=true to allow)")
     known = [str(v) for v in trained_verifiers(cfg)]
     for i, v in enumerate(cfg.search.beam_verifiers):
         if v not in known:

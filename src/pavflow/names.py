@@ -7,7 +7,9 @@ grammar. Nothing else in pavflow splits a name.
     prover     <policy>_k<K>              mu = BoK(rho) over rollout policy <policy>; analytic_k<K> is
                                           BoK(pi) computed from the pqv (verifiers.analytic)
     verifier   orm | pqv | pav_<prover> | implicit_ce | implicit_dpo,
-               pqv and pav optionally with label variants .hard and .random or .first_pit
+               pqv and pav optionally with label variants .hard and .random or .first_pit, and
+               .s<n>m<m>: trained on n seeds per problem and m of the rollouts of each state (the
+               verifier data-scaling curve)
 """
 from __future__ import annotations
 
@@ -60,12 +62,14 @@ class Verifier:
     loss: str | None = None  # implicit: ce | dpo
     targets: str = "soft"
     prefixes: str = "all"
+    data: tuple[int, int] | None = None  # (seeds per problem, rollouts per state) it trains on; None: all
 
     def __str__(self) -> str:
         base = {"pav": f"pav_{self.prover}", "pav_analytic": f"pav_{self.prover}",
                 "implicit": f"implicit_{self.loss}"}.get(self.kind, self.kind)
         variants = ([self.targets] if self.targets != "soft" else []) + \
-            ([self.prefixes] if self.prefixes != "all" else [])
+            ([self.prefixes] if self.prefixes != "all" else []) + \
+            ([f"s{self.data[0]}m{self.data[1]}"] if self.data else [])
         return ".".join([base, *variants])
 
     @property
@@ -87,20 +91,24 @@ class Verifier:
         def bad(why: str):
             raise ValueError(f"verifier {name!r}: {why}; expected orm, pqv, pav_<prover> (e.g. pav_base_k4), "
                              "pav_analytic_k<K>, implicit_ce or implicit_dpo, pqv/pav optionally with label "
-                             "variants .hard and .random or .first_pit (e.g. pqv.hard.first_pit)")
+                             "variants .hard and .random or .first_pit and .s<seeds>m<rollouts> "
+                             "(e.g. pqv.hard.first_pit, pav_base_k4.s2m8)")
 
         base, *variants = str(name).split(".")
-        targets, prefixes = "soft", "all"
+        targets, prefixes, data = "soft", "all", None
         for v in variants:
+            m = re.fullmatch(r"s([1-9][0-9]*)m([1-9][0-9]*)", v)
             if v in TARGETS[1:] and targets == "soft":
                 targets = v
             elif v in PREFIXES[1:] and prefixes == "all":
                 prefixes = v
+            elif m and data is None:
+                data = (int(m.group(1)), int(m.group(2)))
             else:
                 bad(f"unknown or repeated label variant {v!r}")
         kind, _, rest = base.partition("_")
         if base in ("orm", "pqv"):
-            out = cls(base, targets=targets, prefixes=prefixes)
+            out = cls(base, targets=targets, prefixes=prefixes, data=data)
         elif kind == "implicit" and rest in IMPLICIT_LOSSES:
             out = cls("implicit", loss=rest)
         elif kind == "pav" and rest:
@@ -108,7 +116,7 @@ class Verifier:
                 prover = Prover.parse(rest)
             except ValueError as e:
                 bad(str(e))
-            out = cls("pav_analytic" if prover.analytic else "pav", prover, targets=targets, prefixes=prefixes)
+            out = cls("pav_analytic" if prover.analytic else "pav", prover, targets=targets, prefixes=prefixes, data=data)
         else:
             bad("unknown verifier")
         if variants and out.kind not in ("pqv", "pav"):
@@ -120,7 +128,7 @@ def pav(prover: Prover) -> Verifier:
     return Verifier("pav_analytic" if prover.analytic else "pav", prover)
 
 
-_VARIANT = "|".join(TARGETS[1:] + PREFIXES[1:])
+_VARIANT = "|".join(TARGETS[1:] + PREFIXES[1:] + ("s[1-9][0-9]*m[1-9][0-9]*",))
 VERIFIER = rf"(orm|pqv|pav_{PROVER}|implicit_(?:{'|'.join(IMPLICIT_LOSSES)}))(?:\.(?:{_VARIANT}))*"
 
 # RL arms: outcome reward alone, or plus alpha * the progress of every step from the trained pav of
