@@ -159,9 +159,8 @@ def _beam(cfg, L: Layout, prover: str) -> dict:
 def _search_tables(cfg, L: Layout) -> list[Path]:
     """Every test-split search table the report reads."""
     out = [L.search("bon_orm")] + [L.search(f"prm_{v}") for v in prm_verifiers(cfg)]
-    out += [L.search(f"beam_{j['prover']}") for j in STAGES["search_beam"].jobs(cfg)]
-    out += [L.search(f"beamv_{j['verifier']}") for j in STAGES["search_beamv"].jobs(cfg)]
-    out += [L.search(f"beam_mc_{j['prover']}") for j in STAGES["search_beam_mc"].jobs(cfg)]
+    out += [STAGES[s].outputs(cfg, L, j)["search"] for s in ("search_beam", "search_beamv", "search_beam_mc")
+            for j in STAGES[s].jobs(cfg)]
     return out + [L.search("alpha"), L.search("selected")] + ([L.search("oracle")] if cfg.search.oracle else [])
 
 
@@ -311,7 +310,8 @@ STAGES: dict[str, Stage] = _stages(
           jobs=lambda c: [{"prover": str(p)} for p in provers(c)] if c.search.oracle else [],
           inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L),
                                   "prover_policy": L.policy(Prover.parse(j["prover"]).policy)},
-          outputs=lambda c, L, j: {"search": L.search(f"beam_mc_{j['prover']}")},
+          # "mcbeam_", not "beam_mc_": search_beam's beam_{prover} would match it with a policy named "mc"
+          outputs=lambda c, L, j: {"search": L.search(f"mcbeam_{j['prover']}")},
           config=lambda c, j: {**_base(c), "search": _pick(c.search, (*BEAM_KEYS, "alpha", "k_budget", "oracle_rollouts",
                                                                       "oracle_problems"))}),
     # rejection fine-tuning of the base policy on its own correct train samples; only with rl.init=rft
