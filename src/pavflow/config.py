@@ -479,16 +479,17 @@ def _relations(cfg) -> None:
     if "pav_analytic" in rl.arms and rl.prover.policy != sw.policy:
         _bad("rl.prover", rl.prover, f"arm pav_analytic compares with BoK of the base policy "
              f"{sw.policy!r}, e.g. {{policy: {sw.policy}, k: 4}}")
-    bounds = [("rollouts.n_mc", cfg.rollouts.n_mc)] + ([("rl.mc_rollouts", rl.mc_rollouts)] if "pav_mc" in rl.arms else []) \
-        + ([("search.oracle_rollouts", s.oracle_rollouts)] if s.oracle else [])
-    for key, n in bounds:
-        for p in ([] if sw.plugin_k else names):
+    for i, p in enumerate(rl.mc_provers if "pav_mc" in rl.arms else []):
+        if Prover.of(p) not in names:
+            _bad(f"rl.mc_provers[{i}]", p, f"not a prover of the sweep; provers are {[str(n) for n in names]}")
+    mc_arms = [a.prover for a in rl_arms(cfg) if a.kind == "pav_mc"]
+    bounds = [("rollouts.n_mc", cfg.rollouts.n_mc, names), ("rl.mc_rollouts", rl.mc_rollouts, mc_arms)] \
+        + ([("search.oracle_rollouts", s.oracle_rollouts, names)] if s.oracle else [])
+    for key, n, using in bounds:
+        for p in ([] if sw.plugin_k else using):
             if p.k > n:
                 _bad(key, n, f"prover {p} has K={p.k} > {n} rollouts: its Best-of-K estimate would be the biased "
                      f"plug-in; raise {key} to >= {p.k}, drop the K, or opt in with sweep.plugin_k=true")
-    for i, p in enumerate(rl.mc_provers):
-        if Prover.of(p) not in names:
-            _bad(f"rl.mc_provers[{i}]", p, f"not a prover of the sweep; provers are {[str(n) for n in names]}")
     if rl.problems_per_update > t.n_train:
         _bad("rl.problems_per_update", rl.problems_per_update, f"more than task.n_train={t.n_train}")
     _resources(cfg)
