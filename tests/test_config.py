@@ -227,7 +227,8 @@ def _defaults_of(section) -> dict:
 @pytest.mark.parametrize("group, section", [
     ("task/arith", "task"), ("policy/tiny", "policy"), ("sft/default", "sft"), ("rollouts/default", "rollouts"),
     ("sweep/default", "sweep"), ("verifier/default", "verifier"), ("search/default", "search"),
-    ("rl/default", "rl"), ("tracking/offline", "tracking"), ("resources/default", "resources")])
+    ("rl/default", "rl"), ("generation/local", "generation"), ("tracking/offline", "tracking"),
+    ("resources/default", "resources")])
 def test_schema_defaults_equal_the_default_group_files(group, section):
     from pathlib import Path
 

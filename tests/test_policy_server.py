@@ -4,16 +4,14 @@ reasons; seeded sampling reproduces; a killed server, a wrong model name, an HTT
 each raise GenerationServerError naming the URL and the model."""
 import os
 import signal
-import socket
-import subprocess
 
 import pytest
 import torch
 
 from pavflow.policy.model import save_policy
 from pavflow.policy.sampler import Sampler
-from pavflow.policy.server import (GenerationServerError, ServerSampler, serve_copy, start_transformers_serve,
-                                   wait_healthy)
+from pavflow.policy.server import (GenerationServerError, ServerSampler, free_port, serve_copy,
+                                   start_transformers_serve, stop_server, wait_healthy)
 
 PROMPTS = ["Q:72*5-3\n", "Q:1+2\n", "Q:12+3\n12+3=15\n", "Q:9\n", "Q:4*4*4+1\n", "Q:3-8*2\n", "Q:50+7\n"]
 EOS = 2
@@ -24,22 +22,6 @@ def model(random_model):
     """Varied rows that stop on EOS, on the separator and at the length limit, with an occasional
     <pad> / <bos> inside a row (the served copy keeps those in its text)."""
     return random_model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +48,7 @@ def servers(model, tok, tmp_path_factory):
         yield out
     finally:
         for _, _, proc in out:
-            stop(proc)
+            stop_server(proc)
 
 
 @pytest.fixture(scope="module")

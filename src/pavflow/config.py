@@ -204,6 +204,19 @@ class RLConfig:
 
 
 @dataclass
+class GenerationConfig:
+    """Where fixed-policy stages sample from (seeds, mc, mc_fresh, search pool, beam searches, oracle, RFT
+    samples): `local` (pavflow.policy.sampler.Sampler) or `server`, an OpenAI-compatible server
+    (pavflow.policy.server.ServerSampler). SFT evaluation and RL sample a changing policy: always local."""
+    backend: str = setting("local", one_of=("local", "server"))
+    base_url: str = "http://127.0.0.1:8000"  # server: scheme, host and port (a trailing /v1 is dropped)
+    model: str = "{policy}"  # server: the served model name; {policy} is the sampled policy's name (base, weak)
+    max_concurrency: int = setting(16, ge=1)  # requests in flight per job
+    timeout_s: float = setting(600.0, gt=0)  # per request
+    retries: int = setting(2, ge=0)  # per request, on a timeout, an unreachable server or HTTP 429/502/503/504
+
+
+@dataclass
 class TrackingConfig:
     mode: str = setting("offline", one_of=("offline", "online", "off"))
     project: str = "pavflow"
@@ -253,6 +266,7 @@ class Config:
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     rl: RLConfig = field(default_factory=RLConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     job: JobConfig = field(default_factory=JobConfig)
@@ -300,6 +314,11 @@ def trained_verifiers(cfg, variants: bool = True) -> list[Verifier]:
     out = [Verifier("orm"), Verifier("pqv")] + [Verifier("pav", p) for p in provers(cfg)]
     out += [Verifier("implicit", loss=str(l)) for l in cfg.verifier.implicit.losses]
     return out + ([Verifier.parse(v) for v in cfg.sweep.label_variants] if variants else [])
+
+
+def served_model(cfg, policy: str) -> str:
+    """The server's name for policy `policy` (generation.model with {policy} replaced)."""
+    return str(cfg.generation.model).replace("{policy}", policy)
 
 
 def analytic_provers(cfg) -> list[Prover]:
@@ -359,8 +378,8 @@ def _check_value(key: str, v, rule: dict) -> None:
 
 _TYPES = {c.__name__: c for c in (TaskConfig, PolicyConfig, SFTPolicyConfig, SFTConfig, RolloutsConfig,
                                   ProverConfig, SweepConfig, ImplicitConfig, VerifierConfig, SearchConfig,
-                                  RFTConfig, RLConfig, TrackingConfig, StageResourcesConfig, ResourcesConfig,
-                                  JobConfig)}
+                                  RFTConfig, RLConfig, GenerationConfig, TrackingConfig, StageResourcesConfig,
+                                  ResourcesConfig, JobConfig)}
 
 
 def _dataclass_of(t) -> type | None:
@@ -449,6 +468,12 @@ def _relations(cfg) -> None:
     if "pav_analytic" in rl.arms and rl.prover.policy != sw.policy:
         _bad("rl.prover", rl.prover, f"arm pav_analytic compares with BoK of the base policy "
              f"{sw.policy!r}, e.g. {{policy: {sw.policy}, k: 4}}")
+    g = cfg.generation
+    if g.backend == "server":
+        if not re.fullmatch(r"https?://[^/\s]+(/.*)?", g.base_url):
+            _bad("generation.base_url", g.base_url, "expected http(s)://<host>:<port> of the server")
+        if not g.model.replace("{policy}", "x").strip():
+            _bad("generation.model", g.model, "name the served model (or {policy}: the sampled policy's name)")
     if rl.problems_per_update > t.n_train:
         _bad("rl.problems_per_update", rl.problems_per_update, f"more than task.n_train={t.n_train}")
     _resources(cfg)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-from pavflow.config import analytic_provers, provers, rollout_policies, trained_verifiers
+from pavflow.config import analytic_provers, provers, rollout_policies, served_model, trained_verifiers
 from pavflow.names import Prover, Verifier, pav
 from pavflow.paths import Layout
 
@@ -308,6 +308,23 @@ STAGES: dict[str, Stage] = _stages(
 # checkpoint cadence never changes an output; resources and tracking are not here at all
 SHARED = ("seed", "task", "dtype")
 
+# stages that sample from a fixed policy, through the backend generation.backend picks (stages.sampling)
+SAMPLING = frozenset({"seeds", "mc", "mc_fresh", "search_pool", "search_beam", "search_beamv", "search_alpha",
+                      "search_val", "search_selected", "search_oracle", "rft"})
+SERVER_RESOURCE = "generation_server"  # snakemake --resources generation_server=N: server jobs at once
+
+
+def sampled_policy(stage: str, cfg, job: Job) -> str:
+    return str(job["policy"]) if "policy" in STAGES[stage].wildcards else str(cfg.sweep.policy)
+
+
+def generation_params(stage: str, cfg, job: Job) -> dict:
+    """What of `generation` can change a sampling job's table: the backend and the served model (never
+    the URL, timeouts, retries or concurrency)."""
+    if cfg.generation.backend == "local":
+        return {"backend": "local"}
+    return {"backend": "server", "model": served_model(cfg, sampled_policy(stage, cfg, job))}
+
 
 def jobs(stage: str, cfg) -> list[Job]:
     return STAGES[stage].jobs(cfg)
@@ -316,7 +333,8 @@ def jobs(stage: str, cfg) -> list[Job]:
 def params(stage: str, cfg, job: Job | None = None) -> dict:
     """The builtin-typed config a job's outputs depend on, and its code hash (Snakemake `params`)."""
     s, job = STAGES[stage], dict(job or {})
-    return {**{k: _plain(cfg[k]) for k in SHARED}, **s.config(cfg, job), "code": code_hash(s.entry)}
+    gen = {"generation": generation_params(stage, cfg, job)} if stage in SAMPLING else {}
+    return {**{k: _plain(cfg[k]) for k in SHARED}, **s.config(cfg, job), **gen, "code": code_hash(s.entry)}
 
 
 def io(stage: str, cfg, layout: Layout, job: Job) -> tuple[dict, dict]:
@@ -355,7 +373,7 @@ def threads(stage: str, cfg) -> int:
 
 def resources(stage: str, cfg) -> dict:
     """mem_mb and runtime (minutes) from `resources`, resources.stages.<stage> overriding; `gpu` only
-    when the stage runs a model and asks for GPUs."""
+    when the stage runs a model and asks for GPUs; SERVER_RESOURCE 1 for sampling stages on a server."""
     s, r = STAGES[stage], cfg.resources
     over = r.stages.get(stage) if stage in r.stages else None
 
@@ -367,6 +385,8 @@ def resources(stage: str, cfg) -> dict:
         gpus = int(over.gpus) if over is not None and over.gpus is not None else gpus_per_job(cfg)
         if gpus > 0:
             out["gpu"] = gpus
+    if stage in SAMPLING and cfg.generation.backend == "server":
+        out[SERVER_RESOURCE] = 1
     return out
 
 

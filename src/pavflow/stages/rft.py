@@ -10,7 +10,7 @@ from pavflow.policy.sft import train_sft
 from pavflow.rollouts import correct_pairs, sample_responses
 from pavflow.seeds import derive_seed
 from pavflow.stages.common import load_problems, stage_main
-from pavflow.stages.sampling import policy_sampler
+from pavflow.stages.sampling import local_sampler, policy_sampler
 from pavflow.tasks import make_task
 from pavflow.train import TrainHooks
 
@@ -27,6 +27,8 @@ def main(cfg, job, tracker) -> dict:
         raise RuntimeError(f"rft: policy {base} solved none of {len(train)} train problems in "
                            f"{r.samples_per_problem} samples each; nothing to fine-tune on (use rl.init=base)")
 
+    if cfg.generation.backend != "local":  # the policy being fine-tuned is sampled here, as it trains
+        sampler = local_sampler(cfg, job.input.policy, task)
     model, tok = sampler.model, sampler.tok  # fine-tuned in place; evaluate() samples it as it trains
     val = load_problems(job.input.problems, ["val"])[:cfg.sft.eval_problems]
     prompts = [task.prompt(p.question) for p in val]
