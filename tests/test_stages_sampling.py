@@ -120,7 +120,7 @@ def study(tmp_path_factory, random_model, tok):
         for _, module, extra in JOBS:
             run_stage(module, STUDY + extra + [f"results_dir={tmp / 'local'}"])
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, proc, timeout_s=180)
+        wait_healthy(url, proc, timeout_s=600)
         yield {"tmp": tmp, "url": url, "proc": proc,
                "server": STUDY + ["generation=server", f"generation.base_url={url}", "generation.max_concurrency=1",
                                   f"generation.model='{tmp / 'serve'}/{{policy}}'", f"results_dir={tmp / 'server'}"]}
@@ -155,7 +155,7 @@ def test_killed_server_fails_the_stage_naming_url_and_model_and_a_rerun_complete
     proc = start_transformers_serve(str(tmp / "serve" / "base"), port, tmp / "serve2.log")
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, proc, timeout_s=180)
+        wait_healthy(url, proc, timeout_s=600)
         rerun = [o for o in study["server"] if not o.startswith("generation.base_url")] + [f"generation.base_url={url}"]
         run_stage("pavflow.stages.seeds", rerun)
         assert seeds.read_bytes() != b"" and tables(tmp / "server")["seeds"].equals(tables(tmp / "local")["seeds"])

@@ -9,6 +9,7 @@ import polars as pl
 
 from pavflow.data import RL_CURVE, write_table
 from pavflow.names import ANALYTIC, Prover, pav
+from pavflow.policy.device import autocast
 from pavflow.policy.model import load_policy
 from pavflow.rl.pg import DegenerateRun, train_rl
 from pavflow.seeds import derive_seed
@@ -43,7 +44,8 @@ def progress_values(cfg, job, arm: str):
 def main(cfg, job, tracker) -> dict:
     arm, seed, r = job.wildcards["arm"], int(job.wildcards["rl_seed"]), cfg.rl
     task = make_task(cfg.task, cfg.seed, cfg.policy)
-    model, tok = load_policy(job.input.init, cfg.device, cfg.dtype)  # also the KL reference
+    # also the KL reference; trained in float32, computed in cfg.dtype (policy.device.autocast)
+    model, tok = load_policy(job.input.init, cfg.device, "float32")
     train = load_problems(job.input.problems, ["train"])
     test = load_problems(job.input.problems, ["test"])[:r.eval_problems]
     alpha = 0.0 if arm == "outcome" else float(r.alpha)
@@ -51,10 +53,11 @@ def main(cfg, job, tracker) -> dict:
     ckpt = job.checkpoints(cfg)
     stop_reason = None
     try:
-        rows = train_rl(model, tok, task, train, test, r, seed=derive_seed(cfg.seed, "rl", seed), alpha=alpha,
-                        step_score_fn=progress_values(cfg, job, arm),  # train_rl turns values into progress
-                        on_eval=lambda row: tracker.log({f"rl/{k}": v for k, v in row.items()}),
-                        on_checkpoint=ckpt.save, resume=ckpt.resume())
+        with autocast(model.device, cfg.dtype):
+            rows = train_rl(model, tok, task, train, test, r, seed=derive_seed(cfg.seed, "rl", seed), alpha=alpha,
+                            step_score_fn=progress_values(cfg, job, arm),  # train_rl turns values into progress
+                            on_eval=lambda row: tracker.log({f"rl/{k}": v for k, v in row.items()}),
+                            on_checkpoint=ckpt.save, resume=ckpt.resume())
     except DegenerateRun as e:  # a result, not a crash: the curve so far is written, flagged
         rows, stop_reason = e.rows, e.reason
         log.error("rl %s seed %d: %s. The curve up to it is written with stop_reason set; the last "

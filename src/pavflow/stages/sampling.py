@@ -19,10 +19,11 @@ def policy_sampler(cfg, policy: Path, task):
     return local_sampler(cfg, policy, task)
 
 
-def local_sampler(cfg, policy: Path, task):
+def local_sampler(cfg, policy: Path, task, dtype: str | None = None):
+    """Sampler of the policy in this process, on cfg.device, its weights in `dtype` (cfg.dtype)."""
     from pavflow.policy.model import load_policy
     from pavflow.policy.sampler import Sampler
-    model, tok = load_policy(policy, cfg.device, cfg.dtype)
+    model, tok = load_policy(policy, cfg.device, dtype or cfg.dtype)
     return Sampler(model, tok, step_sep=task.step_sep, batch_size=cfg.rollouts.batch_size)
 
 
