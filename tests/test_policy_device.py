@@ -1,5 +1,10 @@
 """bf16 training keeps float32 weights (policy.device.autocast): SFT at a real fine-tuning learning
 rate moves them, where the same steps on bf16 weights lose most updates to rounding."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -47,3 +52,19 @@ def test_device_and_dtype_names():
     assert resolve_dtype("bfloat16") is torch.bfloat16
     with pytest.raises(ValueError, match="unknown 'fp8'"):
         resolve_dtype("fp8")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_gpu_check_refuses_loudly_without_a_gpu(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    bin_dir = tmp_path / "bin"  # PATH without nvidia-smi: bash and coreutils only
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "head"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, env={"PATH": str(bin_dir)}, timeout=60)
+    assert out.returncode == 1 and "no nvidia-smi" in out.stderr and "NVIDIA GPU" in out.stderr
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'Fake GPU, 16384 MiB, 1'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,
+                         env={"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHON": sys.executable})
+    assert out.returncode == 1 and "sees no CUDA device" in out.stderr
