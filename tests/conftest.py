@@ -1,3 +1,4 @@
+import os
 import re
 import subprocess
 import sys
@@ -48,6 +49,18 @@ def random_model(tok):
             if p.dim() == 2:
                 p.normal_(0, 0.5, generator=g)
     return m
+
+
+@pytest.fixture(scope="session")
+def serve_available():
+    """Skip a test that starts `transformers serve` when it cannot run here; in CI, which installs it
+    with the test extra, fail instead."""
+    from transformers.utils.import_utils import is_serve_available
+    if not is_serve_available():
+        why = "transformers serve is not importable (pip install 'transformers[serving]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why}; CI installs it with the test extra")
+        pytest.skip(why)
 
 
 REPO = Path(__file__).resolve().parents[1]

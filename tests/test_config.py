@@ -267,7 +267,8 @@ def test_top_level_defaults_equal_config_yaml():
     (["rl.alpha=nan"], ["rl.alpha=nan", "finite"]),
     (["rollouts.temperature=nan"], ["rollouts.temperature=nan", "finite"]),
     (["search.alpha_grid=[0,nan]"], ["search.alpha_grid[1]=nan", "finite"]),
-    (["search.temperature=0"], ["search.temperature=0", "> 0"]),
+    (["search.temperature=-1"], ["search.temperature=-1", ">= 0"]),
+    (["rl.temperature=0"], ["rl.temperature=0", "> 0"]),
 ])
 def test_unknown_keys_and_non_finite_numbers_are_rejected(overrides, fragments):
     msg = rejects(overrides, *fragments)

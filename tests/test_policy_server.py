@@ -25,15 +25,9 @@ def model(random_model):
 
 
 @pytest.fixture(scope="module")
-def servers(model, tok, tmp_path_factory):
+def servers(model, tok, tmp_path_factory, serve_available):
     """Two `transformers serve` processes on a serve_copy of the saved policy, started together: [0]
     serves the tests, [1] is killed by one. Each is (base_url, served model name, process)."""
-    from transformers.utils.import_utils import is_serve_available
-    if not is_serve_available():
-        why = "transformers serve is not importable (pip install 'transformers[serving]')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{why}; CI installs it with the test extra")
-        pytest.skip(why)
     tmp = tmp_path_factory.mktemp("served")
     save_policy(model, tok, tmp / "saved")
     served = str(serve_copy(tmp / "saved", tmp / "policy"))

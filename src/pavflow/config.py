@@ -100,7 +100,7 @@ class SFTConfig:
 class RolloutsConfig:
     n_seed: int = setting(4, ge=1)  # sampled responses per train/val problem from the base policy
     n_mc: int = setting(8, ge=1)  # continuations per step prefix by the rollout policy
-    temperature: float = setting(1.0, gt=0)
+    temperature: float = setting(1.0, ge=0)  # 0: greedy (the backends then agree token for token)
     max_new_tokens: int = setting(64, ge=1)
     batch_size: int = setting(512, ge=1)
     splits: List[str] = setting(["train", "val"], one_of=SPLITS)
@@ -162,7 +162,7 @@ class SearchConfig:
     oracle: bool = False  # beam search scored by fresh MC rollouts (upper bound; costly)
     oracle_rollouts: int = setting(4, ge=1)  # rollouts per candidate of the oracle
     oracle_problems: int = setting(32, ge=0)  # test problems of the oracle; 0: all
-    temperature: float = setting(1.0, gt=0)
+    temperature: float = setting(1.0, ge=0)  # 0: greedy
     max_new_tokens: int = setting(64, ge=1)
     max_steps: int = setting(10, ge=1)
     max_step_tokens: int = setting(16, ge=1)
