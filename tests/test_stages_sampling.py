@@ -1,8 +1,9 @@
 """The generation backend seam (pavflow.stages.sampling, the `generation` group): which backend each
 sampling stage gets, what of it reruns a job and what the scheduler is asked for; then a small study's
-seeds, mc and headline beam search through a real `transformers serve` on 127.0.0.1 (a serve_copy of a
-saved tiny policy), whose tables equal the local backend's; and a killed server failing the stage with
-its URL and model, the tables already written untouched, and the rerun completing."""
+seeds, mc, headline beam search and MC-oracle beam search through a real `transformers serve` on
+127.0.0.1 (a serve_copy of a saved tiny policy), whose tables equal the local backend's; and a killed
+server failing the stage with its URL and model, the tables already written untouched, and the rerun
+completing."""
 import os
 import shutil
 import signal
@@ -25,27 +26,39 @@ def test_only_the_backend_and_the_served_model_rerun_a_sampling_job():
     other = compose("smoke", SERVER + ["generation.max_concurrency=1", "generation.timeout_s=5",
                                        "generation.retries=0", "generation.base_url=http://10.0.0.1:9"])
     renamed = compose("smoke", SERVER + ["generation.model='/srv/{policy}'"])
-    for stage in registry.SAMPLING:
+    def served(stage, job) -> list[str]:  # the fixed policies the job samples, as the server names them
+        if stage == "rl":  # the policy being trained samples locally; a pav_mc arm's oracle its prover's policy
+            return [f"/srv/{job['arm'].split('_')[2]}"] if job["arm"].startswith("pav_mc_") else []
+        if stage == "search_beam_mc":  # Q^pi from the base policy, V^mu from the prover's (one oracle if the same)
+            return list(dict.fromkeys(["/srv/base", f"/srv/{job['prover'].split('_')[0]}"]))
+        return [f"/srv/{job.get('policy', 'base')}"] if stage in registry.SAMPLING else []
+
+    seen = set()
+    for stage in registry.STAGES:
         for job in registry.jobs(stage, local):
-            p = registry.params(stage, local, job)
+            p, want = registry.params(stage, local, job), served(stage, job)
+            if not want:  # SFT evaluation, non-sampling stages and the RL policy's own samples: local, always
+                assert "generation" not in p
+                assert registry.params(stage, server, job) == p
+                continue
+            seen.add((stage, len(want)))
             assert p["generation"] == {"backend": "local"}
             assert registry.params(stage, server, job) != p
             assert registry.params(stage, other, job) == registry.params(stage, server, job)
-            name = job.get("policy", "base")
-            assert registry.params(stage, renamed, job)["generation"] == {"backend": "server", "model": f"/srv/{name}"}
-    for stage in set(registry.STAGES) - registry.SAMPLING:  # SFT evaluation and RL sample locally, always
-        for job in registry.jobs(stage, local):
-            assert "generation" not in registry.params(stage, local, job)
-            assert registry.params(stage, server, job) == registry.params(stage, local, job)
+            model = want[0] if len(want) == 1 else want
+            assert registry.params(stage, renamed, job)["generation"] == {"backend": "server", "model": model}
+    assert {("rl", 1), ("search_beam_mc", 1), ("search_beam_mc", 2)} <= seen  # smoke has MC oracles of both kinds
 
 
 def test_server_jobs_ask_for_the_server_resource():
     local, server = compose("smoke", []), compose("smoke", SERVER)
+    no_mc = compose("smoke", SERVER + ["rl.arms=[outcome,pav]"])
     for stage in registry.STAGES:
         assert registry.SERVER_RESOURCE not in registry.resources(stage, local)
-        want = {registry.SERVER_RESOURCE: 1} if stage in registry.SAMPLING else {}
-        got = registry.resources(stage, server)
-        assert {k: v for k, v in got.items() if k == registry.SERVER_RESOURCE} == want, stage
+        for cfg, rl in ((server, True), (no_mc, False)):  # rl: only with a pav_mc arm (its oracle samples)
+            want = {registry.SERVER_RESOURCE: 1} if stage in registry.SAMPLING or (stage == "rl" and rl) else {}
+            got = registry.resources(stage, cfg)
+            assert {k: v for k, v in got.items() if k == registry.SERVER_RESOURCE} == want, stage
 
 
 @pytest.mark.parametrize("override, key", [("generation.base_url=127.0.0.1:8000", "generation.base_url"),
@@ -66,6 +79,9 @@ def test_unreachable_server_fails_the_sampler_naming_url_and_model(policy_dir):
     with pytest.raises(GenerationServerError, match="unreachable") as e:
         policy_sampler(cfg, policy_dir, make_task(cfg.task, cfg.seed, cfg.policy))
     assert url in str(e.value) and "'weak'" in str(e.value)  # an mc job's own policy, not sweep.policy
+    base = compose("smoke", ["generation=server", f"generation.base_url={url}", "generation.retries=0"])
+    with pytest.raises(GenerationServerError, match="'weak'"):  # an MC oracle of a weak prover names its policy
+        policy_sampler(base, policy_dir, make_task(base.task, base.seed, base.policy), "weak")
     local = compose("smoke", [])
     assert isinstance(policy_sampler(local, policy_dir, make_task(local.task, local.seed, local.policy)), Sampler)
 
@@ -77,7 +93,8 @@ def test_unreachable_server_fails_the_sampler_naming_url_and_model(policy_dir):
 STUDY = ["tracking=off", "task.n_train=4", "task.n_val=4", "task.n_test=4", "rl.problems_per_update=4",
          "rollouts.temperature=0", "search.temperature=0", "search.budgets=[1,2]"]
 JOBS = [("seeds", "pavflow.stages.seeds", []), ("mc", "pavflow.stages.mc", ["job.policy=base"]),
-        ("search_beam", "pavflow.stages.search_beam", ["job.prover=base_k4"])]
+        ("search_beam", "pavflow.stages.search_beam", ["job.prover=base_k4"]),
+        ("search_beam_mc", "pavflow.stages.search_beam_mc", ["job.prover=base_k4"])]  # MCOracle's rollouts
 
 
 def run_stage(module: str, overrides: list[str]):
@@ -90,7 +107,8 @@ def run_stage(module: str, overrides: list[str]):
 def tables(root) -> dict:
     L = Layout(root / "smoke")
     return {"seeds": pl.read_parquet(L.seeds()), "mc": pl.read_parquet(L.mc("base")),
-            "search_beam": pl.read_parquet(L.search("beam_base_k4"))}
+            "search_beam": pl.read_parquet(L.search("beam_base_k4")),
+            "search_beam_mc": pl.read_parquet(L.search("mcbeam_base_k4"))}
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +150,7 @@ def test_sampling_stages_through_transformers_serve_equal_the_local_backend(stud
     seeds = local["seeds"]
     assert seeds.height == 8 * 2 and seeds["gen_tokens"].sum() > 0  # 8 train/val problems x n_seed 2
     assert local["mc"]["gen_tokens"].sum() > 0 and local["search_beam"]["verifier_tokens"].sum() > 0
+    assert local["search_beam_mc"]["verifier_tokens"].sum() > 0  # the oracle's rollouts, on the server too
     assert (seeds["gen_tokens"] < 24).any() and (seeds["gen_tokens"] == 24).any()  # EOS and length stops
 
 

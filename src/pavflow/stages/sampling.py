@@ -1,21 +1,22 @@
 """The sampler of a trained policy for the stages that sample from a fixed policy (registry.SAMPLING:
-seeds, MC pools, search pools, beam searches, the oracle, RFT samples), from the policy directory the
-registry gives the job. The one place the generation backend is picked: `generation.backend` local
-(pavflow.policy.sampler.Sampler, in this process) or server (pavflow.policy.server.ServerSampler over
-an OpenAI-compatible server that serves this policy as `generation.model`). Both return the same
-Samples. SFT evaluation and RL sample a policy that changes as it trains, so they build their own
-local Sampler."""
+seeds, MC pools, search pools, beam searches, the MC oracles, RFT samples; and RL's pav_mc oracle of a
+fixed prover), from the policy directory the registry gives the job. The one place the generation
+backend is picked: `generation.backend` local (pavflow.policy.sampler.Sampler, in this process) or
+server (pavflow.policy.server.ServerSampler over an OpenAI-compatible server that serves this policy
+as `generation.model`). Both return the same Samples. SFT evaluation and the RL policy itself sample a
+policy that changes as it trains, so they build their own local Sampler."""
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def policy_sampler(cfg, policy: Path, task):
+def policy_sampler(cfg, policy: Path, task, name: str | None = None):
     """The sampler of policy directory `policy` on the configured backend: local on cfg.device /
-    cfg.dtype, or the server's model for the job's policy (job.policy of an mc job, else sweep.policy,
-    as registry.sampled_policy names it)."""
+    cfg.dtype, or the server's model for policy `name` (by default the job's policy: job.policy of an
+    mc job, else sweep.policy; an MC oracle of another policy's prover names that policy), as
+    registry.sampled_policies names them."""
     if cfg.generation.backend == "server":
-        return server_sampler(cfg, policy, task, str(cfg.job.policy or cfg.sweep.policy))
+        return server_sampler(cfg, policy, task, str(name or cfg.job.policy or cfg.sweep.policy))
     return local_sampler(cfg, policy, task)
 
 
