@@ -45,7 +45,7 @@ def test_memory_over_the_budget_names_what_drives_it():
         msg.startswith("config rollouts.batch_size=1000000: a mc job would need ~"), msg
     assert "over budget.mem_mb: 2000 MB" in msg and "from override 'rollouts.batch_size=1000000'" in msg
     msg = refusal(["budget.mem_mb=100"])
-    assert msg.startswith("config budget.mem_mb=100: ") and "below what a stage process needs" in msg
+    assert msg.startswith("config budget.mem_mb=100: budget.mem_mb, 100 MB, is below what a stage process needs")
 
 
 def test_the_default_budget_is_the_machines_available_memory(monkeypatch, smoke):

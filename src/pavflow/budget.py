@@ -109,6 +109,11 @@ def check(cfg, experiment: str, overrides: list[str], conf_dir: Path, task=None)
     """Every sampling stage's estimate against budget.tokens and budget.mem_mb (default: the machine's
     available memory); raises ConfigError naming the key that drives the estimate over."""
     mem_budget = cfg.budget.mem_mb or available_mb()
+    of = "budget.mem_mb" if cfg.budget.mem_mb else "the machine's available memory (budget.mem_mb=null)"
+    if BASE_MB > mem_budget:
+        raise ConfigError(f"config budget.mem_mb={cfg.budget.mem_mb}: {of}, {mem_budget:.0f} MB, is below what a "
+                          f"stage process needs after its imports (~{BASE_MB} MB) "
+                          f"[{value_source('budget.mem_mb', experiment, overrides, conf_dir)}]", key="budget.mem_mb")
     shape, out = policy_shape(cfg.policy), []
     for stage in SAMPLING:
         e = estimate(cfg, stage, task, shape)
@@ -121,14 +126,9 @@ def check(cfg, experiment: str, overrides: list[str], conf_dir: Path, task=None)
                 f"~{e.tokens / TOKENS_PER_SECOND / 3600:.3g} h at {TOKENS_PER_SECOND} tokens/s), over "
                 f"budget.tokens={cfg.budget.tokens}; lower {key}, or raise budget.tokens if you mean it "
                 f"[{value_source(key, experiment, overrides, conf_dir)}]", key=key)
-        if BASE_MB > mem_budget:
-            raise ConfigError(f"config budget.mem_mb={mem_budget:.0f}: below what a stage process needs after its "
-                              f"imports (~{BASE_MB} MB) [{value_source('budget.mem_mb', experiment, overrides, conf_dir)}]",
-                              key="budget.mem_mb")
         if e.mem_mb > mem_budget:
             term = max((t for t in e.terms_mb if t != "base"), key=e.terms_mb.get)
             key = _driver(cfg, DRIVERS.get(term, DRIVERS[stage]))
-            of = "budget.mem_mb" if cfg.budget.mem_mb else "the machine's available memory (budget.mem_mb=null)"
             raise ConfigError(
                 f"config {key}={_get(cfg, key)!r}: a {stage} job would need ~{e.mem_mb:.0f} MB "
                 f"({', '.join(f'{t} {v:.0f}' for t, v in e.terms_mb.items())} MB), over {of}: {mem_budget:.0f} MB; "
