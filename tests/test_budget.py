@@ -25,7 +25,8 @@ def test_n_mc_of_1e8_is_refused_naming_the_key_and_the_estimate():
     assert msg.startswith("config rollouts.n_mc=100000000: a mc job would generate ~")
     assert "over budget.tokens=10000000000" in msg and "from override 'rollouts.n_mc=100000000'" in msg
     tokens = float(msg.split("~")[1].split(" ")[0])
-    assert tokens == pytest.approx(budget.estimate(compose("smoke", []), "mc").tokens * 5e7, rel=1e-2)
+    smoke = compose("smoke", [])
+    assert tokens == pytest.approx(budget.estimate(smoke, "mc").tokens * 1e8 / smoke.rollouts.n_mc, rel=1e-2)
 
 
 def test_streaming_stages_cost_tokens_not_memory_per_continuation(smoke):
@@ -34,7 +35,7 @@ def test_streaming_stages_cost_tokens_not_memory_per_continuation(smoke):
         a, b = budget.estimate(smoke, stage), budget.estimate(big, stage)
         assert b.tokens > a.tokens
         assert b.terms_mb["base"] == a.terms_mb["base"] and b.terms_mb["weights"] == a.terms_mb["weights"]
-    mc8 = budget.estimate(compose("smoke", ["rollouts.n_mc=16"]), "mc")
+    mc8 = budget.estimate(compose("smoke", [f"rollouts.n_mc={8 * smoke.rollouts.n_mc}"]), "mc")
     assert mc8.tokens == 8 * budget.estimate(smoke, "mc").tokens  # n_mc is linear in tokens ...
     assert mc8.terms_mb["prompts"] == budget.estimate(smoke, "mc").terms_mb["prompts"]  # ... and free in memory
 
@@ -53,7 +54,7 @@ def test_the_default_budget_is_the_machines_available_memory(monkeypatch, smoke)
     with pytest.raises(ConfigError, match=r"over the machine's available memory \(budget\.mem_mb=null\): 600 MB"):
         budget.check(compose("smoke", ["rollouts.batch_size=100000", "rollouts.n_mc=4096"]), "smoke", [], budget_dir())
     monkeypatch.setattr(budget, "available_mb", lambda: 1e6)
-    assert [e.stage for e in budget.check(smoke, "smoke", [], budget_dir())] == list(budget.SAMPLING)
+    assert [e.stage for e in budget.check(smoke, "smoke", [], budget_dir())] == budget.stages(smoke)
 
 
 def budget_dir():
@@ -100,3 +101,91 @@ def test_gguf_header_reader_agrees_with_the_gguf_package():
     assert meta["tokenizer.ggml.tokens"] == len(ref.fields["tokenizer.ggml.tokens"].data)
     shape = budget.policy_shape(compose("smollm_gsm_cpu", []).policy)
     assert shape.params == pytest.approx(sum(int(t.n_elements) for t in ref.tensors), rel=0.01)
+
+
+# ------------------------------------------------------------------------------ MC-oracle jobs
+
+def test_the_oracle_jobs_are_estimated_when_the_study_has_them(smoke):
+    assert budget.stages(smoke) == [*budget.SAMPLING, "search_oracle", "search_beam_mc", "rl"]  # oracle, pav_mc arm
+    assert budget.stages(compose("smoke", ["search.oracle=false", "rl.arms=[outcome,pav]"])) == list(budget.SAMPLING)
+    rl = budget.estimate(smoke, "rl")
+    assert rl.job == "rl pav_mc_base_k4"
+
+
+def test_oracle_rollouts_are_linear_in_tokens_and_held_per_call(smoke):
+    for stage, key in [("search_oracle", "search.oracle_rollouts"), ("search_beam_mc", "search.oracle_rollouts"),
+                       ("rl", "rl.mc_rollouts")]:
+        n = int(budget._get(smoke, key))
+        a, b = budget.estimate(smoke, stage), budget.estimate(compose("smoke", [f"{key}={4 * n}"]), stage)
+        assert b.prompts == a.prompts and b.copies == 4 * a.copies  # the same visited states ...
+        assert b.tokens - b.other_tokens == 4 * (a.tokens - a.other_tokens), stage  # ... 4x their rollouts
+        assert b.other_tokens == a.other_tokens and b.terms_mb["completions"] >= a.terms_mb["completions"]
+
+
+def test_rl_pav_mc_tokens_from_the_config(smoke):
+    """Every update: P x G responses, the states s_0..s_{H-1} of each (H: the reference solutions' mean
+    steps) rolled out rl.mc_rollouts times; plus the evaluations."""
+    import math
+
+    from pavflow.tasks import make_task
+    r = smoke.rl
+    task = make_task(smoke.task, smoke.seed, smoke.policy)
+    steps = [max(1, len(task.split_steps(p.solution))) for p in task.problems("train")]
+    states = r.updates * math.ceil(r.problems_per_update * r.samples_per_problem * sum(steps) / len(steps))
+    e = budget.estimate(smoke, "rl")
+    assert e.prompts == states and e.copies == r.mc_rollouts
+    evals = (1 + r.updates) * min(r.eval_problems, smoke.task.n_test) * (1 + r.eval_samples) * r.max_new_tokens
+    assert e.tokens == states * r.mc_rollouts * r.max_new_tokens + \
+        r.updates * r.problems_per_update * r.samples_per_problem * r.max_new_tokens + evals
+
+
+def test_mc_rollouts_of_1e8_are_refused_naming_the_key_and_the_arm():
+    msg = refusal(["rl.mc_rollouts=100000000"])
+    assert msg.startswith("config rl.mc_rollouts=100000000: a rl pav_mc_base_k4 job would generate ~"), msg
+    assert "visited states x 100000000 rollouts x up to 24 tokens, plus" in msg
+    assert "from override 'rl.mc_rollouts=100000000'" in msg
+    msg = refusal(["search.oracle_rollouts=100000000"])
+    assert msg.startswith("config search.oracle_rollouts=100000000: a search_oracle job would generate ~"), msg
+    msg = refusal(["search.oracle_rollouts=100000000", "search.budgets=[1]"])  # search_oracle's small: beam_mc's
+    assert msg.startswith("config search.oracle_rollouts=100000000: a search_"), msg
+
+
+def test_search_beam_mc_estimate_bounds_a_real_oracle_beam_search(smoke, random_model, tok, monkeypatch):
+    """search_beam_mc as the stage runs it (a prover of another policy: two oracles), on a random-weight
+    policy: the oracles roll out from no more states than estimated, and every token sampled (the beam's
+    steps and the rollouts) is within the estimate."""
+    from pavflow.oracle import MCOracle, effective_reward
+    from pavflow.policy.sampler import Sampler
+    from pavflow.search.beam import beam_search
+    from pavflow.tasks import make_task
+    s = smoke.search
+    task = make_task(smoke.task, smoke.seed, smoke.policy)
+    problems = task.problems(s.split)[:s.oracle_problems]
+    answers = {task.prompt(p.question): p.answer for p in problems}
+    sampled = {"tokens": 0, "oracle_states": 0}
+    real = Sampler.sample
+
+    def counting(self, prompts, n=1, **kw):
+        out = real(self, prompts, n, **kw)
+        sampled["tokens"] += out.gen_tokens
+        sampled["oracle_states"] += 0 if kw.get("stop_at_step") else len(prompts)
+        return out
+    monkeypatch.setattr(Sampler, "sample", counting)
+    sampler = Sampler(random_model, tok, step_sep=task.step_sep, batch_size=smoke.rollouts.batch_size)
+
+    def oracle(seed):
+        return MCOracle(sampler, task, answers, n=s.oracle_rollouts, seed=seed, temperature=smoke.rollouts.temperature,
+                        max_new_tokens=s.max_new_tokens)
+    q_pi, mu = oracle(0), oracle(1)
+    beam_search(sampler, task, [p.question for p in problems], budget=s.k_budget, search=s,
+                step_score_fn=effective_reward(q_pi, mu, 1, s.alpha), final_score_fn=q_pi.last_value(), seed=0)
+    e = budget.estimate(smoke, "search_beam_mc")
+    assert 0 < sampled["oracle_states"] <= e.prompts
+    assert 0 < sampled["tokens"] <= e.tokens
+    assert e.terms_mb["weights"] == 2 * budget.estimate(smoke, "search_oracle").terms_mb["weights"]  # two policies
+
+
+def test_a_pav_mc_arms_training_memory_names_its_key():
+    msg = refusal(["rl.micro_batch=100000", "rl.samples_per_problem=1000", "budget.mem_mb=800"])
+    assert msg.startswith("config rl.micro_batch=100000: a rl pav_mc_base_k4 job would need ~"), msg
+    assert "train " in msg and "over budget.mem_mb: 800 MB" in msg

@@ -330,8 +330,8 @@ def test_another_seed_gives_other_tables(study, tmp_path):
 
 def test_what_a_config_change_would_overwrite(study, monkeypatch):
     """From Snakemake's records of the smoke study: adding a K overwrites nothing (new jobs, and the
-    aggregates rebuilt in place); alpha would overwrite the beam searches made with alpha = 1; a seed,
-    everything."""
+    aggregates rebuilt in place); alpha would overwrite the beam searches made with alpha = 1 (the MC
+    oracle's too); a seed, everything."""
     from pavflow import identity
     from pavflow.config import compose
     workdir, _, _ = study
@@ -345,7 +345,7 @@ def test_what_a_config_change_would_overwrite(study, monkeypatch):
         return identity.overwrites(jobs, workdir / ".snakemake" / "metadata")
     assert overwritten([]) == [] and overwritten(["sweep.prover_k=[1,4,2]"]) == []
     alpha = overwritten(["search.alpha=0.5"])
-    assert {o.stage for o in alpha} == {"search_beam", "search_alpha"}
+    assert {o.stage for o in alpha} == {"search_beam", "search_alpha", "search_beam_mc"}
     assert all(o.changes == {"search.alpha": (1.0, 0.5)} for o in alpha)
     seed = overwritten(["seed=1"])
     assert {"problems", "sft", "mc", "rl"} <= {o.stage for o in seed} and all(o.changes["seed"] == (0, 1) for o in seed)

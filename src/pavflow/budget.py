@@ -15,6 +15,13 @@ per continuation, so n_mc and the budgets N change the tokens, not the memory. M
 States per seed are the reference solutions' steps (a trained policy writes about as many); every
 continuation is counted at its cap, max_new_tokens. Estimates, not bounds: benchmarks/memory.py
 compares them with the measured peak RSS.
+
+The jobs with an MC oracle (pavflow.oracle: fresh rollouts from the states that search or RL visits)
+are estimated too, when the study has them: search_oracle and search_beam_mc (search.oracle; every
+candidate of every beam round rolled out search.oracle_rollouts times, plus the beam's own steps) and
+an RL arm pav_mc_<prover> (rl; every state of every sampled response rolled out rl.mc_rollouts times
+at each update, plus the responses and evaluations). An oracle call holds its completions until they
+are counted, so there rollouts per state do cost memory ("completions"), as do the cached states.
 """
 from __future__ import annotations
 
@@ -24,15 +31,17 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from pavflow.config import Config, ConfigError, value_source
+from pavflow.config import Config, ConfigError, provers, rl_arms, value_source
 from pavflow.registry import uses_cuda
 
-SAMPLING = ("seeds", "mc", "mc_fresh", "search_pool")
+SAMPLING = ("seeds", "mc", "mc_fresh", "search_pool")  # every study has these
+ORACLE = ("search_oracle", "search_beam_mc", "rl")  # MC-oracle jobs: with search.oracle, with a pav_mc arm
 BASE_MB = 500  # a sampling stage process after its imports and the tiny policy (measured: ~455 MB RSS)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 STATE_BYTES = 400  # per sampled prefix, besides its text and ids: tuples, list slots, sort keys
 ROW_BYTES = {"mc": 120, "mc_fresh": 120, "seeds": 200, "search_pool": 200}  # per table row, besides text
 TOKENS_PER_SECOND = 20_000  # for the message only: the tiny policy's sampler on one CPU core
+COMPLETION_BYTES = 250  # a Completion an oracle call holds: the object, its token list and text, besides contents
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,27 @@ class Estimate:
     prompts: int  # prompts sampled from (states, for MC)
     copies: int  # continuations per prompt
     max_new_tokens: int
-    terms_mb: dict  # memory by term: base, weights, batch, prompts, rows
+    terms_mb: dict  # memory by term: base, weights, batch, prompts, rows (oracle jobs: completions, cache)
+    job: str = ""  # which job, when not every job of the stage is estimated (rl: its pav_mc arm)
+    other_tokens: int = 0  # of `tokens`, those besides prompts x copies x max_new_tokens (beam steps, RL samples)
+
+    def describe(self) -> str:
+        """What the tokens are, for a refusal."""
+        base = f"{self.prompts} prompts x {self.copies} continuations x up to {self.max_new_tokens} tokens"
+        if self.stage in ORACLE:
+            base = (f"{self.prompts} visited states x {self.copies} rollouts x up to {self.max_new_tokens} tokens, "
+                    f"plus {self.other_tokens:.3g} tokens of {'responses and evaluations' if self.stage == 'rl' else 'beam steps'}")
+        return base
+
+
+def stages(cfg) -> list[str]:
+    """The sampling stages of the study that `check` estimates: SAMPLING and its MC-oracle jobs."""
+    out = list(SAMPLING)
+    if cfg.search.oracle:
+        out += ["search_oracle", "search_beam_mc"]
+    if any(a.kind == "pav_mc" for a in rl_arms(cfg)):
+        out.append("rl")
+    return out
 
 
 def estimate(cfg, stage: str, task=None, shape: Shape | None = None) -> Estimate:
@@ -62,6 +91,8 @@ def estimate(cfg, stage: str, task=None, shape: Shape | None = None) -> Estimate
     from pavflow.tasks import make_task
     task = task or make_task(cfg.task, cfg.seed, cfg.policy)
     shape = shape or policy_shape(cfg.policy)
+    if stage in ORACLE:
+        return _oracle_estimate(cfg, stage, task, shape)
     r, s = cfg.rollouts, cfg.search
     splits = {"seeds": list(r.splits), "mc": list(r.splits), "mc_fresh": ["val"], "search_pool": [s.split]}[stage]
     problems = [p for split in splits for p in task.problems(split)]
@@ -78,16 +109,11 @@ def estimate(cfg, stage: str, task=None, shape: Shape | None = None) -> Estimate
         new = int(r.max_new_tokens if stage == "seeds" else s.max_new_tokens)
         rows, row_chars = len(prefixes) * copies, new * shape.chars_per_token  # a row per response
     n_prompts = per * len(prefixes)
-    b, batch = DTYPE_BYTES[cfg.dtype], min(int(r.batch_size), max(1, n_prompts * copies))
-    longest = max(prefixes, default=0) / shape.chars_per_token
-    kv_columns = batch * new + math.ceil(batch / copies) * longest  # generated tokens per row, a prefix per prompt
+    b = DTYPE_BYTES[cfg.dtype]
     terms = {
         "base": BASE_MB * 2**20,
         "weights": 2 * shape.params * b,
-        # keys/values (the decoder keeps each prompt's once), float32 logits, probabilities and races;
-        # on an explicit CUDA device they live in GPU memory, which the budget does not cover
-        "batch": 0 if uses_cuda(str(cfg.device)) else
-        b * shape.layers * 2 * kv_columns * shape.kv_dim + 16 * batch * shape.vocab,
+        "batch": _batch_bytes(cfg, shape, n_prompts * copies, copies, new, max(prefixes, default=0)),
         # the prompts' text and token ids the sampler holds
         "prompts": per * sum(c + shape.id_bytes * c / shape.chars_per_token + STATE_BYTES for c in prefixes),
         "rows": rows * (ROW_BYTES[stage] + row_chars),
@@ -96,11 +122,92 @@ def estimate(cfg, stage: str, task=None, shape: Shape | None = None) -> Estimate
                     {k: round(v / 2**20, 1) for k, v in terms.items()})
 
 
+def _batch_bytes(cfg, shape: Shape, rows: int, copies: int, new: int, longest_chars: float) -> float:
+    """One sampler batch of min(rollouts.batch_size, rows) rows: keys/values (the decoder keeps each
+    prompt's once), float32 logits, probabilities and races; on an explicit CUDA device they live in GPU
+    memory, which the budget does not cover."""
+    if uses_cuda(str(cfg.device)):
+        return 0
+    batch = min(int(cfg.rollouts.batch_size), max(1, rows))
+    kv_columns = batch * new + math.ceil(batch / max(1, copies)) * longest_chars / shape.chars_per_token
+    return DTYPE_BYTES[cfg.dtype] * shape.layers * 2 * kv_columns * shape.kv_dim + 16 * batch * shape.vocab
+
+
+def _beam_shape(search, budget: int) -> tuple[int, int]:
+    """pavflow.search.beam: (beam width B, candidates per round B * M) at budget N."""
+    width = max(1, budget // search.expansions)
+    return width, width * (budget // width)
+
+
+def _oracle_estimate(cfg, stage: str, task, shape: Shape) -> Estimate:
+    """A job whose values come from an MC oracle (pavflow.oracle). Visited states are counted as if none
+    repeated (the oracle's cache makes repeats free), every rollout at its cap."""
+    s, b = cfg.search, DTYPE_BYTES[cfg.dtype]
+    weights = 2 * shape.params * b  # one sampler's model and the decoder's fused copies
+    if stage == "rl":  # a pav_mc arm: RL from rl.init, its prover's policy rolled out at every visited state
+        rl = cfg.rl
+        train = task.problems("train")
+        prompts = [len(task.prompt(p.question)) for p in train] or [0]
+        steps = [max(1, len(task.split_steps(p.solution))) for p in train] or [1]
+        responses = rl.problems_per_update * rl.samples_per_problem
+        per_call = math.ceil(responses * sum(steps) / len(steps))  # s_0..s_{H-1} of each response
+        n, new = int(rl.mc_rollouts), int(rl.max_new_tokens)
+        n_evals = 1 + rl.updates // rl.eval_every + (rl.updates % rl.eval_every != 0)  # update 0, every eval_every, the last
+        evals = n_evals * min(rl.eval_problems, len(task.problems("test"))) * (1 + rl.eval_samples) * new
+        states, other = rl.updates * per_call, rl.updates * responses * new + evals
+        longest = max(prompts) + new * shape.chars_per_token  # a prompt and a response so far
+        seq = max(prompts) / shape.chars_per_token + new
+        micro = min(int(rl.micro_batch), responses)
+        extra = {  # the trained policy, its reference, gradients and Adam's two moments; the prover's sampler
+            "weights": weights + 4 * shape.params * b + weights,
+            # one micro-batch's forward and backward: logits (float32, their log-softmax and gradient)
+            # and the layers' activations
+            "train": micro * seq * (12 * shape.vocab + 16 * b * shape.layers * shape.kv_dim)}
+        job = f"rl pav_mc_{next(a.prover for a in rl_arms(cfg) if a.kind == 'pav_mc')}"
+    else:
+        problems = task.problems(s.split)
+        problems = problems if s.oracle_problems == 0 else problems[:s.oracle_problems]
+        prompts = [len(task.prompt(p.question)) for p in problems] or [0]
+        Q, R, n, new = len(problems), int(s.max_steps), int(s.oracle_rollouts), int(s.max_new_tokens)
+        if stage == "search_oracle":  # at every budget, the base policy's oracle alone (its last state)
+            shapes = [_beam_shape(s, int(N)) for N in s.budgets]
+            per_call = Q * max(c for _, c in shapes)
+            states = sum(Q * R * c for _, c in shapes)
+            other = sum(Q * R * c * int(s.max_step_tokens) for _, c in shapes)
+            extra = {"weights": weights}
+        else:  # search_beam_mc at k_budget: Q^pi from the base policy, V^mu at s_H and s_{H-1} from the prover's
+            width, cands = _beam_shape(s, int(s.k_budget))
+            own = any(p.policy != cfg.sweep.policy for p in provers(cfg)) and s.alpha != 0  # a second oracle
+            per_call = Q * (cands + width)
+            states = Q * R * (cands + (cands + width if own else width if s.alpha != 0 else 0))
+            other = Q * R * cands * int(s.max_step_tokens)
+            extra = {"weights": 2 * weights if own else weights}
+        longest = max(prompts) + R * int(s.max_step_tokens) * shape.chars_per_token
+        job = ""
+    terms = {
+        "base": BASE_MB * 2**20,
+        **extra,
+        "batch": _batch_bytes(cfg, shape, per_call * n, n, new, longest),
+        # one oracle call's completions, held until they are graded and counted
+        "completions": per_call * n * (new * (shape.id_bytes + shape.chars_per_token) + COMPLETION_BYTES),
+        # the oracle's cache: every visited state's text and counts
+        "cache": states * (longest + STATE_BYTES),
+    }
+    return Estimate(stage, sum(terms.values()) / 2**20, states * n * new + other, states, n, new,
+                    {k: round(v / 2**20, 1) for k, v in terms.items()}, job=job, other_tokens=other)
+
+
 # the keys each figure grows with: the one furthest above its default is named in a refusal
 DRIVERS = {"mc": ["rollouts.n_mc", "rollouts.max_new_tokens", "rollouts.n_seed", "task.n_train", "task.n_val"],
            "mc_fresh": ["rollouts.n_mc", "rollouts.max_new_tokens", "rollouts.n_seed", "task.n_val"],
            "seeds": ["rollouts.n_seed", "rollouts.max_new_tokens", "task.n_train", "task.n_val"],
            "search_pool": ["search.budgets", "search.max_new_tokens", "task.n_test"],
+           "search_oracle": ["search.oracle_rollouts", "search.max_new_tokens", "search.budgets", "search.max_steps",
+                             "search.oracle_problems", "search.max_step_tokens"],
+           "search_beam_mc": ["search.oracle_rollouts", "search.max_new_tokens", "search.k_budget", "search.max_steps",
+                              "search.oracle_problems", "search.max_step_tokens"],
+           "rl": ["rl.mc_rollouts", "rl.max_new_tokens", "rl.updates", "rl.problems_per_update",
+                  "rl.samples_per_problem", "rl.eval_problems"],
            "batch": ["rollouts.batch_size", "rollouts.max_new_tokens"],
            "weights": ["policy.hidden_size", "policy.n_layers", "policy.intermediate_size", "dtype"]}
 
@@ -115,25 +222,34 @@ def check(cfg, experiment: str, overrides: list[str], conf_dir: Path, task=None)
                           f"stage process needs after its imports (~{BASE_MB} MB) "
                           f"[{value_source('budget.mem_mb', experiment, overrides, conf_dir)}]", key="budget.mem_mb")
     shape, out = policy_shape(cfg.policy), []
-    for stage in SAMPLING:
+    for stage in stages(cfg):
         e = estimate(cfg, stage, task, shape)
         out.append(e)
         if e.tokens > cfg.budget.tokens:
             key = _driver(cfg, DRIVERS[stage])
             raise ConfigError(
-                f"config {key}={_get(cfg, key)!r}: a {stage} job would generate ~{e.tokens:.3g} tokens "
-                f"({e.prompts} prompts x {e.copies} continuations x up to {e.max_new_tokens} tokens; "
+                f"config {key}={_get(cfg, key)!r}: a {e.job or stage} job would generate ~{e.tokens:.3g} tokens "
+                f"({e.describe()}; "
                 f"~{e.tokens / TOKENS_PER_SECOND / 3600:.3g} h at {TOKENS_PER_SECOND} tokens/s), over "
                 f"budget.tokens={cfg.budget.tokens}; lower {key}, or raise budget.tokens if you mean it "
                 f"[{value_source(key, experiment, overrides, conf_dir)}]", key=key)
         if e.mem_mb > mem_budget:
             term = max((t for t in e.terms_mb if t != "base"), key=e.terms_mb.get)
-            key = _driver(cfg, DRIVERS.get(term, DRIVERS[stage]))
+            key = _driver(cfg, _term_drivers(stage, term))
             raise ConfigError(
-                f"config {key}={_get(cfg, key)!r}: a {stage} job would need ~{e.mem_mb:.0f} MB "
+                f"config {key}={_get(cfg, key)!r}: a {e.job or stage} job would need ~{e.mem_mb:.0f} MB "
                 f"({', '.join(f'{t} {v:.0f}' for t, v in e.terms_mb.items())} MB), over {of}: {mem_budget:.0f} MB; "
                 f"lower {key}, or set budget.mem_mb [{value_source(key, experiment, overrides, conf_dir)}]", key=key)
     return out
+
+
+def _term_drivers(stage: str, term: str) -> list[str]:
+    """The keys a memory term of `stage` grows with (the stage's own keys for its oracle's terms)."""
+    if term == "batch" and stage in ORACLE:  # the oracle's rollouts run at search/rl max_new_tokens
+        return ["rollouts.batch_size", "rl.max_new_tokens" if stage == "rl" else "search.max_new_tokens"]
+    if term == "train":
+        return ["rl.micro_batch", "rl.max_new_tokens"]
+    return DRIVERS[term] if term in ("batch", "weights") else DRIVERS[stage]
 
 
 def available_mb() -> float:
