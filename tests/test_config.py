@@ -235,7 +235,7 @@ def _defaults_of(section) -> dict:
     ("task/arith", "task"), ("policy/tiny", "policy"), ("sft/default", "sft"), ("rollouts/default", "rollouts"),
     ("sweep/default", "sweep"), ("verifier/default", "verifier"), ("search/default", "search"),
     ("rl/default", "rl"), ("generation/local", "generation"), ("tracking/offline", "tracking"),
-    ("resources/default", "resources")])
+    ("resources/default", "resources"), ("budget/default", "budget")])
 def test_schema_defaults_equal_the_default_group_files(group, section):
     from pathlib import Path
 
@@ -308,6 +308,14 @@ def test_bad_value_names_the_override_it_came_from():
     assert "search.alpha=-1.0" in msg and "from override 'search.alpha=-1'" in msg
     msg = compose_error("smoke", ["sweep.prover_k=[1,0]"])
     assert "sweep.prover_k[1]=0" in msg and "from override 'sweep.prover_k=[1,0]'" in msg
+
+
+def test_a_bad_path_names_the_override_that_set_it_not_the_group_choice():
+    msg = compose_error("smoke", ["policy=hf", "policy.path=/no/such/model"])
+    assert "policy.path='/no/such/model'" in msg and "from override 'policy.path=/no/such/model'" in msg
+    msg = compose_error("smoke", ["task=jsonl", "task.path=/no/such.jsonl"])
+    assert "task.path='/no/such.jsonl'" in msg and "from override 'task.path=/no/such.jsonl'" in msg
+    assert "policy/hf.yaml" in compose_error("smoke", ["policy=hf"])  # a path never given: the file's ""
 
 
 def test_bad_value_names_the_file_it_came_from(conf_copy):

@@ -254,6 +254,13 @@ class ResourcesConfig:
 
 
 @dataclass
+class BudgetConfig:
+    """Bounds on one sampling job, checked against pavflow.budget's estimates when the DAG is built."""
+    mem_mb: Optional[int] = setting(None, ge=1)  # peak memory, MB; None: the machine's available memory
+    tokens: int = setting(10_000_000_000, ge=1)  # generated tokens (a time bound)
+
+
+@dataclass
 class JobConfig:
     """Which job of the DAG a stage runs: the workflow sets these from the rule's wildcards."""
     stage: str = ""  # the registry stage, when the entry module serves several (mc: mc, mc_fresh)
@@ -283,6 +290,7 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     job: JobConfig = field(default_factory=JobConfig)
 
 
@@ -404,7 +412,7 @@ def _check_value(key: str, v, rule: dict) -> None:
 _TYPES = {c.__name__: c for c in (TaskConfig, PolicyConfig, SFTPolicyConfig, SFTConfig, RolloutsConfig,
                                   ProverConfig, SweepConfig, ImplicitConfig, VerifierConfig, SearchConfig,
                                   RFTConfig, RLConfig, GenerationConfig, TrackingConfig, StageResourcesConfig,
-                                  ResourcesConfig, JobConfig)}
+                                  ResourcesConfig, BudgetConfig, JobConfig)}
 
 
 def _dataclass_of(t) -> type | None:
@@ -569,17 +577,19 @@ def compose(experiment: str, overrides: list[str]):
         if e.key is None:
             raise
         raise ConfigError(f"{e} [{value_source(e.key, experiment, overrides, Path(CONF_DIR))}]", key=e.key) from None
-    check_data(cfg)
+    from pavflow.budget import check
+    check(cfg, experiment, overrides, Path(CONF_DIR), check_data(cfg))
     return cfg
 
 
-def check_data(cfg) -> None:
+def check_data(cfg):
     """The task's data, read and checked now (every split built, every user-file row validated), so a
-    malformed row, a missing column or too few problems stops the workflow before any job runs."""
+    malformed row, a missing column or too few problems stops the workflow before any job runs; the
+    task, its splits built."""
     from pavflow.tasks import check_task
     from pavflow.tasks.rgym import TaskDataError
     try:
-        check_task(cfg.task, cfg.seed, cfg.policy)
+        return check_task(cfg.task, cfg.seed, cfg.policy)
     except TaskDataError as e:
         raise ConfigError(f"task {cfg.task.name}: {e}") from None
 
@@ -588,16 +598,21 @@ def value_source(key: str, experiment: str, overrides: list[str], conf_dir: Path
     """Where the value of `key` (e.g. "sweep.prover_k[0]") came from: an override, the experiment
     preset, its group's config file, conf/config.yaml, or the schema's default."""
     path = re.sub(r"\[\d+\]", "", key).split(".")
-    for o in overrides:
-        name = o.split("=", 1)[0].lstrip("+~").split(".")
-        if "=" in o and name == path[:len(name)]:
-            return f"from override {o!r}"
+
+    def name(o):
+        return o.split("=", 1)[0].lstrip("+~").split(".")
+    # the most specific override that sets the key (the last of those, as in Hydra); a group choice
+    # (`policy=hf`) sets only what its file sets, looked up below
+    hits = [o for o in overrides if "=" in o and name(o) == path[:len(name(o))]
+            and not (len(name(o)) == 1 < len(path) and (conf_dir / path[0]).is_dir())]
+    if hits:
+        return f"from override {max(reversed(hits), key=lambda o: len(name(o)))!r}"
     files = [(conf_dir / "experiment" / f"{experiment}.yaml", path)]
-    if len(path) > 1:
-        choice = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == path[0]), None)
-        if choice is None:
-            defaults = OmegaConf.to_container(OmegaConf.load(conf_dir / "config.yaml")).get("defaults", [])
-            choice = next((d[path[0]] for d in defaults if isinstance(d, dict) and path[0] in d), None)
+    if len(path) > 1:  # the group's file: chosen by an override, else the preset, else config.yaml
+        choice = next((o.split("=", 1)[1] for o in reversed(overrides) if o.split("=", 1)[0] == path[0]), None)
+        for f, entry in ((files[0][0], f"override /{path[0]}"), (conf_dir / "config.yaml", path[0])):
+            defaults = (OmegaConf.to_container(OmegaConf.load(f)) or {}).get("defaults", []) if f.exists() else []
+            choice = choice or next((d[entry] for d in defaults if isinstance(d, dict) and entry in d), None)
         if choice is not None:
             files.append((conf_dir / path[0] / f"{choice}.yaml", path[1:]))
     files.append((conf_dir / "config.yaml", path))

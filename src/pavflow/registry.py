@@ -44,6 +44,7 @@ class Stage:
     module: str = ""  # entry point, pavflow.stages.<name> by default
     directories: tuple[str, ...] = ()  # outputs that are directories (saved models)
     report: dict = field(default_factory=dict)  # output -> (category, subcategory): a Snakemake report item
+    aggregate: bool = False  # a summary over the sweep: rebuilt in place when the sweep changes (pavflow.identity)
 
     @property
     def entry(self) -> str:
@@ -234,7 +235,7 @@ STAGES: dict[str, Stage] = _stages(
                                    "log": L.verifier_log(j["verifier"])},
           config=lambda c, j: {**_base(c), "verifier": verifier_config(c, j.get("verifier", "orm"))}),
     # every verifier (and the MC labels themselves) on the val seeds against fresh MC pools
-    Stage("quality", model=True,
+    Stage("quality", model=True, aggregate=True,
           inputs=lambda c, L, j: {"problems": L.problems(), "seeds": L.seeds(), "policy": _policy(c, L),
                                   "mc": {p: L.mc(p) for p in rollout_policies(c)},
                                   "mc_fresh": {p: L.mc_fresh(p) for p in rollout_policies(c)},
@@ -288,7 +289,7 @@ STAGES: dict[str, Stage] = _stages(
                                                                       "val_problems")),
                                "headline": str(headline(c)) == j.get("prover")}),  # that job also runs alpha = 0
     # beam search on the search split at every budget with the (prover, alpha) chosen on val
-    Stage("search_selected", model=True,
+    Stage("search_selected", model=True, aggregate=True,
           inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L), "pqv": L.verifier("pqv"),
                                   "pav": {str(p): L.verifier(str(pav(p))) for p in provers(c)},
                                   "val": [L.search(f"val_{p}") for p in provers(c)],
@@ -328,7 +329,7 @@ STAGES: dict[str, Stage] = _stages(
                                   **_arm_inputs(c, L, j["arm"])},
           outputs=lambda c, L, j: {"curve": L.rl(j["arm"], j["rl_seed"])},
           config=lambda c, j: {**_base(c), "rl": rl_config(c, j.get("arm", "outcome"))}),
-    Stage("report", inputs=_report_inputs, outputs=_report_outputs, report=_REPORT_ITEMS,
+    Stage("report", inputs=_report_inputs, outputs=_report_outputs, report=_REPORT_ITEMS, aggregate=True,
           config=lambda c, j: {"search": _plain(c.search), "rl": _plain(c.rl), "sweep": _plain(c.sweep)}),
 )
 

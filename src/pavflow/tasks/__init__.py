@@ -39,10 +39,11 @@ def make_task(task_cfg, seed: int, policy_cfg) -> Task:
     raise ValueError(f"task.name: unknown task {name!r}; known: {KNOWN}")
 
 
-def check_task(task_cfg, seed: int, policy_cfg) -> None:
+def check_task(task_cfg, seed: int, policy_cfg) -> Task:
     """Build every split of the task now, so bad data (a malformed row, a missing column, too few
-    problems) fails when the DAG is built, before any job runs. Raises TaskDataError."""
+    problems) fails when the DAG is built, before any job runs; the task. Raises TaskDataError."""
     task = make_task(task_cfg, seed, policy_cfg)
     check = getattr(task, "check", None)
     if check is not None:
         check()
+    return task
