@@ -35,7 +35,9 @@ def rejects(overrides: list[str], *fragments: str, experiment: str = "smoke") ->
 def test_didactic_has_its_documented_values(didactic):
     validate(didactic)
     assert didactic.name == "didactic"
-    assert list(didactic.sweep.prover_k) == [1, 2, 4, 8, 16, 32]
+    assert list(didactic.sweep.prover_k) == [1, 2, 4, 8, 16]
+    # every K is unbiased: n_mc, the oracle's and RL's rollouts per state cover the largest K
+    assert didactic.rollouts.n_mc == didactic.search.oracle_rollouts == didactic.rl.mc_rollouts == 16
     assert didactic.sweep.policy == "base"
     assert [(p.policy, p.k) for p in didactic.sweep.cross_provers] == [("weak", 4), ("strong", 4)]
     assert set(didactic.sft.policies) == {"base", "weak", "strong"}
@@ -55,20 +57,21 @@ def test_smoke_is_small_and_valid(smoke):
     assert smoke.name == "smoke"
     assert list(smoke.sweep.prover_k) == [1, 4]
     assert [(p.policy, p.k) for p in smoke.sweep.cross_provers] == [("weak", 1)]
-    assert smoke.task.n_train == 12 and smoke.rollouts.n_mc == 2
+    assert smoke.task.n_train == 12 and smoke.rollouts.n_mc == 4
     assert smoke.sft.policies.base.target_val_acc is None
 
 
 def test_overrides_apply(smoke):
-    cfg = compose("smoke", ["rollouts.n_mc=5", "search.alpha=0.5", "sweep.prover_k=[2,8]",
+    k8 = ["search.oracle_rollouts=8", "rl.mc_rollouts=8"]  # K=8 needs 8 rollouts per state everywhere
+    cfg = compose("smoke", k8 + ["rollouts.n_mc=9", "search.alpha=0.5", "sweep.prover_k=[2,8]",
                             "search.prover.k=2", "rl.prover={policy:weak,k:1}", "rl.arms=[outcome,pav]"])
-    assert cfg.rollouts.n_mc == 5 and cfg.search.alpha == 0.5
+    assert cfg.rollouts.n_mc == 9 and cfg.search.alpha == 0.5
     assert list(cfg.sweep.prover_k) == [2, 8]
     # dropping the headline prover from the sweep is caught, naming search.prover, then rl.prover
-    rejects(["sweep.prover_k=[2,8]"], "search.prover={'policy': 'base', 'k': 4}", "base_k2")
-    rejects(["sweep.prover_k=[2,8]", "search.prover.k=2"], "rl.prover={'policy': 'base', 'k': 4}")
+    rejects(k8 + ["rollouts.n_mc=8", "sweep.prover_k=[2,8]"], "search.prover={'policy': 'base', 'k': 4}", "base_k2")
+    rejects(k8 + ["rollouts.n_mc=8", "sweep.prover_k=[2,8]", "search.prover.k=2"], "rl.prover={'policy': 'base', 'k': 4}")
     # rl.prover only matters when the pav arm runs
-    assert compose("smoke", ["sweep.prover_k=[2,8]", "search.prover.k=2", "rl.arms=[outcome]"])
+    assert compose("smoke", k8 + ["rollouts.n_mc=8", "sweep.prover_k=[2,8]", "search.prover.k=2", "rl.arms=[outcome]"])
 
 
 def test_tracking_off(smoke):
@@ -168,7 +171,7 @@ def test_compose_rejects_unknown_experiment_and_bad_override_list():
 # --- provers and rollout policies ----------------------------------------------------------------
 
 def test_provers_sweep_then_cross(didactic, smoke):
-    assert provers(didactic) == [Prover("base", k) for k in (1, 2, 4, 8, 16, 32)] + [Prover("weak", 4), Prover("strong", 4)]
+    assert provers(didactic) == [Prover("base", k) for k in (1, 2, 4, 8, 16)] + [Prover("weak", 4), Prover("strong", 4)]
     assert rollout_policies(didactic) == ["base", "weak", "strong"]
     assert provers(smoke) == [Prover("base", 1), Prover("base", 4), Prover("weak", 1)]
     assert rollout_policies(smoke) == ["base", "weak"]

@@ -7,8 +7,8 @@ import re
 import pytest
 from hypothesis import given, strategies as st
 
-from pavflow.config import analytic_provers, compose, provers, trained_verifiers
-from pavflow.names import (ANALYTIC, ARMS, POOL_METHODS, PROVER, SEARCH_METHODS, VERIFIER, WILDCARDS, Prover,
+from pavflow.config import analytic_provers, compose, provers, rl_arms, trained_verifiers
+from pavflow.names import (ANALYTIC, ARMS, Arm, POOL_METHODS, PROVER, SEARCH_METHODS, VERIFIER, WILDCARDS, Prover,
                            Verifier, pav)
 
 
@@ -74,12 +74,37 @@ def test_every_name_of_a_study_matches_its_wildcard():
         assert re.fullmatch(WILDCARDS["prover"], str(p)), p
     for v in trained_verifiers(cfg):
         assert re.fullmatch(WILDCARDS["verifier"], str(v)), v
-    for a in ARMS:
-        assert re.fullmatch(WILDCARDS["arm"], a)
-    assert not re.fullmatch(WILDCARDS["arm"], "pav_k4")
+    for a in rl_arms(cfg):
+        assert re.fullmatch(WILDCARDS["arm"], str(a)) and Arm.parse(str(a)) == a, a
+    assert {a.kind for a in rl_arms(cfg)} == set(cfg.rl.arms)
+    assert not re.fullmatch(WILDCARDS["arm"], "pav_k4") and not re.fullmatch(WILDCARDS["arm"], "pav_mc")
     for name in cfg.sft.policies:
         assert re.fullmatch(WILDCARDS["policy"], name)
 
 
 def test_search_methods():
     assert SEARCH_METHODS == POOL_METHODS + ("beam",) and len(set(SEARCH_METHODS)) == len(SEARCH_METHODS)
+
+
+@pytest.mark.parametrize("name, kind, prover", [("outcome", "outcome", None), ("pav", "pav", None),
+                                                ("pav_mc_base_k4", "pav_mc", "base_k4"),
+                                                ("pav_mc_my_weak_k16", "pav_mc", "my_weak_k16")])
+def test_arm_parse_and_str(name, kind, prover):
+    a = Arm.parse(name)
+    assert (a.kind, str(a.prover) if a.prover else None) == (kind, prover) and str(a) == name
+
+
+@pytest.mark.parametrize("name", ["pav_mc", "pav_mc_", "pav_mc_base", "bogus", "pav_k4"])
+def test_arm_rejects(name):
+    with pytest.raises(ValueError, match=re.escape(repr(name))):
+        Arm.parse(name)
+    assert not re.fullmatch(WILDCARDS["arm"], name)
+
+
+def test_data_scaling_variants():
+    v = Verifier.parse("pav_base_k4.s2m8")
+    assert v.data == (2, 8) and str(v.base) == "pav_base_k4" and str(v) == "pav_base_k4.s2m8"
+    assert str(Verifier.parse("pqv.hard.first_pit.s1m4")) == "pqv.hard.first_pit.s1m4"
+    for bad in ("pqv.s0m4", "pqv.s2", "pqv.s2m4.s1m4", "orm.s2m4"):
+        with pytest.raises(ValueError):
+            Verifier.parse(bad)

@@ -1,6 +1,7 @@
 """What the workflow derives from a study: stage params (rerun triggers), beam budgets, the job list."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def test_stage_params_are_builtin(didactic):
 def test_stage_params_cover_every_stage(didactic):
     assert set(STAGES) == {"problems", "sft", "seeds", "mc", "mc_fresh", "labels", "verifier", "quality",
                            "search_pool", "search_bon", "search_beam", "search_beamv", "search_prm", "search_alpha",
-                           "search_val", "search_selected", "search_oracle", "rft", "rl", "report"}
+                           "search_val", "search_selected", "search_oracle", "search_beam_mc", "rft", "rl", "report"}
     # sft params depend on the policy trained; the untrained-policy case still gives builtins
     base, weak = (params("sft", didactic, {"policy": p}) for p in ("base", "weak"))
     assert base != weak and base["sft"]["this"] == {"max_steps": 1000, "target_val_acc": 0.45}
@@ -53,13 +54,18 @@ def test_stage_params_cover_every_stage(didactic):
 
 
 def test_adding_a_k_leaves_existing_jobs_alone(didactic):
-    more = compose("didactic", ["sweep.prover_k=[1,2,4,8,16,32,64]"])
-    assert [str(p) for p in provers(more)][-3:] == ["base_k64", "weak_k4", "strong_k4"]
+    more = compose("didactic", ["sweep.prover_k=[1,2,4,8,16,32]", "rollouts.n_mc=32", "search.oracle_rollouts=32",
+                                 "rl.mc_rollouts=32"])
+    assert [str(p) for p in provers(more)][-3:] == ["base_k32", "weak_k4", "strong_k4"]
+    # the rollout counts the new K needs are raised too: compare against the same counts without it
+    didactic = compose("didactic", ["rollouts.n_mc=32", "search.oracle_rollouts=32", "rl.mc_rollouts=32"])
     before, after = all_params(didactic), all_params(more)
     changed = {k for k in before if after.get(k) != before[k]}
     assert {k[0] for k in changed} == {"quality", "search_selected", "report"}  # they read every prover
-    assert set(after) - set(before) == {(s, (("prover", "base_k64"),)) for s in ("labels", "search_beam", "search_val")} | \
-        {("search_beam", (("prover", "analytic_k64"),)), ("verifier", (("verifier", "pav_base_k64"),))}
+    assert set(after) - set(before) == {(s, (("prover", "base_k32"),)) for s in ("labels", "search_beam", "search_val",
+                                                                        "search_beam_mc")} | \
+        {("search_beam", (("prover", "analytic_k32"),)), ("verifier", (("verifier", "pav_base_k32"),))} | \
+        {("rl", (("arm", "pav_mc_base_k32"), ("rl_seed", s))) for s in (0, 1, 2)}
 
 
 def changed_stages(cfg, overrides: list[str]) -> set[str]:
@@ -71,7 +77,7 @@ def test_alpha_changes_only_the_beam_jobs_that_use_it_and_report(didactic):
     # the alpha curve leaves out search.alpha (the headline job's), and the val-chosen run reuses the
     # headline job's rows when it picks search.alpha: both depend on it. The val grid does not.
     assert changed_stages(didactic, ["search.alpha=0.5"]) == {"search_beam", "search_alpha", "search_selected",
-                                                              "report"}
+                                                              "search_beam_mc", "report"}
     before, after = all_params(didactic), all_params(compose("didactic", ["search.alpha=0.5"]))
     assert all(before[k] != after[k] for k in before if k[0] == "search_beam")  # headline or not
 
@@ -80,8 +86,9 @@ def test_sweep_settings_rerun_only_their_sweeps(didactic):
     assert changed_stages(didactic, ["search.alpha_grid=[0,1,3]"]) == {"search_alpha", "search_val",
                                                                        "search_selected", "report"}
     assert changed_stages(didactic, ["search.val_problems=32"]) == {"search_val", "search_selected", "report"}
-    assert changed_stages(didactic, ["search.oracle=false"]) == {"search_oracle", "report"}  # the oracle job is dropped
-    assert changed_stages(didactic, ["search.oracle_rollouts=8"]) == {"search_oracle", "report"}
+    oracle = {"search_oracle", "search_beam_mc", "report"}
+    assert changed_stages(didactic, ["search.oracle=false"]) == oracle  # the oracle jobs are dropped
+    assert changed_stages(didactic, ["search.oracle_rollouts=32"]) == oracle
     assert changed_stages(didactic, ["search.aggregate=min"]) == {"report"}  # every aggregation is computed
     # the val grid of the headline prover also runs alpha = 0: a change of headline prover touches it
     assert changed_stages(didactic, ["search.prover.k=8"]) >= {"search_val", "search_alpha", "search_selected"}
@@ -105,7 +112,7 @@ def test_verifier_settings_rerun_only_the_verifiers_they_shape(didactic):
 
 
 def test_n_mc_changes_mc_not_seeds(didactic):
-    other = compose("didactic", ["rollouts.n_mc=4"])
+    other = compose("didactic", ["rollouts.n_mc=20"])
     assert params("mc", other) != params("mc", didactic)
     assert params("seeds", other) == params("seeds", didactic)
     # the seed count changes both
@@ -131,8 +138,8 @@ def names(stage: str, cfg) -> list:
 
 
 def test_the_studys_jobs(didactic):
-    provers_ = ["base_k1", "base_k2", "base_k4", "base_k8", "base_k16", "base_k32", "weak_k4", "strong_k4"]
-    analytic = [f"analytic_k{k}" for k in (1, 2, 4, 8, 16, 32)]
+    provers_ = ["base_k1", "base_k2", "base_k4", "base_k8", "base_k16", "weak_k4", "strong_k4"]
+    analytic = [f"analytic_k{k}" for k in (1, 2, 4, 8, 16)]
     variants = ["pqv.hard", "pqv.random", "pqv.first_pit", "pqv.hard.first_pit", "pav_base_k4.first_pit"]
     assert names("labels", didactic) == names("search_val", didactic) == provers_
     assert names("verifier", didactic) == ["orm", "pqv"] + [f"pav_{p}" for p in provers_] + \
@@ -141,8 +148,9 @@ def test_the_studys_jobs(didactic):
     assert names("search_beamv", didactic) == ["implicit_ce", "implicit_dpo"]
     assert names("search_prm", didactic) == ["pqv", "pav_base_k4", "implicit_ce", "implicit_dpo"]
     assert names("sft", didactic) == names("mc", didactic) == names("mc_fresh", didactic) == ["base", "weak", "strong"]
-    assert names("rl", didactic) == [f"{arm}-{s}" for arm in ("outcome", "pav", "pav_analytic", "implicit_ce")
-                                     for s in (0, 1, 2)]  # seed bands
+    arms = ["outcome", "pav", "pav_analytic", "implicit_ce"] + [f"pav_mc_{p}" for p in provers_]  # oracle: every prover
+    assert names("rl", didactic) == [f"{arm}-{s}" for arm in arms for s in (0, 1, 2)]  # seed bands
+    assert names("search_beam_mc", didactic) == provers_
     assert names("search_oracle", didactic) == [""] and names("rft", didactic) == []
     quality = list(registry.io("quality", didactic, registry.Layout("r"), {})[0]["verifiers"])
     assert quality == names("verifier", didactic) + [f"pav_{a}" for a in analytic]
@@ -150,7 +158,9 @@ def test_the_studys_jobs(didactic):
     assert names("verifier", smoke) == ["orm", "pqv", "pav_base_k1", "pav_base_k4", "pav_weak_k1", "implicit_ce",
                                         "pqv.hard.first_pit"]
     assert names("search_beam", smoke) == ["base_k1", "base_k4", "weak_k1"] and names("search_oracle", smoke) == []
-    assert names("rl", smoke) == [f"{a}-{s}" for a in ("outcome", "pav", "pav_analytic", "implicit_ce") for s in (0, 1)]
+    assert names("rl", smoke) == [f"{a}-{s}" for a in ("outcome", "pav", "pav_analytic", "implicit_ce", "pav_mc_base_k4")
+                                 for s in (0, 1)]
+    assert names("search_beam_mc", smoke) == []  # only with search.oracle
 
 
 def test_every_input_of_a_job_is_an_output_of_another_job():
@@ -162,6 +172,25 @@ def test_every_input_of_a_job_is_an_output_of_another_job():
             for j in jobs(s, cfg):
                 missing = set(registry.flat(registry.io(s, cfg, L, j)[0])) - written
                 assert not missing, (s, j, missing)
+
+
+def test_every_output_belongs_to_one_rule_pattern():
+    """No rule's output pattern matches another rule's output (Snakemake would refuse the DAG as ambiguous,
+    as it did for beam_{prover} against beam_mc_<prover>)."""
+    from pavflow.names import WILDCARDS
+    L = registry.Layout("r")
+    for cfg in (compose("didactic", []), compose("smoke", ["rl.init=rft"])):
+        patterns = {}
+        for s in STAGES.values():
+            for path in registry.flat(s.outputs(cfg, L, {w: "\0" + w + "\0" for w in s.wildcards})):
+                parts = path.split("\0")  # literal, wildcard, literal, ...
+                patterns.setdefault(s.name, []).append(re.compile("".join(
+                    f"({WILDCARDS[x]})" if i % 2 else re.escape(x) for i, x in enumerate(parts))))
+        for s in STAGES:
+            for j in jobs(s, cfg):
+                for path in registry.flat(registry.io(s, cfg, L, j)[1]):
+                    owners = {o for o, ps in patterns.items() if any(p.fullmatch(path) for p in ps)}
+                    assert owners == {s}, (path, owners)
 
 
 def test_resources_never_rerun_a_job(didactic):

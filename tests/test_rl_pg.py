@@ -313,3 +313,16 @@ def test_the_progress_function_is_the_value_per_state_interface_of_search():
     assert typing.get_type_hints(train_rl)["step_score_fn"] == ScoreFn | None
     assert ScoreFn != StepScoreFn
     assert not hasattr(pg, "StepScoreFn")
+
+
+def test_kl_k3_is_unbiased_and_never_negative():
+    from pavflow.rl.pg import kl_k3
+    g = torch.Generator().manual_seed(0)
+    p, q = torch.tensor([0.7, 0.2, 0.1]), torch.tensor([0.5, 0.3, 0.2])  # pi, pi_ref
+    kl = float((p * (p / q).log()).sum())
+    tokens = torch.multinomial(p, 200_000, replacement=True, generator=g)
+    l = (p.log() - q.log())[tokens]  # log pi - log pi_ref of tokens sampled from pi
+    per_token = [kl_k3(l[i:i + 1]) for i in range(2000)]
+    assert min(per_token) >= 0.0
+    assert kl_k3(l) / len(l) == pytest.approx(kl, rel=0.03)
+    assert float(l.sum()) / len(l) == pytest.approx(kl, rel=0.05)  # the plain estimate: same mean, can be < 0

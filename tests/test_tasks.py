@@ -6,7 +6,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pavflow.tasks import Arith, ArithSpec, Problem, Task, make_task
-from pavflow.tasks.arith import SPLITS, solve, split_of
+from pavflow.tasks.arith import ERRORS, SPLITS, solve, split_of
 
 SIZES = {"train": 120, "val": 25, "test": 25}
 
@@ -276,3 +276,28 @@ def test_answer_step_is_graded_whatever_precedes_it(steps, answer):
     assert task.extract_answer(r) == answer and task.grade(r, answer) == 1
     assert task.grade(r + "\n", answer) == 0  # a trailing empty line is not an answer step
     assert task.grade(r + "0", answer) == 0
+
+
+@pytest.mark.parametrize("response, kind", [
+    ("72*5=60\n60-3=57\nA:57", "correct"), ("72*5=61\n61-3=58\nA:58", "arithmetic slip"),
+    ("72*5=60\n60-4=56\nA:56", "copy error"), ("72*5=60\n57-3=54\nA:54", "copy error"),
+    ("72*5=60\n60-3=57\nA:58", "copy error"), ("72*5=60\nA:60", "wrong step count"),
+    ("72*5=60\n60-3=57\n57+1=58\nA:58", "wrong step count"), ("72*5=60\n60-3=57", "missing answer"),
+    ("72*5=60\n6-3=57x\nA:57", "malformed step"), ("", "missing answer")])
+def test_diagnose_names_the_first_error(response, kind):
+    assert arith().diagnose("72*5-3", response, "57") == kind
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, 5), st.sampled_from("0123456789+-*=\nA:x"))
+def test_diagnose_agrees_with_the_grade(seed, pos, ch):
+    task = arith(seed=seed % 7)
+    p = task.problems("val")[seed % 3]
+    assert task.diagnose(p.question, p.solution, p.answer) == "correct"
+    broken = p.solution[:pos] + ch + p.solution[pos + 1:]
+    kind = task.diagnose(p.question, broken, p.answer)
+    assert kind == "correct" or kind in ERRORS
+    if kind == "correct":
+        assert task.grade(broken, p.answer) == 1
+    if task.grade(broken, p.answer) == 0:
+        assert kind != "correct"

@@ -85,6 +85,18 @@ def test_value_model_from_policy(policy_dir):
     assert torch.equal(m.model.layers[0].mlp.up_proj.weight, p.model.layers[0].mlp.up_proj.weight)
 
 
+def test_value_model_of_its_own_size(policy_dir, tok, tmp_path):
+    from pavflow.verifiers.value import load_value_model, save_value_model, value_model_scratch
+    m = value_model_scratch(policy_dir, seed=0, hidden_size=16, n_layers=2, n_heads=2, intermediate_size=24)
+    assert m.config.hidden_size == 16 and m.config.num_hidden_layers == 2 and m.config.num_labels == 1
+    assert m.config.vocab_size == AutoModelForCausalLM.from_pretrained(policy_dir).config.vocab_size
+    again = value_model_scratch(policy_dir, seed=0, hidden_size=16, n_layers=2, n_heads=2, intermediate_size=24)
+    assert all(torch.equal(a, b) for a, b in zip(m.parameters(), again.parameters()))
+    save_value_model(m, tok, tmp_path / "v")
+    loaded, _ = load_value_model(tmp_path / "v")
+    assert loaded.config.hidden_size == 16
+
+
 def test_load_value_model_errors(policy_dir, tmp_path):
     with pytest.raises(ValueError, match=str(policy_dir)):
         load_value_model(policy_dir)  # a causal LM, not a value model

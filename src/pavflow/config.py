@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from pavflow.names import ANALYTIC, ARMS, IMPLICIT_LOSSES, Prover, Verifier
+from pavflow.names import ANALYTIC, ARMS, IMPLICIT_LOSSES, Arm, Prover, Verifier
 
 CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[2] / "conf"))
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -122,10 +122,13 @@ class ProverConfig:
 @dataclass
 class SweepConfig:
     policy: str = "base"  # rollout policy of the K sweep
-    prover_k: List[int] = setting([1, 2, 4, 8, 16, 32], ge=1, nonempty=True)
+    prover_k: List[int] = setting([1, 2, 4, 8], ge=1, nonempty=True)
     cross_provers: List[ProverConfig] = setting([])  # BoK over other policies
     analytic: bool = True  # pav_analytic_k<K> (1 - (1 - pqv)^K, untrained) for every K of prover_k
     label_variants: List[str] = setting([])  # extra pqv/pav verifiers, e.g. pqv.hard, pqv.first_pit
+    # K > n rollouts makes the Best-of-K estimate a plug-in 1 - (1 - c/n)^K, biased (about 1[c > 0] for
+    # large K): refused unless opted in here, and such provers are marked in the report
+    plugin_k: bool = False
 
 
 @dataclass
@@ -142,6 +145,13 @@ class ImplicitConfig:
 
 @dataclass
 class VerifierConfig:
+    # value verifiers start from the base policy's transformer (policy) or from a random one of their own
+    # size (scratch: hidden_size, n_layers, n_heads, intermediate_size below)
+    init: str = setting("policy", one_of=("policy", "scratch"))
+    hidden_size: int = setting(64, ge=1)
+    n_layers: int = setting(2, ge=1)
+    n_heads: int = setting(2, ge=1)
+    intermediate_size: int = setting(192, ge=1)
     steps: int = setting(200, ge=1)
     batch_size: int = setting(64, ge=1)
     lr: float = setting(2e-3, gt=0)
@@ -190,7 +200,9 @@ class RLConfig:
     rft: RFTConfig = field(default_factory=RFTConfig)
     arms: List[str] = setting(["outcome", "pav"], one_of=ARMS)
     seeds: List[int] = setting([0, 1, 2], ge=0)  # learning curves are reported with seed bands
-    prover: ProverConfig = field(default_factory=lambda: ProverConfig("base", 4))
+    prover: ProverConfig = field(default_factory=lambda: ProverConfig("base", 4))  # of the pav and pav_analytic arms
+    mc_provers: List[ProverConfig] = setting([])  # provers of the pav_mc arms; empty: every prover of the sweep
+    mc_rollouts: int = setting(8, ge=1)  # pav_mc: rollouts of the prover's policy from every visited state
     alpha: float = setting(1.0, ge=0)  # weight of the progress A^mu in the effective reward
     updates: int = setting(40, ge=1)
     problems_per_update: int = setting(16, ge=1)
@@ -306,6 +318,17 @@ def trained_verifiers(cfg, variants: bool = True) -> list[Verifier]:
     out = [Verifier("orm"), Verifier("pqv")] + [Verifier("pav", p) for p in provers(cfg)]
     out += [Verifier("implicit", loss=str(l)) for l in cfg.verifier.implicit.losses]
     return out + ([Verifier.parse(v) for v in cfg.sweep.label_variants] if variants else [])
+
+
+def rl_arms(cfg) -> list[Arm]:
+    """Every RL arm of the study: rl.arms, pav_mc expanded to one arm per oracle prover."""
+    out = []
+    for a in cfg.rl.arms:
+        if a == "pav_mc":
+            out += [Arm("pav_mc", Prover.of(p)) for p in cfg.rl.mc_provers] or [Arm("pav_mc", p) for p in provers(cfg)]
+        else:
+            out.append(Arm(str(a)))
+    return list(dict.fromkeys(out))
 
 
 def analytic_provers(cfg) -> list[Prover]:
@@ -433,6 +456,13 @@ def _relations(cfg) -> None:
                  f"pqv.first_pit); the study's pqv/pav are {trained[1:len(names) + 2]}")
         if str(spec) != v:
             _bad(key, v, f"write it as {str(spec)!r} (targets variant first)")
+        if spec.data is not None:
+            seeds_, m = spec.data
+            if seeds_ > cfg.rollouts.n_seed or m > cfg.rollouts.n_mc:
+                _bad(key, v, f"trains on {seeds_} seeds and {m} rollouts per state; the study has "
+                     f"rollouts.n_seed={cfg.rollouts.n_seed}, rollouts.n_mc={cfg.rollouts.n_mc}")
+            if spec.prover is not None and spec.prover.k > m and not sw.plugin_k:
+                _bad(key, v, f"K={spec.prover.k} > {m} rollouts: a biased plug-in estimate (sweep.plugin_k=true to allow)")
     known = [str(v) for v in trained_verifiers(cfg)]
     for i, v in enumerate(cfg.search.beam_verifiers):
         if v not in known:
@@ -455,6 +485,17 @@ def _relations(cfg) -> None:
     if "pav_analytic" in rl.arms and rl.prover.policy != sw.policy:
         _bad("rl.prover", rl.prover, f"arm pav_analytic compares with BoK of the base policy "
              f"{sw.policy!r}, e.g. {{policy: {sw.policy}, k: 4}}")
+    for i, p in enumerate(rl.mc_provers if "pav_mc" in rl.arms else []):
+        if Prover.of(p) not in names:
+            _bad(f"rl.mc_provers[{i}]", p, f"not a prover of the sweep; provers are {[str(n) for n in names]}")
+    mc_arms = [a.prover for a in rl_arms(cfg) if a.kind == "pav_mc"]
+    bounds = [("rollouts.n_mc", cfg.rollouts.n_mc, names), ("rl.mc_rollouts", rl.mc_rollouts, mc_arms)] \
+        + ([("search.oracle_rollouts", s.oracle_rollouts, names)] if s.oracle else [])
+    for key, n, using in bounds:
+        for p in ([] if sw.plugin_k else using):
+            if p.k > n:
+                _bad(key, n, f"prover {p} has K={p.k} > {n} rollouts: its Best-of-K estimate would be the biased "
+                     f"plug-in; raise {key} to >= {p.k}, drop the K, or opt in with sweep.plugin_k=true")
     if rl.problems_per_update > t.n_train:
         _bad("rl.problems_per_update", rl.problems_per_update, f"more than task.n_train={t.n_train}")
     _resources(cfg)

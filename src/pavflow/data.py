@@ -63,6 +63,8 @@ SEARCH: Schema = {
     "correct": pl.Int8, "gen_tokens": pl.Int64, "prompt_tokens": pl.Int64,
     "verifier_tokens": pl.Int64,
 }
+# A verifier's score of every sample of the search pool (best-of-N picks the highest of the first N).
+SCORES: Schema = {"problem_id": pl.String, "sample_id": pl.Int32, "verifier": pl.String, "score": pl.Float64}
 # RL learning curve: one row per evaluation point (pavflow.rl.pg.evaluate: pass_at_n over eval_samples
 # samples; response_tokens, n_steps and kl_ref (nats per response) are means over sampled test
 # responses; newly_solved = fraction of the test problems unsolved at update 0 solved now).
@@ -131,7 +133,7 @@ RL_ARMS: Schema = {"arm": pl.String, **{m: pl.Float64 for m in RL_METRICS}}
 
 SCHEMAS: dict[str, Schema] = {
     "problems": PROBLEMS, "samples": SAMPLES, "mc": MC, "labels": LABELS, "train_log": TRAIN_LOG,
-    "metrics": METRICS, "calibration": CALIBRATION, "search": SEARCH, "rl_curve": RL_CURVE,
+    "metrics": METRICS, "calibration": CALIBRATION, "search": SEARCH, "scores": SCORES, "rl_curve": RL_CURVE,
 }
 
 

@@ -7,7 +7,9 @@ grammar. Nothing else in pavflow splits a name.
     prover     <policy>_k<K>              mu = BoK(rho) over rollout policy <policy>; analytic_k<K> is
                                           BoK(pi) computed from the pqv (verifiers.analytic)
     verifier   orm | pqv | pav_<prover> | implicit_ce | implicit_dpo,
-               pqv and pav optionally with label variants .hard and .random or .first_pit
+               pqv and pav optionally with label variants .hard and .random or .first_pit, and
+               .s<n>m<m>: trained on n seeds per problem and m of the rollouts of each state (the
+               verifier data-scaling curve)
 """
 from __future__ import annotations
 
@@ -60,12 +62,14 @@ class Verifier:
     loss: str | None = None  # implicit: ce | dpo
     targets: str = "soft"
     prefixes: str = "all"
+    data: tuple[int, int] | None = None  # (seeds per problem, rollouts per state) it trains on; None: all
 
     def __str__(self) -> str:
         base = {"pav": f"pav_{self.prover}", "pav_analytic": f"pav_{self.prover}",
                 "implicit": f"implicit_{self.loss}"}.get(self.kind, self.kind)
         variants = ([self.targets] if self.targets != "soft" else []) + \
-            ([self.prefixes] if self.prefixes != "all" else [])
+            ([self.prefixes] if self.prefixes != "all" else []) + \
+            ([f"s{self.data[0]}m{self.data[1]}"] if self.data else [])
         return ".".join([base, *variants])
 
     @property
@@ -87,20 +91,24 @@ class Verifier:
         def bad(why: str):
             raise ValueError(f"verifier {name!r}: {why}; expected orm, pqv, pav_<prover> (e.g. pav_base_k4), "
                              "pav_analytic_k<K>, implicit_ce or implicit_dpo, pqv/pav optionally with label "
-                             "variants .hard and .random or .first_pit (e.g. pqv.hard.first_pit)")
+                             "variants .hard and .random or .first_pit and .s<seeds>m<rollouts> "
+                             "(e.g. pqv.hard.first_pit, pav_base_k4.s2m8)")
 
         base, *variants = str(name).split(".")
-        targets, prefixes = "soft", "all"
+        targets, prefixes, data = "soft", "all", None
         for v in variants:
+            m = re.fullmatch(r"s([1-9][0-9]*)m([1-9][0-9]*)", v)
             if v in TARGETS[1:] and targets == "soft":
                 targets = v
             elif v in PREFIXES[1:] and prefixes == "all":
                 prefixes = v
+            elif m and data is None:
+                data = (int(m.group(1)), int(m.group(2)))
             else:
                 bad(f"unknown or repeated label variant {v!r}")
         kind, _, rest = base.partition("_")
         if base in ("orm", "pqv"):
-            out = cls(base, targets=targets, prefixes=prefixes)
+            out = cls(base, targets=targets, prefixes=prefixes, data=data)
         elif kind == "implicit" and rest in IMPLICIT_LOSSES:
             out = cls("implicit", loss=rest)
         elif kind == "pav" and rest:
@@ -108,7 +116,7 @@ class Verifier:
                 prover = Prover.parse(rest)
             except ValueError as e:
                 bad(str(e))
-            out = cls("pav_analytic" if prover.analytic else "pav", prover, targets=targets, prefixes=prefixes)
+            out = cls("pav_analytic" if prover.analytic else "pav", prover, targets=targets, prefixes=prefixes, data=data)
         else:
             bad("unknown verifier")
         if variants and out.kind not in ("pqv", "pav"):
@@ -120,12 +128,38 @@ def pav(prover: Prover) -> Verifier:
     return Verifier("pav_analytic" if prover.analytic else "pav", prover)
 
 
-_VARIANT = "|".join(TARGETS[1:] + PREFIXES[1:])
+_VARIANT = "|".join(TARGETS[1:] + PREFIXES[1:] + ("s[1-9][0-9]*m[1-9][0-9]*",))
 VERIFIER = rf"(orm|pqv|pav_{PROVER}|implicit_(?:{'|'.join(IMPLICIT_LOSSES)}))(?:\.(?:{_VARIANT}))*"
 
 # RL arms: outcome reward alone, or plus alpha * the progress of every step from the trained pav of
-# rl.prover (pav), its analytic twin from the pqv (pav_analytic), or an implicit PRM (implicit_<loss>)
-ARMS = ("outcome", "pav", "pav_analytic", "implicit_ce", "implicit_dpo")
+# rl.prover (pav), its analytic twin from the pqv (pav_analytic), an implicit PRM (implicit_<loss>), or
+# an oracle prover: V^mu from fresh rollouts of the prover's policy at every visited state (pav_mc_<prover>)
+ARMS = ("outcome", "pav", "pav_analytic", "implicit_ce", "implicit_dpo", "pav_mc")  # arm kinds in rl.arms
+
+
+@dataclass(frozen=True)
+class Arm:
+    kind: str  # one of ARMS
+    prover: Prover | None = None  # pav_mc: the oracle prover
+
+    def __str__(self) -> str:
+        return self.kind if self.prover is None else f"{self.kind}_{self.prover}"
+
+    @classmethod
+    def parse(cls, name: str) -> Arm:
+        """'outcome' -> Arm('outcome'); 'pav_mc_weak_k4' -> Arm('pav_mc', Prover('weak', 4))."""
+        name = str(name)
+        try:
+            if name.startswith("pav_mc_"):
+                return cls("pav_mc", Prover.parse(name[len("pav_mc_"):]))
+        except ValueError:
+            pass
+        else:
+            if name in ARMS and name != "pav_mc":
+                return cls(name)
+        raise ValueError(f"RL arm {name!r}: expected one of {[a for a in ARMS if a != 'pav_mc']} or "
+                         "pav_mc_<prover> (e.g. pav_mc_base_k4)")
+
 
 # values of the SEARCH table's `method` column: the methods over a sampled pool (best-of-N, majority
 # and verifier-weighted majority vote, pass@N), and step-level beam search
@@ -133,5 +167,6 @@ POOL_METHODS = ("bon", "majority", "weighted_majority", "pass")
 SEARCH_METHODS = POOL_METHODS + ("beam",)
 
 # Snakemake wildcard constraints, one per wildcard name the registry uses
-WILDCARDS = {"policy": POLICY, "prover": PROVER, "verifier": VERIFIER, "arm": "|".join(ARMS),
+ARM = "|".join(a for a in ARMS if a != "pav_mc") + f"|pav_mc_{PROVER}"
+WILDCARDS = {"policy": POLICY, "prover": PROVER, "verifier": VERIFIER, "arm": ARM,
              "rl_seed": r"[0-9]+"}

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-from pavflow.config import analytic_provers, provers, rollout_policies, trained_verifiers
-from pavflow.names import Prover, Verifier, pav
+from pavflow.config import analytic_provers, provers, rl_arms, rollout_policies, trained_verifiers
+from pavflow.names import Arm, Prover, Verifier, pav
 from pavflow.paths import Layout
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -89,7 +89,8 @@ def verifier_config(cfg, name: str) -> dict:
     if Verifier.parse(name).kind == "implicit":
         return {"implicit": {k: x for k, x in v["implicit"].items() if k != "losses"}}
     drop = {"implicit", "score_batch_size", "checkpoint_every", "quality_bins"} | \
-        (set() if ".random" in name else {"random_states"})
+        (set() if ".random" in name else {"random_states"}) | \
+        (set() if v["init"] == "scratch" else {"hidden_size", "n_layers", "n_heads", "intermediate_size"})
     return {k: x for k, x in v.items() if k not in drop}
 
 
@@ -112,13 +113,29 @@ def quality_verifiers(cfg) -> list[str]:
 
 
 def _arm_inputs(cfg, L: Layout, arm: str) -> dict:
-    if arm == "pav":
+    a = Arm.parse(arm)
+    if a.kind == "pav":
         return {"progress": L.verifier(str(pav(Prover.of(cfg.rl.prover))))}
-    if arm == "pav_analytic":
+    if a.kind == "pav_analytic":
         return {"progress": L.verifier("pqv")}
-    if arm.startswith("implicit_"):
-        return {"progress": L.verifier(arm)}
+    if a.kind.startswith("implicit_"):
+        return {"progress": L.verifier(a.kind)}
+    if a.kind == "pav_mc":
+        return {"prover_policy": L.policy(a.prover.policy)}
     return {}
+
+
+def rl_config(cfg, arm: str) -> dict:
+    """The rl config an arm's curve depends on: the prover and alpha only where the arm uses them."""
+    a = Arm.parse(arm)
+    drop = {"arms", "seeds", "checkpoint_every", "mc_provers"}
+    if a.kind != "pav_mc":
+        drop.add("mc_rollouts")
+    if a.kind not in ("pav", "pav_analytic"):
+        drop.add("prover")
+    if a.kind == "outcome":
+        drop.add("alpha")
+    return {**_drop(cfg.rl, drop), **({"rollouts_temperature": float(cfg.rollouts.temperature)} if a.kind == "pav_mc" else {})}
 
 
 def _verifier_inputs(cfg, L: Layout, job: Job) -> dict:
@@ -142,8 +159,8 @@ def _beam(cfg, L: Layout, prover: str) -> dict:
 def _search_tables(cfg, L: Layout) -> list[Path]:
     """Every test-split search table the report reads."""
     out = [L.search("bon_orm")] + [L.search(f"prm_{v}") for v in prm_verifiers(cfg)]
-    out += [L.search(f"beam_{j['prover']}") for j in STAGES["search_beam"].jobs(cfg)]
-    out += [L.search(f"beamv_{j['verifier']}") for j in STAGES["search_beamv"].jobs(cfg)]
+    out += [STAGES[s].outputs(cfg, L, j)["search"] for s in ("search_beam", "search_beamv", "search_beam_mc")
+            for j in STAGES[s].jobs(cfg)]
     return out + [L.search("alpha"), L.search("selected")] + ([L.search("oracle")] if cfg.search.oracle else [])
 
 
@@ -159,7 +176,7 @@ def _report_outputs(cfg, L: Layout, job: Job) -> dict:
 
 def _report_inputs(cfg, L: Layout, job: Job) -> dict:
     verifiers = [str(v) for v in trained_verifiers(cfg)]
-    return {"pool": L.pool(), "search": _search_tables(cfg, L),
+    return {"pool": L.pool(), "search": _search_tables(cfg, L), "scores": L.search("scores_orm"),
             "val": [L.search(f"val_{p}") for p in provers(cfg)],
             "rl": [L.rl(j["arm"], j["rl_seed"]) for j in STAGES["rl"].jobs(cfg)],
             "verifier_metrics": {v: L.verifier_metrics(v) for v in verifiers},
@@ -233,7 +250,7 @@ STAGES: dict[str, Stage] = _stages(
                                "n": max(c.search.budgets)}),
     Stage("search_bon", model=True,
           inputs=lambda c, L, j: {"problems": L.problems(), "pool": L.pool(), "orm": L.verifier("orm")},
-          outputs=lambda c, L, j: {"search": L.search("bon_orm")},
+          outputs=lambda c, L, j: {"search": L.search("bon_orm"), "scores": L.search("scores_orm")},
           config=lambda c, j: {**_base(c), "search": _pick(c.search, ("split", "budgets"))}),
     # best-of-N and weighted majority with a process verifier (pqv, headline pav, implicit PRMs)
     Stage("search_prm", wildcards=("verifier",), model=True,
@@ -287,6 +304,16 @@ STAGES: dict[str, Stage] = _stages(
           outputs=lambda c, L, j: {"search": L.search("oracle")},
           config=lambda c, j: {**_base(c), "search": _pick(c.search, (*BEAM_KEYS, "budgets", "oracle_rollouts",
                                                                       "oracle_problems"))}),
+    # beam search on the MC effective reward Q^pi + alpha A^mu, both from fresh rollouts (oracle provers,
+    # no verifier): every prover at k_budget on the first search.oracle_problems; only with search.oracle
+    Stage("search_beam_mc", wildcards=("prover",), model=True,
+          jobs=lambda c: [{"prover": str(p)} for p in provers(c)] if c.search.oracle else [],
+          inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L),
+                                  "prover_policy": L.policy(Prover.parse(j["prover"]).policy)},
+          # "mcbeam_", not "beam_mc_": search_beam's beam_{prover} would match it with a policy named "mc"
+          outputs=lambda c, L, j: {"search": L.search(f"mcbeam_{j['prover']}")},
+          config=lambda c, j: {**_base(c), "search": _pick(c.search, (*BEAM_KEYS, "alpha", "k_budget", "oracle_rollouts",
+                                                                      "oracle_problems"))}),
     # rejection fine-tuning of the base policy on its own correct train samples; only with rl.init=rft
     Stage("rft", model=True, directories=("model",),
           jobs=lambda c: [{}] if c.rl.init == "rft" else [],
@@ -295,12 +322,12 @@ STAGES: dict[str, Stage] = _stages(
           config=lambda c, j: {**_base(c), "rft": _plain(c.rl.rft), "max_new_tokens": int(c.rl.max_new_tokens),
                                "sft_eval_problems": int(c.sft.eval_problems)}),
     Stage("rl", wildcards=("arm", "rl_seed"), model=True,
-          jobs=lambda c: [{"arm": str(a), "rl_seed": int(s)} for a in c.rl.arms for s in c.rl.seeds],
+          jobs=lambda c: [{"arm": str(a), "rl_seed": int(s)} for a in rl_arms(c) for s in c.rl.seeds],
           inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L),
                                   "init": L.rft_policy() if c.rl.init == "rft" else _policy(c, L),
                                   **_arm_inputs(c, L, j["arm"])},
           outputs=lambda c, L, j: {"curve": L.rl(j["arm"], j["rl_seed"])},
-          config=lambda c, j: {**_base(c), "rl": _drop(c.rl, ("arms", "seeds", "checkpoint_every"))}),
+          config=lambda c, j: {**_base(c), "rl": rl_config(c, j.get("arm", "outcome"))}),
     Stage("report", inputs=_report_inputs, outputs=_report_outputs, report=_REPORT_ITEMS,
           config=lambda c, j: {"search": _plain(c.search), "rl": _plain(c.rl), "sweep": _plain(c.sweep)}),
 )

@@ -156,7 +156,7 @@ def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfi
     test_acc_greedy; with eval_samples > 0: test_acc_sampled (T=1, mean over samples) and
     pass_at_n (a problem counts if any of its eval_samples samples is correct); response_tokens and
     n_steps (means over the sampled responses, or the greedy ones without samples); kl_ref (mean over
-    those responses of sum log pi - log pi_ref, nats; nan without `ref`). The same sampler seeds at
+    those responses of the k3 estimate of KL(pi || pi_ref), nats, never negative; nan without `ref`). The same sampler seeds at
     every evaluation point: common random numbers along the curve."""
     sampler.model.eval()
     prompts = [task.prompt(p.question) for p in problems]
@@ -182,8 +182,16 @@ def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfi
         n = len(comps) // len(prompts)
         ratios = response_log_ratios(sampler.model, ref, [prompt_ids[i // n] for i in range(len(comps))],
                                   [c.tokens for c in comps], sampler.pad_id, cfg.micro_batch)
-        m["kl_ref"] = float(np.mean([float(r.sum()) for r in ratios]))
+        m["kl_ref"] = float(np.mean([kl_k3(r) for r in ratios]))
     return m, solved
+
+
+def kl_k3(log_ratios: torch.Tensor) -> float:
+    """KL(pi || pi_ref) of one sampled response from its tokens' log pi - log pi_ref (l_t): the sum of
+    Schulman's k3 estimator exp(-l_t) - 1 + l_t, which is unbiased like the plain sum of l_t but never
+    negative (each term is >= 0), so a curve of it cannot dip below zero by noise."""
+    lr = log_ratios.double()
+    return float((torch.expm1(-lr) + lr).sum())
 
 
 def degeneration(start: dict, now: dict, cfg: RLConfig) -> str | None:
@@ -251,6 +259,8 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
         set_rng_state(rng, resume["rng"])
         rows, gen_tokens, verifier_tokens = list(resume["rows"]), resume["gen_tokens"], resume["verifier_tokens"]
         unsolved0, start = list(resume["unsolved0"]), resume["update"] + 1
+        if "progress" in resume:  # a stateful progress source (an oracle prover's cached rollouts)
+            step_score_fn.load_state_dict(resume["progress"])
     else:
         log_eval(0, math.nan)
     for update in progress(range(start, cfg.updates + 1), desc="rl updates"):
@@ -299,7 +309,8 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
                 and update < cfg.updates:
             on_checkpoint({"update": update, "model": model.state_dict(), "opt": opt.state_dict(),
                            "rng": rng_state(rng), "rows": rows, "unsolved0": unsolved0,
-                           "gen_tokens": gen_tokens, "verifier_tokens": verifier_tokens})
+                           "gen_tokens": gen_tokens, "verifier_tokens": verifier_tokens,
+                           **({"progress": step_score_fn.state_dict()} if hasattr(step_score_fn, "state_dict") else {})})
     model.eval()
     return rows
 

@@ -41,6 +41,7 @@ def main(cfg, job, tracker) -> dict:
     pools = {rho: read_table(path, MC) for rho, path in job.input.mc.items()}
     fresh = {rho: read_table(path, MC) for rho, path in job.input.mc_fresh.items()}
     outcomes = split["val"]["correct"].to_numpy().astype(np.float64)
+    groups = split["val"]["problem_id"].to_list()
     q_pi_train = state_values(pools[base].filter(pl.col("split") == "train"), split["train"])
     q_pi_fresh = state_values(fresh[base], split["val"])
 
@@ -55,7 +56,7 @@ def main(cfg, job, tracker) -> dict:
 
     def rows(name: str, val: Scored, train: Scored, truth: list[np.ndarray]):
         thr = fit_first_error_threshold(train, q_pi_train)
-        return quality_rows(name, val, truth, [np.diff(t) for t in truth], q_pi_fresh, outcomes, thr,
+        return quality_rows(name, val, truth, [np.diff(t) for t in truth], q_pi_fresh, outcomes, thr, groups,
                             n_bins=cfg.verifier.quality_bins)
 
     tables = []

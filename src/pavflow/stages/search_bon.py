@@ -2,7 +2,7 @@
 on the sampled pool, at every budget."""
 import polars as pl
 
-from pavflow.data import SAMPLES, SEARCH, read_table, write_table
+from pavflow.data import SAMPLES, SCORES, SEARCH, read_table, write_table
 from pavflow.search.bon import bon_search
 from pavflow.stages.common import load_problems, log_search, search_axes, stage_main
 from pavflow.stages.scoring import load_verifier
@@ -34,6 +34,7 @@ def main(cfg, job, tracker) -> dict:
                            k=pl.lit(0), alpha=pl.lit(0.0),
                            verifier_tokens=pl.when(verifier == "").then(0).otherwise(pl.col("verifier_tokens")))
     write_table(res, job.output.search, SEARCH)
+    write_table(pool.select("problem_id", "sample_id", verifier=pl.lit("orm"), score="score"), job.output.scores, SCORES)
     acc = (res.group_by("method", "budget").agg(acc=pl.col("correct").mean(), gen_tokens=pl.col("gen_tokens").mean(),
                                                 verifier_tokens=pl.col("verifier_tokens").mean())
            .sort("method", "budget"))

@@ -5,7 +5,7 @@ verifiers; the rollouts' tokens are its verifier cost."""
 import polars as pl
 
 from pavflow.progress import progress
-from pavflow.search.oracle import mc_value_fn
+from pavflow.oracle import MCOracle
 from pavflow.seeds import derive_seed
 from pavflow.stages.common import load_problems, stage_main
 from pavflow.stages.sampling import policy_sampler
@@ -22,8 +22,8 @@ def main(cfg, job, tracker) -> dict:
     config = {"method": "beam", "verifier": "oracle", "prover": "", "k": 0, "alpha": 0.0}
     tables = []
     for n in progress(list(s.budgets), desc="oracle beam search budgets"):
-        score = mc_value_fn(sampler, task, answers, n=s.oracle_rollouts, seed=derive_seed(cfg.seed, "oracle", n),
-                            temperature=s.temperature, max_new_tokens=s.max_new_tokens)
+        score = MCOracle(sampler, task, answers, n=s.oracle_rollouts, seed=derive_seed(cfg.seed, "oracle", n),
+                         temperature=s.temperature, max_new_tokens=s.max_new_tokens).last_value()
         tables.append(run_beam(cfg, sampler, task, problems, budgets=[n], step_score=score, final_score=score,
                                split=s.split, config=config))
     acc = write_search(pl.concat(tables), job.output.search, tracker, curve="beam_oracle")

@@ -7,6 +7,7 @@ import polars as pl
 from transformers import AutoTokenizer
 
 from pavflow.data import LABELS, MC, METRICS, SAMPLES, TRAIN_LOG, atomic_dir, read_table, write_table
+from pavflow.labels import make_labels
 from pavflow.names import Verifier
 from pavflow.policy.device import resolve_device
 from pavflow.seeds import derive_seed
@@ -18,7 +19,8 @@ from pavflow.verifiers.fit import FitSettings
 from pavflow.verifiers.metrics import auroc
 from pavflow.verifiers.selection import hard_targets, select_states
 from pavflow.verifiers.targets import state_targets
-from pavflow.verifiers.value import StateExample, ValueVerifier, save_value_model, train_value, value_model_from_policy
+from pavflow.verifiers.value import (StateExample, ValueVerifier, save_value_model, train_value, value_model_from_policy,
+                                     value_model_scratch)
 
 KEY = ["problem_id", "split", "sample_id", "h"]
 
@@ -41,11 +43,17 @@ def value_targets(spec: Verifier, cfg, job, seeds: pl.DataFrame) -> tuple[pl.Dat
     if spec.kind in ("orm", "implicit"):
         return state_targets("orm", seeds), 0
     mc_pi = read_table(job.input.mc_pi, MC)
+    same = spec.kind == "pqv" or job.input.mc_rho == job.input.mc_pi  # the prover's rollouts are pi's
+    rho = None if same else read_table(job.input.mc_rho, MC)
+    if spec.data is not None:  # the data-scaling variants: m of every state's rollouts
+        mc_pi = subsample(mc_pi, spec.data[1], derive_seed(cfg.seed, "subsample", spec, "pi"))
+        rho = None if same else subsample(rho, spec.data[1], derive_seed(cfg.seed, "subsample", spec, "rho"))
+    rho = mc_pi if same else rho
     if spec.kind == "pqv":
         targets, pool = state_targets("pqv", seeds, mc_pi=mc_pi), mc_pi
     else:
-        targets = state_targets("pav", seeds, labels=read_table(job.input.labels, LABELS))
-        pool = mc_pi if job.input.mc_rho == job.input.mc_pi else read_table(job.input.mc_rho, MC)
+        labels = read_table(job.input.labels, LABELS) if spec.data is None else make_labels(mc_pi, rho, spec.prover)
+        targets, pool = state_targets("pav", seeds, labels=labels), rho
     if spec.targets == "hard":
         targets = hard_targets(targets, pool)
     selected, cost = select_states(pool, spec.prefixes, m=cfg.verifier.random_states,
@@ -55,6 +63,17 @@ def value_targets(spec: Verifier, cfg, job, seeds: pl.DataFrame) -> tuple[pl.Dat
                .drop("inferred").sort(KEY))
     train_ids = seeds.filter(pl.col("split") == "train").select("problem_id", "sample_id")
     return targets, int(cost.join(train_ids, on=["problem_id", "sample_id"])["rollouts"].sum())
+
+
+def subsample(pool: pl.DataFrame, m: int, seed: int) -> pl.DataFrame:
+    """The MC table as if each sampled state had m of its n rollouts: c ~ Hypergeometric(n, c, m), drawn
+    in table order from `seed`; graded terminal states (n = 1) are kept."""
+    pool = pool.sort(KEY)
+    n, c = pool["n"].to_numpy(), pool["c"].to_numpy()
+    if (n[n > 1] < m).any():
+        raise ValueError(f"subsample: {m} rollouts per state asked, the pool has {int(n[n > 1].min())}")
+    sub = np.where(n > 1, np.random.default_rng(seed).hypergeometric(c, n - c, np.minimum(m, n)), c)
+    return pool.with_columns(n=pl.Series(np.where(n > 1, m, n), dtype=pl.Int32), c=pl.Series(sub, dtype=pl.Int32))
 
 
 def quality(name: str, score, exs: list[StateExample], outcomes: np.ndarray) -> pl.DataFrame:
@@ -104,7 +123,11 @@ def train_implicit_prm(spec: Verifier, cfg, job, task, problems, train_seeds: pl
 
 def train_value_verifier(spec: Verifier, cfg, job, train: list[StateExample], tracker, ckpt):
     v, policy = cfg.verifier, job.input.policy
-    model = value_model_from_policy(policy, seed=derive_seed(cfg.seed, "verifier", spec)).to(resolve_device(cfg.device))
+    seed = derive_seed(cfg.seed, "verifier", spec)
+    model = value_model_from_policy(policy, seed) if v.init == "policy" else \
+        value_model_scratch(policy, seed, hidden_size=v.hidden_size, n_layers=v.n_layers, n_heads=v.n_heads,
+                            intermediate_size=v.intermediate_size)
+    model = model.to(resolve_device(cfg.device))
     tok = AutoTokenizer.from_pretrained(policy)
     rows = train_value(model, tok, train, fit_settings(v, derive_seed(cfg.seed, "verifier-train", spec)),
                        train_hooks(tracker, ckpt, v.checkpoint_every))
@@ -122,6 +145,8 @@ def main(cfg, job, tracker) -> dict:
     task = make_task(cfg.task, cfg.seed, cfg.policy)
     problems = {p.problem_id: p for p in load_problems(job.input.problems, ["train", "val"])}
     seeds = read_table(job.input.seeds, SAMPLES)
+    if spec.data is not None:  # train on the first n seeds of each train problem; validate on all
+        seeds = seeds.filter((pl.col("split") != "train") | (pl.col("sample_id") < spec.data[0]))
     targets, label_rollouts = value_targets(spec, cfg, job, seeds)
     split = {s: seeds.filter(pl.col("split") == s) for s in ("train", "val")}
     tracker.define_metric("verifier/*", "verifier/step")

@@ -20,6 +20,8 @@ from pavflow.tasks.base import Problem, Task
 
 SPLITS = ("train", "val", "test")
 ANSWER_RE = re.compile(r"A:([0-9]+)")  # ASCII digits only: \d also matches e.g. Arabic-Indic digits
+STEP_RE = re.compile(r"([0-9]+)([+*-])([0-9]+)=([0-9]+)")
+ERRORS = ("arithmetic slip", "copy error", "malformed step", "missing answer", "wrong step count")
 
 
 @dataclass(frozen=True)
@@ -116,3 +118,34 @@ class Arith(Task):
 
     def grade(self, response: str, answer: str) -> int:
         return int(self.extract_answer(response) == answer)
+
+    def diagnose(self, question: str, response: str, answer: str) -> str:
+        """The first error of a response (one of ERRORS), or "correct": an arithmetic slip (a step's
+        result is wrong), a copy error (a step does not continue from the last result with the
+        question's next operation, or the answer is not the last result), a malformed step, a missing
+        answer line, or too few / too many steps."""
+        ops = re.findall(r"[+\-*]", question[1:])  # the first operand may not start with a sign
+        operands = re.findall(r"[0-9]+", question)
+        lines = response.split(self.step_sep)
+        value = int(operands[0])
+        for i, line in enumerate(lines):
+            if ANSWER_RE.fullmatch(line):
+                if i != len(lines) - 1:
+                    return "wrong step count"
+                if i != len(ops):
+                    return "wrong step count"
+                return "correct" if int(line[2:]) == value and str(value) == answer else \
+                    ("copy error" if int(line[2:]) != value else "arithmetic slip")
+            m = STEP_RE.fullmatch(line)
+            if m is None:  # a last line that is empty or no step: the response ended without an answer
+                last = i == len(lines) - 1 and (i >= len(ops) or not line)
+                return "missing answer" if last else "malformed step"
+            if i >= len(ops):
+                return "wrong step count"
+            a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+            if a != value or op != ops[i] or b != int(operands[i + 1]):
+                return "copy error"
+            if c != apply(a, op, b, self.spec.modulus):
+                return "arithmetic slip"
+            value = c
+        return "missing answer"

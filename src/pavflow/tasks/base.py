@@ -32,6 +32,13 @@ class Task:
         """The final answer a response states, or None if it states none in the task's format."""
         raise NotImplementedError
 
+    def diagnose(self, question: str, response: str, answer: str) -> str:
+        """What is wrong with a response, for the report's analysis of search: "correct", or the kind of
+        its first error. Tasks that can check steps say more than "missing answer" / "wrong answer"."""
+        if self.grade(response, answer):
+            return "correct"
+        return "missing answer" if self.extract_answer(response) is None else "wrong answer"
+
     def split_steps(self, response: str) -> list[str]:
         """Steps of a response; `"".join(split_steps(r)) == r`. Empty response -> no steps."""
         if not response:

@@ -38,6 +38,27 @@ def auroc(scores, labels) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def within_auroc(scores, labels, groups) -> tuple[float, int]:
+    """Mean over groups (problems) that have both outcomes of the AUROC among that group's items, and the
+    number of such groups: how well a verifier ranks the responses to one problem, which is what search
+    needs (the global AUROC also credits ranking easy problems above hard ones). nan if no group has both."""
+    s, y = _pair(scores, labels, "within_auroc")
+    g = np.asarray(groups).ravel()
+    if g.size != s.size:
+        raise ValueError(f"within_auroc: {s.size} scores but {g.size} groups")
+    per = [auroc(s[g == k], y[g == k]) for k in dict.fromkeys(g.tolist())]
+    per = [a for a in per if not np.isnan(a)]
+    return (float(np.mean(per)) if per else float("nan")), len(per)
+
+
+def first_error_top1(progress: list[np.ndarray], true: list[int | None]) -> tuple[float, int]:
+    """Among responses with a true first error h* (>= 1), the fraction whose most negative predicted step
+    progress is at step h* (ties: the first step): finding the error within the response, whatever the
+    problem's difficulty (no threshold shared across problems). nan if no response has an error."""
+    hits = [int(np.argmin(p)) + 1 == t for p, t in zip(progress, true) if t is not None and t >= 1 and len(p)]
+    return (float(np.mean(hits)) if hits else float("nan")), len(hits)
+
+
 def calibration_bins(pred, target, n_bins: int = 10) -> list[tuple[float, float, float, int]]:
     """Reliability diagram: equal-width bins on [0, 1] (pred = 1 falls in the last bin).
     One (bin_mid, mean_pred, mean_target, count) per non-empty bin, in increasing order."""

@@ -7,7 +7,11 @@ Per verifier, over the states s_h (h = 0..H) of every held-out response:
     ece                 expected calibration error against the same truth (calibration curve alongside)
     spearman_progress   rank correlation of predicted progress (the verifier's own: value differences,
                         q_h - q_{h-1} for implicit PRMs) with the fresh MC progress of the same target
-    outcome_auroc       v_pred(s_H) against the response's outcome
+    outcome_auroc       v_pred(s_H) against the response's outcome, over all responses
+    outcome_auroc_within  the same within each problem (mean over problems with both outcomes): what
+                        search needs; the global AUROC also credits ranking problems by difficulty
+    first_error_top1    among responses with a first error, the fraction whose most negative predicted
+                        progress is at that step (no threshold shared across problems)
     first_error_f1      ProcessBench: the first step h whose fresh Q^pi(s_h) is 0 is the true first
                         error; the verifier predicts the first h with v_pred(s_h) < threshold, the
                         threshold fitted on the *train* split; F1 = harmonic mean of the accuracy on
@@ -23,8 +27,8 @@ import polars as pl
 
 from pavflow.data import CALIBRATION, METRICS
 from pavflow.stats import cluster_bootstrap_ci
-from pavflow.verifiers.metrics import (auroc, calibration_bins, ece, first_error, first_error_f1, fit_threshold,
-                                       predicted_first_error, spearman)
+from pavflow.verifiers.metrics import (auroc, calibration_bins, ece, first_error, first_error_f1, first_error_top1,
+                                       fit_threshold, predicted_first_error, spearman, within_auroc)
 
 
 @dataclass
@@ -39,10 +43,13 @@ def true_first_errors(q_pi: list[np.ndarray]) -> list[int | None]:
 
 
 def quality_rows(name: str, val: Scored, truth: list[np.ndarray], truth_progress: list[np.ndarray],
-                 q_pi_fresh: list[np.ndarray], outcomes: np.ndarray, threshold: float, *, n_bins: int = 10,
-                 n_boot: int = 1000, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(METRICS rows, CALIBRATION rows) of verifier `name`; `threshold` from `fit_first_error_threshold`."""
+                 q_pi_fresh: list[np.ndarray], outcomes: np.ndarray, threshold: float, groups: list[str], *,
+                 n_bins: int = 10, n_boot: int = 1000, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(METRICS rows, CALIBRATION rows) of verifier `name`; `threshold` from `fit_first_error_threshold`;
+    `groups` the problem of each response."""
     R = len(val.values)
+    if len(groups) != R:
+        raise ValueError(f"quality_rows({name}): {R} responses but {len(groups)} groups")
     for what, xs in (("truth", truth), ("truth_progress", truth_progress), ("q_pi_fresh", q_pi_fresh)):
         if len(xs) != R:
             raise ValueError(f"quality_rows({name}): {R} responses but {len(xs)} {what}")
@@ -72,6 +79,17 @@ def quality_rows(name: str, val: Scored, truth: list[np.ndarray], truth_progress
         idx = [i for i in idx if keep[i]]
         return first_error_f1([pred_fe[i] for i in idx], [true_fe[i] for i in idx])["f1"]
 
+    g = np.asarray(groups)
+    problems = list(dict.fromkeys(groups))
+    by_problem = [np.flatnonzero(g == p) for p in problems]
+
+    def within_of(pidx):  # pidx: indices into `problems`, resampled as clusters
+        idx = np.concatenate([by_problem[j] for j in pidx] + [np.empty(0, dtype=int)])
+        # resampled copies of a problem are distinct groups
+        grp = np.concatenate([np.full(len(by_problem[j]), r) for r, j in enumerate(pidx)] + [np.empty(0, dtype=int)])
+        return within_auroc(final[idx], outcomes[idx], grp)[0]
+
+    top1, n_top1 = first_error_top1(val.progress, [t if keep[i] else None for i, t in enumerate(true_fe)])
     everything = np.arange(R)
     f1 = first_error_f1([p for p, k in zip(pred_fe, keep) if k], [t for t, k in zip(true_fe, keep) if k]) \
         if np.isfinite(threshold) else {"f1": float("nan"), "acc_error": float("nan"), "acc_correct": float("nan"),
@@ -84,6 +102,9 @@ def quality_rows(name: str, val: Scored, truth: list[np.ndarray], truth_progress
         (name, "ece", ece(flat_pred, flat_true, n_bins), None, None, int(cnt.sum())),
         (name, "spearman_progress", spearman_of(everything), *ci(spearman_of), int(cnt.sum() - R)),
         (name, "outcome_auroc", auroc(final, outcomes), *ci(lambda i: auroc(final[i], outcomes[i])), R),
+        (name, "outcome_auroc_within", *_within(within_auroc(final, outcomes, g),
+                                                 cluster_bootstrap_ci(within_of, len(problems), n_boot=n_boot, seed=seed))),
+        (name, "first_error_top1", top1, None, None, n_top1),
         (name, "first_error_f1", f1["f1"], *ci(f1_of), int(keep.sum())),
         (name, "first_error_acc_error", f1["acc_error"], None, None, f1["n_error"]),
         (name, "first_error_acc_correct", f1["acc_correct"], None, None, f1["n_correct"]),
@@ -93,6 +114,10 @@ def quality_rows(name: str, val: Scored, truth: list[np.ndarray], truth_progress
     calib = pl.DataFrame([(name, *b) for b in calibration_bins(flat_pred, flat_true, n_bins)],
                          schema=CALIBRATION, orient="row")
     return metrics, calib
+
+
+def _within(value_n: tuple[float, int], ci: tuple[float, float]) -> tuple:
+    return value_n[0], *ci, value_n[1]
 
 
 def fit_first_error_threshold(train: Scored, q_pi_train: list[np.ndarray]) -> float:

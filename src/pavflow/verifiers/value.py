@@ -46,6 +46,21 @@ def value_model_from_policy(policy_dir: str | os.PathLike, seed: int):
     return model.train()
 
 
+def value_model_scratch(policy_dir: str | os.PathLike, seed: int, *, hidden_size: int, n_layers: int,
+                        n_heads: int, intermediate_size: int):
+    """A value model of its own size, randomly initialised (from `seed`): the policy's architecture and
+    vocabulary with these dimensions, a scalar head, no dropout, float32, train mode."""
+    path = check_model_dir(policy_dir)
+    cfg = AutoConfig.from_pretrained(path, num_labels=1)
+    cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size = hidden_size, n_layers, intermediate_size
+    cfg.num_attention_heads = cfg.num_key_value_heads = n_heads
+    if hasattr(cfg, "head_dim"):
+        cfg.head_dim = hidden_size // n_heads
+    cfg.classifier_dropout, cfg.hidden_dropout, cfg.attention_dropout = 0.0, 0.0, 0.0
+    torch.manual_seed(seed)
+    return AutoModelForTokenClassification.from_config(cfg, dtype=torch.float32).train()
+
+
 def save_value_model(model, tok, path: str | os.PathLike) -> None:
     model.save_pretrained(path)
     tok.save_pretrained(path)

@@ -1,0 +1,52 @@
+"""What a study of this size can detect: the minimum detectable effect (MDE) of a comparison, and the
+verdict of a claim from its effect's confidence interval.
+
+MDE: the smallest true difference a two-sided test at level `alpha` detects with probability `power`,
+(z_{1-alpha/2} + z_{power}) * SE. For a paired accuracy difference over problems, SE is the standard
+error of the per-problem differences; for RL arms compared over seeds, the standard error of the
+difference of two seed means (Welch). A claim whose effect is below the MDE cannot be resolved here,
+which is different from "the effect is absent".
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import norm
+
+ALPHA, POWER = 0.05, 0.8
+
+
+def mde(se: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+
+
+def paired_se(a, b) -> float:
+    """SE of mean(a - b) over paired items (e.g. 0/1 correctness of two methods on the same problems)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else float("nan")
+
+
+def unpaired_se(a, b) -> float:
+    """SE of mean(a) - mean(b) for independent samples (e.g. RL seeds of two arms), Welch."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size < 2 or b.size < 2:
+        return float("nan")
+    return float(math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size))
+
+
+def n_for_half_width(sd: float, half_width: float, alpha: float = ALPHA) -> int:
+    """Items a paired comparison with per-item difference SD `sd` needs for a CI of +-half_width."""
+    return int(math.ceil((norm.ppf(1 - alpha / 2) * sd / half_width) ** 2))
+
+
+def verdict(effect: float, ci_low: float, ci_high: float, threshold: float = 0.0) -> str:
+    """A claim that the true effect exceeds `threshold`: reproduces when the CI lies above it, does not
+    when the CI lies below it, inconclusive when it straddles it (or is undefined)."""
+    if not all(map(math.isfinite, (effect, ci_low, ci_high))):
+        return "inconclusive"
+    if ci_low > threshold:
+        return "reproduces"
+    if ci_high < threshold:
+        return "does not reproduce"
+    return "inconclusive"

@@ -1,0 +1,39 @@
+"""Minimum detectable effects and verdicts from confidence intervals."""
+import math
+
+import numpy as np
+import pytest
+
+from pavflow.report.power import mde, n_for_half_width, paired_se, unpaired_se, verdict
+
+
+def test_mde_is_2_8_standard_errors_at_the_usual_level_and_power():
+    assert mde(1.0) == pytest.approx(1.96 + 0.8416, abs=1e-3)
+    assert mde(0.02) == pytest.approx(0.056, abs=1e-3)
+
+
+def test_paired_se_uses_the_per_problem_differences():
+    a = np.array([1, 1, 0, 0, 1, 0, 1, 1])
+    assert paired_se(a, a) == 0.0
+    b = np.array([1, 0, 0, 1, 1, 0, 0, 1])
+    d = a - b
+    assert paired_se(a, b) == pytest.approx(d.std(ddof=1) / math.sqrt(8))
+    assert math.isnan(paired_se([1], [0]))
+
+
+def test_unpaired_se_is_welch():
+    assert unpaired_se([0.5, 0.6, 0.7], [0.5, 0.5, 0.5]) == pytest.approx(0.1 / math.sqrt(3))
+    assert math.isnan(unpaired_se([0.5], [0.4, 0.6]))
+
+
+def test_items_needed_for_a_half_width():
+    # per-problem differences in {-1, 0, 1} with 30% discordant pairs: sd ~ 0.55 -> ~730 problems for +-4 points
+    assert 700 < n_for_half_width(math.sqrt(0.3), 0.04) < 760
+
+
+@pytest.mark.parametrize("effect, lo, hi, thr, want", [
+    (0.1, 0.02, 0.18, 0.0, "reproduces"), (0.1, 0.02, 0.18, 0.08, "inconclusive"),
+    (0.1, 0.09, 0.11, 0.08, "reproduces"), (-0.05, -0.1, -0.01, 0.0, "does not reproduce"),
+    (0.0, -0.03, 0.03, 0.0, "inconclusive"), (float("nan"), 0, 1, 0, "inconclusive")])
+def test_verdict(effect, lo, hi, thr, want):
+    assert verdict(effect, lo, hi, thr) == want
