@@ -8,6 +8,7 @@ from omegaconf import OmegaConf, open_dict
 
 from pavflow.config import Config, ConfigError, compose, provers, rollout_policies, validate
 from pavflow.names import Prover
+from pavflow.tasks import make_task
 
 
 
@@ -50,6 +51,21 @@ def test_didactic_has_its_documented_values(didactic):
     # everything the schema declares is present after composition (no missing values)
     assert not OmegaConf.missing_keys(didactic) - {"hydra"}
     assert set(OmegaConf.to_container(OmegaConf.structured(Config))) <= set(didactic)
+
+
+def test_countdown_studies_the_oracle_arms_on_countdown(didactic):
+    cfg = compose("countdown", [])
+    validate(cfg)
+    assert cfg.name == "countdown" and cfg.task.name == "countdown" and cfg.policy.kind == "tiny_llama"
+    # didactic's prover sweep, every K unbiased in the labels, the oracle search and the pav_mc arms
+    assert provers(cfg) == provers(didactic)
+    assert cfg.rollouts.n_mc == cfg.search.oracle_rollouts == cfg.rl.mc_rollouts == max(cfg.sweep.prover_k) == 16
+    assert cfg.search.oracle and "pav_mc" in cfg.rl.arms and not cfg.rl.mc_provers  # pav_mc: every prover
+    assert set(cfg.sft.policies) == {"base", "weak", "strong"}
+    # the sizes fit the task's question space (each split has only ~500 distinct val/test questions)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
+    sizes = [cfg.task.n_train, cfg.task.n_val, cfg.task.n_test]
+    assert [len(task.problems(s)) for s in ("train", "val", "test")] == sizes
 
 
 def test_smoke_is_small_and_valid(smoke):

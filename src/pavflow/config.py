@@ -25,7 +25,7 @@ from pavflow.names import ANALYTIC, ARMS, IMPLICIT_LOSSES, Arm, Prover, Verifier
 
 CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[2] / "conf"))
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-TASKS = ("arith", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet")
+TASKS = ("arith", "countdown", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet")
 SPLITS = ("train", "val", "test")
 
 
@@ -39,7 +39,7 @@ def setting(default: Any, **rule: Any):
 
 @dataclass
 class TaskConfig:
-    name: str = setting("arith", one_of=TASKS)  # arith | gsm_symbolic | reasoning_gym | jsonl | parquet
+    name: str = setting("arith", one_of=TASKS)  # arith | countdown | gsm_symbolic | reasoning_gym | jsonl | parquet
     n_train: int = setting(512, ge=1)  # problems whose seeds get MC labels (verifier and RL training)
     n_val: int = setting(128, ge=1)  # held-out problems: verifier quality, SFT stopping rule
     n_test: int = setting(256, ge=1)  # evaluation only: search and RL test accuracy
@@ -50,6 +50,12 @@ class TaskConfig:
     mul_min: int = setting(2, ge=1)
     mul_max: int = setting(5, ge=1)
     ops: str = "+-*"
+    # countdown: a pool of pool_min..pool_max distinct digits 1..num_max, the target a sum of pick_min..pick_max of them
+    pool_min: int = setting(4, ge=2, le=9)
+    pool_max: int = setting(6, ge=2, le=9)
+    num_max: int = setting(9, ge=2, le=9)
+    pick_min: int = setting(2, ge=1)
+    pick_max: int = setting(4, ge=1)
     # reasoning_gym: the dataset's registered name; `options` go to reasoning_gym.create_dataset
     dataset: str = ""
     options: Dict[str, Any] = setting({})

@@ -5,10 +5,11 @@ from omegaconf import OmegaConf
 
 from pavflow.tasks.arith import Arith, ArithSpec
 from pavflow.tasks.base import Problem, Task
+from pavflow.tasks.countdown import Countdown, CountdownSpec
 
-__all__ = ["Arith", "ArithSpec", "Problem", "Task", "make_task", "check_task"]
+__all__ = ["Arith", "ArithSpec", "Countdown", "CountdownSpec", "Problem", "Task", "make_task", "check_task"]
 
-KNOWN = ["arith", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet"]
+KNOWN = ["arith", "countdown", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet"]
 
 
 def make_task(task_cfg, seed: int, policy_cfg) -> Task:
@@ -20,6 +21,9 @@ def make_task(task_cfg, seed: int, policy_cfg) -> Task:
     if name == "arith":
         spec = ArithSpec(**{k: task_cfg[k] for k in ArithSpec.__dataclass_fields__})
         return Arith(spec, sizes, seed)
+    if name == "countdown":
+        spec = CountdownSpec(**{k: task_cfg[k] for k in CountdownSpec.__dataclass_fields__})
+        return Countdown(spec, sizes, seed)
     fmt = None
     if policy_cfg["kind"] == "hf" and policy_cfg["chat_template"]:
         from pavflow.policy.source import ChatFormatter
