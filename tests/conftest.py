@@ -66,7 +66,8 @@ def serve_available():
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_snakemake(workdir: Path, *args: str, overrides=(), experiment: str = "smoke", timeout: int = 900,
+# timeouts below only stop a hung run; a loaded machine (a smoke study took > 15 min at load 8) must not fail
+def run_snakemake(workdir: Path, *args: str, overrides=(), experiment: str = "smoke", timeout: int = 2400,
                   env=None):
     """`snakemake` on the repo's Snakefile in `workdir` (a fresh directory per study run)."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),

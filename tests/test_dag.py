@@ -29,7 +29,7 @@ from pavflow.registry import STAGES, headline
 pytestmark = pytest.mark.dag
 
 
-def snakemake(workdir: Path, *args: str, overrides: list[str] = (), timeout: int = 900):
+def snakemake(workdir: Path, *args: str, overrides: list[str] = (), timeout: int = 2400):
     return run_snakemake(workdir, *args, overrides=overrides, timeout=timeout)
 
 
@@ -276,7 +276,7 @@ def test_killed_at_events_the_resumed_run_gives_the_same_tables(study, tmp_path)
         assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
         again = subprocess.run([sys.executable, "-m", "pavflow.lock", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
                                 "--config", "experiment=smoke", f"overrides={FAST_CKPT!r}", *targets],
-                               capture_output=True, text=True, timeout=900)
+                               capture_output=True, text=True, timeout=2400)
         assert again.returncode == 1 and "held by a live run (pid" in again.stderr, again.stderr[-3000:]
     finally:
         os.killpg(run.pid, signal.SIGCONT)
