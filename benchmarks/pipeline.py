@@ -1,6 +1,6 @@
 """Wall time of the default study from scratch, and of adding one prover K to the finished study.
 
-    python benchmarks/pipeline.py [--experiment didactic] [--add-k 64] [--cores 2]
+    python benchmarks/pipeline.py [--experiment didactic] [--add-k 12] [--cores 2]
 
 Runs Snakemake in a fresh working directory (benchmarks/out/work-<experiment>) and writes
 benchmarks/out/pipeline.json: <experiment>_wall_s, add_k_wall_s, the jobs the K addition ran, per-stage
@@ -47,7 +47,7 @@ def stage_walls(bench_dir: Path, since: float = 0.0) -> dict[str, dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--experiment", default="didactic")
-    ap.add_argument("--add-k", type=int, default=64)
+    ap.add_argument("--add-k", type=int, default=12)  # <= rollouts.n_mc: adding it reuses every rollout
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO / "src"))

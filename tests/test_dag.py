@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -24,13 +23,13 @@ from pavflow import data
 from pavflow.tracking import find_offline_runs
 from conftest import REPO, job_stats, run_snakemake, study_jobs
 from pavflow.paths import Layout
-from pavflow import registry
+from pavflow import lock, registry
 from pavflow.registry import STAGES, headline
 
 pytestmark = pytest.mark.dag
 
 
-def snakemake(workdir: Path, *args: str, overrides: list[str] = (), timeout: int = 900):
+def snakemake(workdir: Path, *args: str, overrides: list[str] = (), timeout: int = 2400):
     return run_snakemake(workdir, *args, overrides=overrides, timeout=timeout)
 
 
@@ -179,9 +178,12 @@ def tables(L: Layout) -> dict[str, bytes]:
     return {str(p.relative_to(L.root)): p.read_bytes() for p in sorted(L.root.rglob("*.parquet"))}
 
 
-def start(workdir: Path, *args: str, overrides: list[str] = ()) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--config", "experiment=smoke", f"overrides={list(overrides)!r}", "--cores", "2", *args]
+def start(workdir: Path, *args: str, overrides: list[str] = (), resume: bool = False) -> subprocess.Popen:
+    """Snakemake on the smoke study in the background; `resume`: through the documented recovery
+    command, `python -m pavflow.lock` (which runs Snakemake itself once the lock is known stale)."""
+    head = [sys.executable, "-m", "pavflow.lock"] if resume else [sys.executable, "-m", "snakemake", "--cores", "2"]
+    cmd = [*head, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--config", "experiment=smoke",
+           f"overrides={list(overrides)!r}", *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # its own process group: SIGKILL takes its jobs too
 
@@ -191,12 +193,38 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait(timeout=60)
 
 
-def wait_for(cond, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
+def wait_for(cond, proc: subprocess.Popen, what: str) -> None:
+    """Poll until `cond()`: an event of the run (a file appears, a log line), never a clock; the run
+    ending first fails the test."""
     while not cond():
-        assert proc.poll() is None, f"snakemake ended before the moment to kill it:\n{proc.stdout.read()[-3000:]}"
-        assert time.monotonic() < deadline, "timed out waiting for the moment to kill snakemake"
+        if proc.poll() is not None:
+            assert cond(), f"snakemake ended before {what}:\n{proc.stdout.read()[-3000:]}"
+            return
         time.sleep(0.01)
+
+
+def logged(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text(errors="replace")
+
+
+def owner(workdir: Path) -> int | None:
+    """The pid recorded beside the lock by the run holding it (pavflow.lock.record_owner)."""
+    try:
+        return json.loads((workdir / lock.LOCKS / lock.OWNER).read_text())["pid"]
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pids) -> list[int]:
+    import psutil
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
 
 
 def assert_no_partial_outputs(L: Layout) -> None:
@@ -207,50 +235,81 @@ def assert_no_partial_outputs(L: Layout) -> None:
         assert (d / "config.json").exists() and (d / "model.safetensors").exists(), d
 
 
-def test_killed_at_random_times_the_rerun_gives_the_same_tables(study, tmp_path):
-    """SIGKILL the whole run (Snakemake and its jobs) mid-SFT, right after its first checkpoint, and then
-    at random moments; `--unlock` + `--rerun-incomplete` finishes with tables byte-identical to the
-    uninterrupted run's (which also shows a rerun from scratch is deterministic). A second Snakemake
-    started on the same directory is refused by the lock and the first finishes unharmed. The run
-    targets two RL arms and a second prover's labels: 10 jobs, every checkpointing stage (SFT, value and
-    implicit verifiers, RL), not the whole study (the Slurm test reruns that from scratch)."""
+# how often to checkpoint changes no output: every step, so a checkpoint exists while the job runs
+FAST_CKPT = ["sft.checkpoint_every=1", "verifier.checkpoint_every=1"]
+
+
+def test_killed_at_events_the_resumed_run_gives_the_same_tables(study, tmp_path):
+    """SIGKILL the whole run (Snakemake and its jobs) when SFT has written its first checkpoint, resume
+    with the documented command (`python -m pavflow.lock`), SIGKILL again once that run has resumed SFT
+    from its checkpoint and a verifier or RL job has written one, resume again: the interrupted jobs
+    resume from their checkpoints and the run ends with tables byte-identical to the uninterrupted
+    run's. As soon as that last run holds the lock it is paused (SIGSTOP, so it surely still holds it):
+    a second Snakemake and a second resume are both refused. Every kill is triggered by an event of the
+    run (a checkpoint file, a log line), never by a clock, so a loaded machine only makes it slower. The run targets two RL arms and a second
+    prover's labels: every checkpointing stage (SFT, value and implicit verifiers, RL), not the whole
+    study (the Slurm test reruns that)."""
     workdir, cfg, L_ref = study
     L = Layout(tmp_path / cfg.results_dir / cfg.name)
     targets = [str(p.relative_to(workdir)) for p in (L_ref.rl("pav", 0), L_ref.rl("implicit_ce", 0),
                                                      L_ref.labels("base_k1"))]
-    fast_ckpt = ["sft.checkpoint_every=1"]  # how often to checkpoint does not change any output
-    run = start(tmp_path, *targets, overrides=fast_ckpt)
-    wait_for(lambda: L.checkpoint("sft-base").exists(), run)
+    run = start(tmp_path, *targets, overrides=FAST_CKPT)
+    wait_for(lambda: L.checkpoint("sft-base").exists(), run, "SFT's first checkpoint")
     kill(run)
     assert_no_partial_outputs(L)
 
-    rng = random.Random(0)
-    # short delays: after the SFT kill the rest of the targets takes ~40 s even on an idle machine,
-    # so each random kill still lands while jobs run (and the final run below has work left to lock)
-    sft_logs = []  # the SFT log after each rerun: a later kill may land after SFT wrote its outputs but
-    # before Snakemake recorded them, and SFT then reruns from scratch (its checkpoint already gone)
-    for delay in sorted(rng.uniform(3, 10) for _ in range(2)):
-        assert snakemake(tmp_path, "--unlock").returncode == 0
-        run = start(tmp_path, "--rerun-incomplete", *targets, overrides=fast_ckpt)
-        t0 = time.monotonic()
-        wait_for(lambda: time.monotonic() - t0 > delay, run)
-        kill(run)
-        assert_no_partial_outputs(L)
-        sft_logs.append(Path(log_path(L, "sft", "base")).read_text())
-    assert "resuming from checkpoint" in sft_logs[0]  # the first rerun resumed the killed SFT
+    run = start(tmp_path, *targets, overrides=FAST_CKPT, resume=True)
+    wait_for(lambda: logged(log_path(L, "sft", "base"), "resuming from checkpoint"), run, "SFT resumed")
+    later = lambda: [c for c in L.root.glob("checkpoints/*.pt") if not c.name.startswith("sft-")]
+    wait_for(later, run, "a verifier's or an RL job's first checkpoint")
+    kill(run)
+    assert_no_partial_outputs(L)
+    interrupted = [c.stem.split("-", 1) for c in later()]  # [stage, job] of each job killed mid-training
+    assert interrupted
 
-    assert snakemake(tmp_path, "--unlock").returncode == 0
-    run = start(tmp_path, "--rerun-incomplete", *targets, overrides=fast_ckpt)
-    wait_for(lambda: any((tmp_path / ".snakemake" / "locks").glob("*")), run)
-    # --rerun-incomplete: files a kill left incomplete must not stop it before it reaches the lock
-    second = snakemake(tmp_path, "--cores", "1", "--rerun-incomplete", *targets, overrides=fast_ckpt)
-    assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
-    out, _ = run.communicate(timeout=900)
+    stale = owner(tmp_path)  # the killed run's record, left beside its lock
+    run = start(tmp_path, *targets, overrides=FAST_CKPT, resume=True)
+    wait_for(lambda: owner(tmp_path) not in (None, stale), run, "the run took the lock")
+    os.killpg(run.pid, signal.SIGSTOP)
+    try:
+        second = snakemake(tmp_path, "--cores", "1", *targets, overrides=FAST_CKPT)
+        assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
+        again = subprocess.run([sys.executable, "-m", "pavflow.lock", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                                "--config", "experiment=smoke", f"overrides={FAST_CKPT!r}", *targets],
+                               capture_output=True, text=True, timeout=2400)
+        assert again.returncode == 1 and "held by a live run (pid" in again.stderr, again.stderr[-3000:]
+    finally:
+        os.killpg(run.pid, signal.SIGCONT)
+    out, _ = run.communicate(timeout=1800)
     assert run.returncode == 0, out[-5000:]
+    for stage, job in interrupted:
+        assert logged(log_path(L, stage, job), "resuming from checkpoint"), (stage, job)
     ours, ref = tables(L), tables(L_ref)
     assert {"rl/pav_s0.parquet", "rl/implicit_ce_s0.parquet", "labels/base_k1.parquet"} <= set(ours)
     assert ours == {t: ref[t] for t in ours}
     assert not list(L.root.glob("checkpoints/*.pt"))  # finished jobs leave no checkpoint behind
+
+
+def test_sigterm_ends_the_run_promptly_and_releases_the_lock(study, tmp_path):
+    """`kill <snakemake pid>` while SFT runs: Snakemake's own handler would wait for the job to finish
+    ("Will exit after finishing currently running jobs"); the workflow's ends it now, leaves no job
+    process behind, releases the lock, and the next plain run resumes SFT from its checkpoint."""
+    import psutil
+    workdir, cfg, L_ref = study
+    L = Layout(tmp_path / cfg.results_dir / cfg.name)
+    target = str(L_ref.policy("base").relative_to(workdir))
+    run = start(tmp_path, target, overrides=FAST_CKPT)
+    wait_for(lambda: L.checkpoint("sft-base").exists(), run, "SFT's first checkpoint")
+    jobs = [c.pid for c in psutil.Process(run.pid).children(recursive=True)]
+    os.kill(run.pid, signal.SIGTERM)  # Snakemake alone, as `kill <pid>` or a scheduler's SIGTERM does
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode != 0 and "Will exit after finishing currently running jobs" not in out, out[-3000:]
+    # no clock: "promptly" is that SFT was ended, not waited for (its output never appeared)
+    assert jobs and alive(jobs) == []  # the job and its children ended with it
+    assert not lock.is_locked(tmp_path) and not L.policy("base").exists()
+    rerun = snakemake(tmp_path, "--cores", "2", target, overrides=FAST_CKPT)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert logged(log_path(L, "sft", "base"), "resuming from checkpoint")
 
 
 def log_path(L: Layout, stage: str, *wild: str) -> Path:
@@ -265,6 +324,83 @@ def test_another_seed_gives_other_tables(study, tmp_path):
     for path in (L.problems(), L.seeds()):
         rel = path.relative_to(L.root)
         assert path.read_bytes() != (L_ref.root / rel).read_bytes(), rel
+
+
+# ------------------------------------------------------------------------------ a study's identity
+
+def test_what_a_config_change_would_overwrite(study, monkeypatch):
+    """From Snakemake's records of the smoke study: adding a K overwrites nothing (new jobs, and the
+    aggregates rebuilt in place); alpha would overwrite the beam searches made with alpha = 1 (the MC
+    oracle's too); a seed, everything."""
+    from pavflow import identity
+    from pavflow.config import compose
+    workdir, _, _ = study
+    monkeypatch.chdir(workdir)
+
+    def overwritten(overrides):
+        cfg = compose("smoke", overrides)
+        L = Layout(Path(cfg.results_dir) / cfg.name)
+        jobs = [(st, registry.flat(list(STAGES[st].outputs(cfg, L, j).values())), registry.params(st, cfg, j))
+                for st in STAGES for j in registry.jobs(st, cfg)]
+        return identity.overwrites(jobs, workdir / ".snakemake" / "metadata")
+    assert overwritten([]) == [] and overwritten(["sweep.prover_k=[1,4,2]"]) == []
+    alpha = overwritten(["search.alpha=0.5"])
+    assert {o.stage for o in alpha} == {"search_beam", "search_alpha", "search_beam_mc"}
+    assert all(o.changes == {"search.alpha": (1.0, 0.5)} for o in alpha)
+    seed = overwritten(["seed=1"])
+    assert {"problems", "sft", "mc", "rl"} <= {o.stage for o in seed} and all(o.changes["seed"] == (0, 1) for o in seed)
+
+
+def test_a_seed_sweep_keeps_every_seeds_tables(tmp_path):
+    """seed=1 on a directory holding seed 0 was planned into the same files and overwrote them; now the
+    run is refused before any job, naming the outputs and the key, and what it says to type keeps both."""
+    target = "results/smoke/problems.parquet"
+    assert snakemake(tmp_path, "--cores", "1", target).returncode == 0
+    seed0 = (tmp_path / target).read_bytes()
+    out = snakemake(tmp_path, "--cores", "1", target, overrides=["seed=1"])
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "this run would overwrite 1 output in results/smoke" in text, text[-3000:]
+    assert "(problems.parquet)" in text and "    seed: 0 -> 1\n" in text
+    assert """--config experiment=smoke overrides='["seed=1", "name=smoke_seed1"]'""" in text
+    assert """--config experiment=smoke overrides='["seed=1"]' overwrite=True""" in text
+    assert (tmp_path / target).read_bytes() == seed0
+    out = snakemake(tmp_path, "--cores", "1", "results/smoke_seed1/problems.parquet", overrides=["seed=1", "name=smoke_seed1"])
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    seed1 = (tmp_path / "results/smoke_seed1/problems.parquet").read_bytes()
+    assert (tmp_path / target).read_bytes() == seed0 != seed1
+    out = snakemake(tmp_path, "overwrite=True", "--cores", "1", target, overrides=["seed=1"])  # after --config
+    assert out.returncode == 0 and (tmp_path / target).read_bytes() == seed1, (out.stdout + out.stderr)[-3000:]
+
+
+# ------------------------------------------------------------------------------ paths, messages, profile
+
+def test_a_results_dir_with_a_space(study, tmp_path):
+    """Two jobs (problems, SFT of the weak policy) with results_dir holding a space: every path of the
+    stage commands arrives whole (it used to split: an empty log, Hydra's error in a stray file)."""
+    root = tmp_path / "my results"
+    L = Layout(root / "smoke")
+    out = snakemake(tmp_path, "--cores", "2", str(L.policy("weak")), overrides=[f"results_dir={root}"])
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert (L.policy("weak") / "config.json").exists() and L.problems().exists()
+    assert logged(log_path(L, "problems"), "problems done") and logged(log_path(L, "sft", "weak"), "sft-weak done")
+    assert (L.logs() / "hydra" / "sft-weak" / "provenance.json").exists()
+    assert sorted(os.listdir(tmp_path)) == [".snakemake", "my results"]  # nothing stray
+
+
+def test_a_report_before_the_study_says_to_run_it_first(tmp_path):
+    out = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "no report of results/smoke to show yet" in text, text[-3000:]
+    assert "run the study first, snakemake --cores all --config experiment=smoke" in text
+    assert "marked for report but does not exist" not in text
+
+
+def test_the_default_profile_is_loaded(tmp_path):
+    out = snakemake(tmp_path, "-n", "results/smoke/problems.parquet")
+    assert out.returncode == 0
+    # Snakemake names the profile as it found it: relative to the current directory when run from the repo
+    m = re.search(r"Using workflow specific profile (\S+) for", out.stdout + out.stderr)
+    assert m and Path(m.group(1)).resolve() == (REPO / "profiles" / "default").resolve(), out.stderr[-3000:]
 
 
 def test_wandb_runs_tell_the_story(study):

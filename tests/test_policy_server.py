@@ -4,16 +4,14 @@ reasons; seeded sampling reproduces; a killed server, a wrong model name, an HTT
 each raise GenerationServerError naming the URL and the model."""
 import os
 import signal
-import socket
-import subprocess
 
 import pytest
 import torch
 
 from pavflow.policy.model import save_policy
 from pavflow.policy.sampler import Sampler
-from pavflow.policy.server import (GenerationServerError, ServerSampler, serve_copy, start_transformers_serve,
-                                   wait_healthy)
+from pavflow.policy.server import (GenerationServerError, ServerSampler, free_port, serve_copy,
+                                   start_transformers_serve, stop_server, wait_healthy)
 
 PROMPTS = ["Q:72*5-3\n", "Q:1+2\n", "Q:12+3\n12+3=15\n", "Q:9\n", "Q:4*4*4+1\n", "Q:3-8*2\n", "Q:50+7\n"]
 EOS = 2
@@ -26,32 +24,10 @@ def model(random_model):
     return random_model
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
-def servers(model, tok, tmp_path_factory):
+def servers(model, tok, tmp_path_factory, serve_available):
     """Two `transformers serve` processes on a serve_copy of the saved policy, started together: [0]
     serves the tests, [1] is killed by one. Each is (base_url, served model name, process)."""
-    from transformers.utils.import_utils import is_serve_available
-    if not is_serve_available():
-        why = "transformers serve is not importable (pip install 'transformers[serving]')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{why}; CI installs it with the test extra")
-        pytest.skip(why)
     tmp = tmp_path_factory.mktemp("served")
     save_policy(model, tok, tmp / "saved")
     served = str(serve_copy(tmp / "saved", tmp / "policy"))
@@ -66,7 +42,7 @@ def servers(model, tok, tmp_path_factory):
         yield out
     finally:
         for _, _, proc in out:
-            stop(proc)
+            stop_server(proc)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from pavflow.data import MC, SAMPLES, conform
-from pavflow.policy.sampler import Completion, Sampler, Samples
+from pavflow.policy.sampler import Completion, Part, Sampler, Samples
 from pavflow.rollouts import mc_pool, sample_responses
 from pavflow.tasks import make_task
 
@@ -104,6 +104,13 @@ class ScriptedSampler:
         self.calls.append({"prompts": list(prompts), "n": n, "seed": seed, "temperature": temperature,
                            "max_new_tokens": max_new_tokens})
         return Samples([self.continuations(pr, n) for pr in prompts], [len(pr) for pr in prompts])
+
+    def stream(self, prompts, n=1, *, seed, **kw):
+        """sample()'s continuations in parts of at most 3 copies, as a Sampler's batches split them."""
+        out = self.sample(prompts, n, seed=seed, **kw)
+        for i, comps in enumerate(out.completions):
+            for start in range(0, n, 3):
+                yield Part(i, start, comps[start:start + 3], out.prompt_tokens[i])
 
     def encode(self, prompts):
         return [list(range(len(p))) for p in prompts]
@@ -225,3 +232,59 @@ def test_sample_responses_with_scripted_sampler(task, problems):
         assert rows["correct"].sum() == c_rule(p.question, 0)
         assert rows["n_steps"].to_list() == [len(task.split_steps(t)) for t in rows["response"]]
         assert rows["prompt_tokens"].to_list() == [len(task.prompt(p.question))] * N_MC
+
+
+# --- streaming: the same tables, byte for byte, as sampling everything at once ------------------------
+
+def pool_at_once(sampler, task, problems, seeds, *, n_mc, seed, temperature, max_new_tokens, rollout_policy):
+    """mc_pool as it was before streaming: every completion held, then one row per state."""
+    states, prefixes, terminal = [], [], []
+    for r in seeds.iter_rows(named=True):
+        steps = task.split_steps(r["response"])
+        for h in range(max(1, len(steps))):
+            states.append((r, h, steps))
+            prefixes.append(task.prefix(problems[r["problem_id"]].question, steps, h))
+        if steps:
+            terminal.append(r | {"h": len(steps)})
+    out = sampler.sample(prefixes, n_mc, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens)
+    rows = [{"problem_id": r["problem_id"], "split": r["split"], "sample_id": r["sample_id"],
+             "rollout_policy": rollout_policy, "h": h, "n": n_mc,
+             "c": sum(task.grade("".join(steps[:h]) + c.text, problems[r["problem_id"]].answer) for c in comps),
+             "gen_tokens": sum(c.gen_tokens for c in comps)} for (r, h, steps), comps in zip(states, out.completions)]
+    rows += [{"problem_id": r["problem_id"], "split": r["split"], "sample_id": r["sample_id"],
+              "rollout_policy": rollout_policy, "h": r["h"], "n": 1, "c": r["correct"], "gen_tokens": 0}
+             for r in terminal]
+    return conform(pl.DataFrame(rows, schema_overrides=MC), MC, "mc").sort("problem_id", "sample_id", "h")
+
+
+def responses_at_once(sampler, task, problems, *, n, seed, temperature, max_new_tokens, policy):
+    prompts = [task.prompt(p.question) for p in problems]
+    out = sampler.sample(prompts, n, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens)
+    rows = [{"problem_id": p.problem_id, "split": p.split, "policy": policy, "sample_id": sid, "response": c.text,
+             "n_steps": len(task.split_steps(c.text)), "correct": task.grade(c.text, p.answer),
+             "prompt_tokens": len(ids), "gen_tokens": c.gen_tokens}
+            for p, comps, ids in zip(problems, out.completions, sampler.encode(prompts)) for sid, c in enumerate(comps)]
+    return conform(pl.DataFrame(rows, schema_overrides=SAMPLES), SAMPLES, "samples")
+
+
+def parquet_bytes(df, schema, path):
+    from pavflow.data import write_table
+    return write_table(df, path, schema).read_bytes()
+
+
+@pytest.mark.parametrize("batch_size, chunk_rows", [(64, None), (2, 3)])  # (2, 3): every state split over batches, many chunks
+def test_streamed_tables_are_byte_identical_to_sampling_at_once(tok, random_model, task, problems, tmp_path,
+                                                                 monkeypatch, batch_size, chunk_rows):
+    import pavflow.data as data
+    if chunk_rows:
+        monkeypatch.setattr(data, "CHUNK_ROWS", chunk_rows)
+    sampler = Sampler(random_model, tok, batch_size=batch_size)
+    kw = dict(seed=4, temperature=1.0, max_new_tokens=12)
+    seeds = sample_responses(sampler, task, problems, n=3, policy="base", **kw)
+    assert parquet_bytes(seeds, SAMPLES, tmp_path / "a.parquet") == parquet_bytes(
+        responses_at_once(sampler, task, problems, n=3, policy="base", **kw), SAMPLES, tmp_path / "b.parquet")
+    by_id = {p.problem_id: p for p in problems}
+    mc = mc_pool(sampler, task, by_id, seeds, n_mc=5, rollout_policy="base", **kw)
+    assert mc.height > 10
+    assert parquet_bytes(mc, MC, tmp_path / "c.parquet") == parquet_bytes(
+        pool_at_once(sampler, task, by_id, seeds, n_mc=5, rollout_policy="base", **kw), MC, tmp_path / "d.parquet")

@@ -195,3 +195,16 @@ def test_snakemake_stops_before_any_job_on_a_bad_row(tmp_path):
     text = out.stdout + out.stderr
     assert f"{bad}: row 7: column 'answer' is missing" in text, text[-3000:]
     assert not (tmp_path / "results").exists()  # no job ran
+
+
+def test_a_non_utf8_byte_names_the_file_the_row_and_the_byte(tmp_path, good_jsonl):
+    lines = good_jsonl.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b"What", b"Wh\xe4t")  # Latin-1 'ä'
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(b"".join(lines))
+    with pytest.raises(TaskDataError) as e:
+        read_rows(bad, "jsonl")
+    assert str(e.value) == (f"{bad}: row 3: not UTF-8 text (byte 0xe4 at byte 17 of the line); "
+                            "save the file as UTF-8")
+    with pytest.raises(ConfigError, match=r"latin1\.jsonl: row 3: not UTF-8"):
+        compose("smoke", overrides(bad, "jsonl"))

@@ -2,11 +2,11 @@
 command it runs, so anything it does can be typed by hand, with more of Snakemake's options).
 
     pavflow run smoke                                  # snakemake --cores all --config experiment=smoke
-    pavflow run didactic sweep.prover_k=[1,4,64]       # Hydra overrides after the experiment
+    pavflow run didactic sweep.prover_k=[1,4,12]       # Hydra overrides after the experiment
     pavflow what-reruns didactic search.alpha=0.5      # snakemake -n: the jobs a change would run
     pavflow status --watch                             # one line per running job: step/total, ETA
     pavflow report smoke                               # snakemake --report results/smoke/report.html
-    pavflow resume smoke                               # after a crash: unlock safely, rerun incomplete jobs
+    pavflow resume smoke                               # after a crash: unlock if no live run holds the lock, rerun incomplete jobs
     pavflow stage labels experiment=smoke job.prover=base_k4   # one stage by hand (python -m pavflow.stages)
 
 Arguments after `--` go to snakemake unchanged, e.g. `pavflow run smoke -- --keep-going`.
@@ -14,7 +14,6 @@ Arguments after `--` go to snakemake unchanged, e.g. `pavflow run smoke -- --kee
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shlex
 import subprocess
@@ -111,16 +110,16 @@ def cmd_status(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    """After a crash or kill: pavflow.lock.resume decides whether the lock is stale (no Snakemake of
-    this directory alive) before unlocking, then reruns the incomplete jobs."""
-    if importlib.util.find_spec("pavflow.lock") is None:
-        print("pavflow resume: the safe-unlock logic (pavflow.lock.resume) is not in this checkout yet. "
-              "By hand, once no other snakemake runs on this directory:\n  "
-              + shlex.join(snakemake(args, "--unlock")) + "\n  "
-              + shlex.join(snakemake(args, "--cores", args.cores, "--rerun-incomplete")), file=sys.stderr)
-        return 2
+    """After a crash or kill: pavflow.lock.resume refuses while a live run holds the directory's lock,
+    else removes the stale lock and reruns the incomplete jobs (`python -m pavflow.lock`)."""
     from pavflow import lock
-    return lock.resume(Path(args.directory), snakemake(args, "--cores", args.cores, "--rerun-incomplete"))
+    cmd = snakemake(args, *(("--cores", args.cores) if args.cores != "all" else ()))
+    print("$ " + shlex.join(["python", "-m", "pavflow.lock", *cmd[1:], *(["--force"] if args.force else [])]), flush=True)
+    try:
+        return lock.resume(cmd[1:], force=args.force)
+    except lock.LockHeld as e:
+        print(f"pavflow: {e}", file=sys.stderr)
+        return 1
 
 
 def cmd_stage(args) -> int:
@@ -180,7 +179,7 @@ def parser() -> argparse.ArgumentParser:
     def study(name, fn, help_, **kw):
         s = sub.add_parser(name, help=help_, description=help_)
         s.add_argument("experiment", nargs="?", help="preset in conf/experiment/ (Snakemake's default: didactic)")
-        s.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. sweep.prover_k=[1,4,64]")
+        s.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. sweep.prover_k=[1,4,12]")
         s.add_argument("-d", "--directory", default=".", help="Snakemake's working directory (default: .)")
         s.set_defaults(fn=fn, snakemake=[])
         return s
@@ -193,6 +192,8 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--out", help="report path (default: results/<experiment>/report.html)")
     res = study("resume", cmd_resume, "after a crash: unlock if safe, rerun incomplete jobs")
     res.add_argument("-c", "--cores", default="all")
+    res.add_argument("--force", action="store_true", help="unlock even when the lock's holder cannot be checked "
+                     "(another host's run)")
     st = sub.add_parser("status", help="one line per running job: stage, step/total, ETA (reads the logs)")
     st.add_argument("-d", "--directory", default=".")
     st.add_argument("--watch", type=float, nargs="?", const=2.0, default=None, metavar="SECONDS",

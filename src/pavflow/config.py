@@ -25,7 +25,7 @@ from pavflow.names import ANALYTIC, ARMS, IMPLICIT_LOSSES, Arm, Prover, Verifier
 
 CONF_DIR = os.environ.get("PAVFLOW_CONF", str(Path(__file__).resolve().parents[2] / "conf"))
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-TASKS = ("arith", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet")
+TASKS = ("arith", "countdown", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet")
 SPLITS = ("train", "val", "test")
 
 
@@ -39,7 +39,7 @@ def setting(default: Any, **rule: Any):
 
 @dataclass
 class TaskConfig:
-    name: str = setting("arith", one_of=TASKS)  # arith | gsm_symbolic | reasoning_gym | jsonl | parquet
+    name: str = setting("arith", one_of=TASKS)  # arith | countdown | gsm_symbolic | reasoning_gym | jsonl | parquet
     n_train: int = setting(512, ge=1)  # problems whose seeds get MC labels (verifier and RL training)
     n_val: int = setting(128, ge=1)  # held-out problems: verifier quality, SFT stopping rule
     n_test: int = setting(256, ge=1)  # evaluation only: search and RL test accuracy
@@ -50,6 +50,12 @@ class TaskConfig:
     mul_min: int = setting(2, ge=1)
     mul_max: int = setting(5, ge=1)
     ops: str = "+-*"
+    # countdown: a pool of pool_min..pool_max distinct digits 1..num_max, the target a sum of pick_min..pick_max of them
+    pool_min: int = setting(4, ge=2, le=9)
+    pool_max: int = setting(6, ge=2, le=9)
+    num_max: int = setting(9, ge=2, le=9)
+    pick_min: int = setting(2, ge=1)
+    pick_max: int = setting(4, ge=1)
     # reasoning_gym: the dataset's registered name; `options` go to reasoning_gym.create_dataset
     dataset: str = ""
     options: Dict[str, Any] = setting({})
@@ -100,7 +106,7 @@ class SFTConfig:
 class RolloutsConfig:
     n_seed: int = setting(4, ge=1)  # sampled responses per train/val problem from the base policy
     n_mc: int = setting(8, ge=1)  # continuations per step prefix by the rollout policy
-    temperature: float = setting(1.0, gt=0)
+    temperature: float = setting(1.0, ge=0)  # 0: greedy (the backends then agree token for token)
     max_new_tokens: int = setting(64, ge=1)
     batch_size: int = setting(512, ge=1)
     splits: List[str] = setting(["train", "val"], one_of=SPLITS)
@@ -172,7 +178,7 @@ class SearchConfig:
     oracle: bool = False  # beam search scored by fresh MC rollouts (upper bound; costly)
     oracle_rollouts: int = setting(4, ge=1)  # rollouts per candidate of the oracle
     oracle_problems: int = setting(32, ge=0)  # test problems of the oracle; 0: all
-    temperature: float = setting(1.0, gt=0)
+    temperature: float = setting(1.0, ge=0)  # 0: greedy
     max_new_tokens: int = setting(64, ge=1)
     max_steps: int = setting(10, ge=1)
     max_step_tokens: int = setting(16, ge=1)
@@ -216,6 +222,21 @@ class RLConfig:
 
 
 @dataclass
+class GenerationConfig:
+    """Where fixed-policy stages sample from (seeds, mc, mc_fresh, search pool, beam searches, the MC
+    oracles of search_oracle, search_beam_mc and RL's pav_mc arms, RFT samples): `local`
+    (pavflow.policy.sampler.Sampler) or `server`, an OpenAI-compatible server
+    (pavflow.policy.server.ServerSampler). SFT evaluation and the RL policy sample a changing policy:
+    always local."""
+    backend: str = setting("local", one_of=("local", "server"))
+    base_url: str = "http://127.0.0.1:8000"  # server: scheme, host and port (a trailing /v1 is dropped)
+    model: str = "{policy}"  # server: the served model name; {policy} is the sampled policy's name (base, weak)
+    max_concurrency: int = setting(16, ge=1)  # requests in flight per job
+    timeout_s: float = setting(600.0, gt=0)  # per request
+    retries: int = setting(2, ge=0)  # per request, on a timeout, an unreachable server or HTTP 429/502/503/504
+
+
+@dataclass
 class TrackingConfig:
     mode: str = setting("offline", one_of=("offline", "online", "off"))
     project: str = "pavflow"
@@ -236,6 +257,13 @@ class ResourcesConfig:
     runtime: int = setting(60, ge=1)  # wall time per job, minutes
     gpus: Optional[int] = setting(None, ge=0)  # per model-running job; None: 1 on cuda, else 0
     stages: Dict[str, StageResourcesConfig] = setting({})  # per-stage overrides
+
+
+@dataclass
+class BudgetConfig:
+    """Bounds on one sampling job, checked against pavflow.budget's estimates when the DAG is built."""
+    mem_mb: Optional[int] = setting(None, ge=1)  # peak memory, MB; None: the machine's available memory
+    tokens: int = setting(10_000_000_000, ge=1)  # generated tokens (a time bound)
 
 
 @dataclass
@@ -265,8 +293,10 @@ class Config:
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     rl: RLConfig = field(default_factory=RLConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     job: JobConfig = field(default_factory=JobConfig)
 
 
@@ -312,6 +342,11 @@ def trained_verifiers(cfg, variants: bool = True) -> list[Verifier]:
     out = [Verifier("orm"), Verifier("pqv")] + [Verifier("pav", p) for p in provers(cfg)]
     out += [Verifier("implicit", loss=str(l)) for l in cfg.verifier.implicit.losses]
     return out + ([Verifier.parse(v) for v in cfg.sweep.label_variants] if variants else [])
+
+
+def served_model(cfg, policy: str) -> str:
+    """The server's name for policy `policy` (generation.model with {policy} replaced)."""
+    return str(cfg.generation.model).replace("{policy}", policy)
 
 
 def rl_arms(cfg) -> list[Arm]:
@@ -382,8 +417,8 @@ def _check_value(key: str, v, rule: dict) -> None:
 
 _TYPES = {c.__name__: c for c in (TaskConfig, PolicyConfig, SFTPolicyConfig, SFTConfig, RolloutsConfig,
                                   ProverConfig, SweepConfig, ImplicitConfig, VerifierConfig, SearchConfig,
-                                  RFTConfig, RLConfig, TrackingConfig, StageResourcesConfig, ResourcesConfig,
-                                  JobConfig)}
+                                  RFTConfig, RLConfig, GenerationConfig, TrackingConfig, StageResourcesConfig,
+                                  ResourcesConfig, BudgetConfig, JobConfig)}
 
 
 def _dataclass_of(t) -> type | None:
@@ -479,6 +514,12 @@ def _relations(cfg) -> None:
     if "pav_analytic" in rl.arms and rl.prover.policy != sw.policy:
         _bad("rl.prover", rl.prover, f"arm pav_analytic compares with BoK of the base policy "
              f"{sw.policy!r}, e.g. {{policy: {sw.policy}, k: 4}}")
+    g = cfg.generation
+    if g.backend == "server":
+        if not re.fullmatch(r"https?://[^/\s]+(/.*)?", g.base_url):
+            _bad("generation.base_url", g.base_url, "expected http(s)://<host>:<port> of the server")
+        if not g.model.replace("{policy}", "x").strip():
+            _bad("generation.model", g.model, "name the served model (or {policy}: the sampled policy's name)")
     for i, p in enumerate(rl.mc_provers if "pav_mc" in rl.arms else []):
         if Prover.of(p) not in names:
             _bad(f"rl.mc_provers[{i}]", p, f"not a prover of the sweep; provers are {[str(n) for n in names]}")
@@ -543,17 +584,20 @@ def compose(experiment: str, overrides: list[str]):
             raise
         raise ConfigError(f"{e} [{value_source(e.key, experiment, overrides, Path(CONF_DIR))}]", key=e.key) from None
     from pavflow import preflight
-    preflight.check(cfg)  # packages, model files, task data, tokenizer coverage
+    from pavflow.budget import check as check_budget
+    task = preflight.check(cfg)  # packages, model files, task data (the task, built), tokenizer coverage
+    check_budget(cfg, experiment, overrides, Path(CONF_DIR), task)
     return cfg
 
 
-def check_data(cfg) -> None:
+def check_data(cfg):
     """The task's data, read and checked now (every split built, every user-file row validated), so a
-    malformed row, a missing column or too few problems stops the workflow before any job runs."""
+    malformed row, a missing column or too few problems stops the workflow before any job runs; the
+    task, its splits built."""
     from pavflow.tasks import check_task
     from pavflow.tasks.rgym import TaskDataError
     try:
-        check_task(cfg.task, cfg.seed, cfg.policy)
+        return check_task(cfg.task, cfg.seed, cfg.policy)
     except TaskDataError as e:
         raise ConfigError(f"task {cfg.task.name}: {e}") from None
 
@@ -562,16 +606,21 @@ def value_source(key: str, experiment: str, overrides: list[str], conf_dir: Path
     """Where the value of `key` (e.g. "sweep.prover_k[0]") came from: an override, the experiment
     preset, its group's config file, conf/config.yaml, or the schema's default."""
     path = re.sub(r"\[\d+\]", "", key).split(".")
-    for o in overrides:
-        name = o.split("=", 1)[0].lstrip("+~").split(".")
-        if "=" in o and name == path[:len(name)]:
-            return f"from override {o!r}"
+
+    def name(o):
+        return o.split("=", 1)[0].lstrip("+~").split(".")
+    # the most specific override that sets the key (the last of those, as in Hydra); a group choice
+    # (`policy=hf`) sets only what its file sets, looked up below
+    hits = [o for o in overrides if "=" in o and name(o) == path[:len(name(o))]
+            and not (len(name(o)) == 1 < len(path) and (conf_dir / path[0]).is_dir())]
+    if hits:
+        return f"from override {max(reversed(hits), key=lambda o: len(name(o)))!r}"
     files = [(conf_dir / "experiment" / f"{experiment}.yaml", path)]
-    if len(path) > 1:
-        choice = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == path[0]), None)
-        if choice is None:
-            defaults = OmegaConf.to_container(OmegaConf.load(conf_dir / "config.yaml")).get("defaults", [])
-            choice = next((d[path[0]] for d in defaults if isinstance(d, dict) and path[0] in d), None)
+    if len(path) > 1:  # the group's file: chosen by an override, else the preset, else config.yaml
+        choice = next((o.split("=", 1)[1] for o in reversed(overrides) if o.split("=", 1)[0] == path[0]), None)
+        for f, entry in ((files[0][0], f"override /{path[0]}"), (conf_dir / "config.yaml", path[0])):
+            defaults = (OmegaConf.to_container(OmegaConf.load(f)) or {}).get("defaults", []) if f.exists() else []
+            choice = choice or next((d[entry] for d in defaults if isinstance(d, dict) and entry in d), None)
         if choice is not None:
             files.append((conf_dir / path[0] / f"{choice}.yaml", path[1:]))
     files.append((conf_dir / "config.yaml", path))

@@ -149,6 +149,37 @@ def conform(df: pl.DataFrame, schema: Schema, name: str = "table") -> pl.DataFra
     return df.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
 
 
+# Rows of a table being built are kept as Python objects for at most this many rows, then as columns.
+CHUNK_ROWS = 1 << 14
+
+
+class Rows:
+    """A table built row by row in columnar chunks: per-row Python objects (~1 KB a row) never outlive
+    their chunk, so a pool of millions of rows costs its Arrow size. `frame()` is the whole table, one
+    chunk (written by write_table exactly as a table built at once)."""
+
+    def __init__(self, schema: Schema, chunk_rows: int | None = None):
+        self.schema, self.chunk_rows = schema, chunk_rows or CHUNK_ROWS
+        self.rows: list[dict] = []
+        self.chunks: list[pl.DataFrame] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.chunk_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.chunks.append(pl.DataFrame(self.rows, schema=self.schema))
+            self.rows = []
+
+    def frame(self) -> pl.DataFrame:
+        self._flush()
+        if not self.chunks:
+            return pl.DataFrame(schema=self.schema)
+        return pl.concat(self.chunks, rechunk=True)
+
+
 @contextmanager
 def atomic_file(path: str | os.PathLike):
     """Yield a temp file path beside `path`; on success it replaces `path` in one rename, so a

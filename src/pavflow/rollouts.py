@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import polars as pl
 
-from pavflow.data import MC, SAMPLES, conform
+from pavflow.data import MC, SAMPLES, Rows, conform
 from pavflow.policy.sampler import Sampler
 from pavflow.tasks.base import Problem, Task
 
 
 def sample_responses(sampler: Sampler, task: Task, problems: list[Problem], *, n: int, seed: int,
                      temperature: float, max_new_tokens: int, policy: str) -> pl.DataFrame:
-    """SAMPLES rows: n sampled responses per problem (sample_id 0..n-1)."""
+    """SAMPLES rows: n sampled responses per problem (sample_id 0..n-1), streamed: memory holds the
+    table's columns, not the completions."""
     prompts = [task.prompt(p.question) for p in problems]
-    out = sampler.sample(prompts, n, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens,
-                         desc=f"{policy} responses")
-    rows = []
-    for p, comps, ids in zip(problems, out.completions, sampler.encode(prompts)):
-        for sid, c in enumerate(comps):
+    rows = Rows({**SAMPLES, "_order": pl.Int64})
+    for part in sampler.stream(prompts, n, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens,
+                               desc=f"{policy} responses"):
+        p = problems[part.prompt]
+        for sid, c in enumerate(part.completions, part.start):
             rows.append({"problem_id": p.problem_id, "split": p.split, "policy": policy, "sample_id": sid,
                          "response": c.text, "n_steps": len(task.split_steps(c.text)),
-                         "correct": task.grade(c.text, p.answer), "prompt_tokens": len(ids),
-                         "gen_tokens": c.gen_tokens})
-    return conform(pl.DataFrame(rows, schema_overrides=SAMPLES), SAMPLES, "samples")
+                         "correct": task.grade(c.text, p.answer), "prompt_tokens": part.prompt_tokens,
+                         "gen_tokens": c.gen_tokens, "_order": part.prompt * n + sid})
+    return conform(rows.frame().sort("_order"), SAMPLES, "samples")
 
 
 def correct_pairs(samples: pl.DataFrame, prompts: dict[str, str]) -> list[tuple[str, str]]:
@@ -39,28 +40,31 @@ def correct_pairs(samples: pl.DataFrame, prompts: dict[str, str]) -> list[tuple[
 def mc_pool(sampler: Sampler, task: Task, problems: dict[str, Problem], seeds: pl.DataFrame, *,
             n_mc: int, seed: int, temperature: float, max_new_tokens: int,
             rollout_policy: str) -> pl.DataFrame:
-    """MC rows for every state of every seed in `seeds` (a SAMPLES table)."""
+    """MC rows for every state of every seed in `seeds` (a SAMPLES table). Streamed: a state's
+    continuations are graded and summed as they are drawn, so memory does not grow with n_mc."""
+    seed_rows = seeds.select("problem_id", "split", "sample_id", "response", "correct").rows()
     states, prefixes = [], []  # (seed row, h) to sample from, and the prefix text of s_h
-    terminal = []
-    for r in seeds.iter_rows(named=True):
-        p = problems[r["problem_id"]]
-        steps = task.split_steps(r["response"])
+    rows = Rows(MC)
+    for s, (pid, split, sid, response, correct) in enumerate(seed_rows):
+        steps = task.split_steps(response)
         for h in range(max(1, len(steps))):
-            states.append((r, h, steps))
-            prefixes.append(task.prefix(p.question, steps, h))
-        if steps:
-            terminal.append(r | {"h": len(steps)})
-    out = sampler.sample(prefixes, n_mc, seed=seed, temperature=temperature,
-                         max_new_tokens=max_new_tokens, desc=f"{rollout_policy} MC rollouts")
-    rows = []
-    for (r, h, steps), comps in zip(states, out.completions):
-        answer, done = problems[r["problem_id"]].answer, "".join(steps[:h])
-        rows.append({"problem_id": r["problem_id"], "split": r["split"], "sample_id": r["sample_id"],
-                     "rollout_policy": rollout_policy, "h": h, "n": n_mc,
-                     "c": sum(task.grade(done + c.text, answer) for c in comps),
-                     "gen_tokens": sum(c.gen_tokens for c in comps)})
-    rows += [{"problem_id": r["problem_id"], "split": r["split"], "sample_id": r["sample_id"],
-              "rollout_policy": rollout_policy, "h": r["h"], "n": 1, "c": r["correct"], "gen_tokens": 0}
-             for r in terminal]
-    df = pl.DataFrame(rows, schema_overrides=MC)
-    return conform(df, MC, "mc").sort("problem_id", "sample_id", "h")
+            states.append((s, h))
+            prefixes.append(task.prefix(problems[pid].question, steps, h))
+        if steps:  # the finished state s_H is graded, not sampled
+            rows.append({"problem_id": pid, "split": split, "sample_id": sid, "rollout_policy": rollout_policy,
+                         "h": len(steps), "n": 1, "c": correct, "gen_tokens": 0})
+    open_states: dict[int, list[int]] = {}  # state -> [continuations seen, correct, gen tokens]
+    for part in sampler.stream(prefixes, n_mc, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens,
+                               desc=f"{rollout_policy} MC rollouts"):
+        s, h = states[part.prompt]
+        pid, split, sid, response, _ = seed_rows[s]
+        done = "".join(task.split_steps(response)[:h])
+        acc = open_states.setdefault(part.prompt, [0, 0, 0])
+        acc[0] += len(part.completions)
+        acc[1] += sum(task.grade(done + c.text, problems[pid].answer) for c in part.completions)
+        acc[2] += sum(c.gen_tokens for c in part.completions)
+        if acc[0] == n_mc:
+            del open_states[part.prompt]
+            rows.append({"problem_id": pid, "split": split, "sample_id": sid, "rollout_policy": rollout_policy,
+                         "h": h, "n": n_mc, "c": acc[1], "gen_tokens": acc[2]})
+    return conform(rows.frame(), MC, "mc").sort("problem_id", "sample_id", "h")

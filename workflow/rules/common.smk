@@ -1,16 +1,21 @@
 # Compose the study's Hydra config once (failing here, before any job, on a bad value) and give the
 # generated rules (stages.smk) what they need from it. Everything about a stage is in pavflow.registry.
+import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # a checkout works without installing
-from pavflow import registry
+from pavflow import identity, lock, registry
 from pavflow.config import ConfigError, compose, provers
 from pavflow.names import WILDCARDS
 from pavflow.paths import Layout
+
+if workflow.is_main_process:  # SIGTERM while the DAG is built: stop, as Ctrl-C (onstart below for the jobs)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 validate(config, "../schemas/config.schema.yaml")
 EXPERIMENT = str(config["experiment"])
@@ -48,7 +53,7 @@ COMMAND = ("{PAVFLOW_PYTHON} -m pavflow.stages {rule} {PAVFLOW_ARGS} {params.job
 
 def job_args(s):
     """The job's settings for its stage (job.<wildcard>=<value>) and its own Hydra run directory."""
-    return {"job": lambda wc: " ".join(f"job.{w}={wc[w]}" for w in s.wildcards),
+    return {"job": lambda wc: " ".join(shlex.quote(f"job.{w}={wc[w]}") for w in s.wildcards),
             "run_dir": lambda wc: shlex.quote(f"hydra.run.dir={L.logs()}/hydra/{s.run_name(dict(wc))}")}
 
 
@@ -87,3 +92,28 @@ def log_of(s):
 
 def bench_of(s):
     return str(L.root / "benchmarks" / job_file(s)) + ".tsv"
+
+
+# `snakemake --report` before the study ran: say so, instead of Snakemake's "marked for report but does
+# not exist" about the first missing figure.
+if any(a == "--report" or a.startswith("--report=") for a in sys.argv) and "--report-after-run" not in sys.argv:
+    _missing = [str(p) for p in registry.STAGES["report"].outputs(CFG, L, {}).values() if not Path(p).exists()]
+    if _missing:
+        raise WorkflowError(
+            f"pavflow: no report of {L.root} to show yet ({len(_missing)} of its files are missing, e.g. "
+            f"{_missing[0]}): run the study first, snakemake --cores all --config experiment={EXPERIMENT} "
+            f"overrides='{json.dumps(OVERRIDES)}', then --report again with the same --config")
+
+
+onstart:
+    # the DAG is built and locked, no job has started: who holds the lock (pavflow.lock resume), SIGTERM
+    # ends the run now, and no output of another study is overwritten without asking (pavflow.identity)
+    lock.record_owner()
+    lock.terminate_on_sigterm()
+    if not config.get("overwrite", False):
+        _found = identity.overwrites(
+            ((j.rule.name, [str(f) for f in j.output], registry.params(j.rule.name, CFG, dict(j.wildcards)))
+             for j in workflow.dag.needrun_jobs() if j.rule.name in registry.STAGES),
+            Path(workflow.persistence.path) / "metadata")
+        if _found:
+            raise WorkflowError(identity.refusal(_found, L.root, CFG.name, EXPERIMENT, OVERRIDES))

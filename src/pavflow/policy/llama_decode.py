@@ -198,11 +198,12 @@ class LlamaDecode:
             # (r K, D, j+1) and (r K, j+1, D): the filled columns as one batched matrix per row and head
             kg = self.kvg[i, 0, :j + 1].view(j + 1, r * K, D).permute(1, 2, 0)
             vg = self.kvg[i, 1, :j + 1].view(j + 1, r * K, D).transpose(0, 1)
-            # the H // K query heads sharing a key/value head are query positions of one product (GQA)
+            # the H // K query heads sharing a key/value head are query positions of one product (GQA);
+            # softmax in float32, as transformers' eager attention and SDPA do in bf16
             q = qk[:, :H].reshape(r, K, rep, D) * w.scale
             sg = torch.bmm(q.view(r * K, rep, D), kg).view(r, K, rep, j + 1)  # scores on generated tokens
             if not self.shared:
-                p = (sg + self.row_bias[..., :j + 1]).softmax(-1)  # (r, K, rep, j+1)
+                p = (sg + self.row_bias[..., :j + 1]).softmax(-1, dtype=torch.float32).to(q.dtype)
                 a = torch.bmm(p.view(r * K, rep, j + 1), vg)  # (r K, rep, D)
             else:
                 kp, vp = self.kvp[i, 0], self.kvp[i, 1]  # (U, K, L, D)
@@ -210,7 +211,8 @@ class LlamaDecode:
                 qp = q.new_zeros((U, K, S, rep, D))
                 qp[fan, :, slot] = q  # (U, K, S, rep, D): rows of a prompt side by side
                 sp = (qp.view(U, K, S * rep, D) @ kp.transpose(-1, -2)).view(U, K, S, rep, L)
-                p = torch.cat((sp[fan, :, slot] + self.row_bias, sg), -1).softmax(-1)  # (r, K, rep, L+j+1)
+                p = torch.cat((sp[fan, :, slot] + self.row_bias, sg), -1)  # (r, K, rep, L+j+1)
+                p = p.softmax(-1, dtype=torch.float32).to(q.dtype)
                 pp = p.new_zeros((U, K, S, rep, L))
                 pp[fan, :, slot] = p[..., :L]
                 a = (pp.view(U, K, S * rep, L) @ vp).view(U, K, S, rep, D)[fan, :, slot]

@@ -3,6 +3,7 @@ directory written by `save_pretrained` (tokenizers are saved beside them) or fro
 transformers dequantises to a plain torch model and tokenizer."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -60,16 +61,10 @@ def load_policy(path: str | os.PathLike, device: str = "cpu", dtype: str = "floa
     """(model, tokenizer) from a save_pretrained directory, or from `path / gguf_file` (GGUF, read by
     transformers; needs the `gguf` package), in eval mode on `device`. The tokenizer pads on the left
     and always has a pad token (EOS if it defines none)."""
+    tok = load_tokenizer(path, gguf_file)
     path = check_model_dir(path) if gguf_file is None else check_gguf(path, gguf_file)
     where = path if gguf_file is None else path / gguf_file
     kw = {} if gguf_file is None else {"gguf_file": gguf_file}
-    try:
-        tok = AutoTokenizer.from_pretrained(path, **kw)
-    except Exception as e:
-        raise RuntimeError(f"{where}: could not load the tokenizer ({type(e).__name__}: {e})") from e
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype), **kw)
     except Exception as e:
@@ -77,6 +72,34 @@ def load_policy(path: str | os.PathLike, device: str = "cpu", dtype: str = "floa
     if gguf_file is not None:
         _forget_gguf(model)
     return model.to(resolve_device(device)).eval(), tok
+
+
+def load_tokenizer(path: str | os.PathLike, gguf_file: str | None = None):
+    """The tokenizer of a policy directory (or GGUF file), padding on the left, with a pad token (EOS
+    if it defines none)."""
+    path = check_model_dir(path) if gguf_file is None else check_gguf(path, gguf_file)
+    kw = {} if gguf_file is None else {"gguf_file": gguf_file}
+    try:
+        tok = AutoTokenizer.from_pretrained(path, **kw)
+    except Exception as e:
+        where = path if gguf_file is None else path / gguf_file
+        raise RuntimeError(f"{where}: could not load the tokenizer ({type(e).__name__}: {e})") from e
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def policy_eos_ids(path: str | os.PathLike) -> list[int]:
+    """The EOS ids a saved policy's generation stops on (generation_config.json, else config.json),
+    without loading its weights: what Sampler reads from model.generation_config."""
+    path = check_model_dir(path)
+    for name in ("generation_config.json", "config.json"):
+        f = path / name
+        eos = json.loads(f.read_text()).get("eos_token_id") if f.is_file() else None
+        if eos is not None:
+            return sorted(set(eos) if isinstance(eos, list) else {eos})
+    return []
 
 
 def _forget_gguf(model) -> None:

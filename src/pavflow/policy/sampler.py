@@ -11,8 +11,10 @@ any other model on its own forward with a DynamicCache (`llama_decode.HFDecode`)
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Iterator, NamedTuple
 
 import torch
 
@@ -40,6 +42,14 @@ class Samples:
     @property
     def gen_tokens(self) -> int:
         return sum(c.gen_tokens for cs in self.completions for c in cs)
+
+
+class Part(NamedTuple):
+    """Copies start..start+len(completions)-1 of prompt `prompt`, as `Sampler.stream` draws them."""
+    prompt: int
+    start: int
+    completions: list[Completion]
+    prompt_tokens: int  # tokens encoded for this part's prompt (once per batch it is in)
 
 
 class Sampler:
@@ -70,40 +80,50 @@ class Sampler:
     def encode(self, prompts: list[str]) -> list[list[int]]:
         return [self.tok(p).input_ids for p in prompts]
 
-    @torch.no_grad()
     def sample(self, prompts: list[str], n: int = 1, *, seed: int, temperature: float = 1.0,
                top_p: float = 1.0, max_new_tokens: int = 64, stop_at_step: bool = False,
                desc: str | None = None) -> Samples:
         """n continuations of each prompt. temperature 0 is greedy. Deterministic given all arguments.
         `desc` shows a progress bar over the continuations under that name."""
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        ids = self.encode(prompts)
         out: list[list[Completion | None]] = [[None] * n for _ in prompts]
         prompt_tokens = [0] * len(prompts)
+        for part in self.stream(prompts, n, seed=seed, temperature=temperature, top_p=top_p,
+                                max_new_tokens=max_new_tokens, stop_at_step=stop_at_step, desc=desc):
+            out[part.prompt][part.start:part.start + len(part.completions)] = part.completions
+            prompt_tokens[part.prompt] += part.prompt_tokens
+        return Samples(out, prompt_tokens)
+
+    def stream(self, prompts: list[str], n: int = 1, *, seed: int, temperature: float = 1.0,
+               top_p: float = 1.0, max_new_tokens: int = 64, stop_at_step: bool = False,
+               desc: str | None = None) -> Iterator[Part]:
+        """`sample`'s continuations batch by batch, as they are drawn (the same draws): one Part per
+        work item, copies start..start+m-1 of prompt i. Nothing is kept between batches, so memory
+        does not grow with n."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        ids = self.encode(prompts)
         # work items (prompt, first copy, copies), longest prompts first, packed into row batches
-        items = []
-        for i in sorted(range(len(prompts)), key=lambda i: (-len(ids[i]), i)):
-            for start in range(0, n, self.batch_size):
-                items.append((i, start, min(n - start, self.batch_size)))
+        order = sorted(range(len(prompts)), key=lambda i: (-len(ids[i]), i))
+        items = ((i, start, min(n - start, self.batch_size)) for i in order for start in range(0, n, self.batch_size))
         batch, rows = [], 0
         bar = progress(desc=desc, total=len(prompts) * n) if desc else None
-        for item in items + [None]:
-            if item is None or rows + item[2] > self.batch_size:
-                if batch:
-                    for (i, start, m), comps in zip(batch, self._run(
-                            [ids[i] for i, _, _ in batch], [m for _, _, m in batch], gen,
-                            temperature, top_p, max_new_tokens, stop_at_step)):
-                        out[i][start:start + m] = comps
-                        prompt_tokens[i] += len(ids[i])
-                    if bar is not None:
-                        bar.update(rows)
-                batch, rows = [], 0
-            if item is not None:
-                batch.append(item)
-                rows += item[2]
-        if bar is not None:
-            bar.close()
-        return Samples(out, prompt_tokens)
+        try:
+            for item in itertools.chain(items, [None]):
+                if item is None or rows + item[2] > self.batch_size:
+                    if batch:
+                        with torch.no_grad():
+                            comps = self._run([ids[i] for i, _, _ in batch], [m for _, _, m in batch], gen,
+                                              temperature, top_p, max_new_tokens, stop_at_step)
+                        for (i, start, _), c in zip(batch, comps):
+                            yield Part(i, start, c, len(ids[i]))
+                        if bar is not None:
+                            bar.update(rows)
+                    batch, rows = [], 0
+                if item is not None:
+                    batch.append(item)
+                    rows += item[2]
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _run(self, prompt_ids: list[list[int]], copies: list[int], gen: torch.Generator,
              temperature: float, top_p: float, max_new_tokens: int, stop_at_step: bool):

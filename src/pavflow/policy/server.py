@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -286,6 +288,23 @@ def serve_copy(policy: str | os.PathLike, out: str | os.PathLike) -> Path:
         t["special"] = t["content"] == eos
     (out / "tokenizer.json").write_text(json.dumps(d))
     return out
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def stop_server(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Stop a started server by its PID: SIGTERM, then SIGKILL if it has not exited after timeout_s."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def start_transformers_serve(model: str, port: int, log_path: str | os.PathLike, *,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -104,6 +105,11 @@ def run(body: Body, cfg: DictConfig, default_stage: str) -> dict:
         log.error("%s", e)
         sys.exit(2)
     job = job_of(cfg, default_stage)
+    unwritable = not_writable(job.output.values())
+    if unwritable:
+        log.error("%s: cannot write its output %s (%s); make that directory writable or run the study "
+                  "elsewhere (results_dir=<dir>)", job.name, *unwritable)
+        sys.exit(2)
     if job.stage.model:
         import torch
         import transformers
@@ -132,6 +138,21 @@ def run(body: Body, cfg: DictConfig, default_stage: str) -> dict:
     log.info("%s done: %s", job.name,
              ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     return summary
+
+
+def not_writable(outputs) -> tuple[Path, str] | None:
+    """(output, why) for the first output whose directory cannot take a new file, before any work:
+    outputs are written to a temp file beside them, then renamed."""
+    import tempfile
+    for path in map(Path, outputs):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            return path, f"{e.filename or path.parent}: {e.strerror}"
+    return None
 
 
 def load_problems(path, splits) -> list[Problem]:

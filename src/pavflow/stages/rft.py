@@ -5,12 +5,13 @@ import numpy as np
 import polars as pl
 
 from pavflow.data import TRAIN_LOG, atomic_dir, write_table
+from pavflow.policy.device import autocast
 from pavflow.policy.model import save_policy
 from pavflow.policy.sft import train_sft
 from pavflow.rollouts import correct_pairs, sample_responses
 from pavflow.seeds import derive_seed
 from pavflow.stages.common import load_problems, stage_main
-from pavflow.stages.sampling import policy_sampler
+from pavflow.stages.sampling import local_sampler, policy_sampler
 from pavflow.tasks import make_task
 from pavflow.train import TrainHooks
 
@@ -27,7 +28,10 @@ def main(cfg, job, tracker) -> dict:
         raise RuntimeError(f"rft: policy {base} solved none of {len(train)} train problems in "
                            f"{r.samples_per_problem} samples each; nothing to fine-tune on (use rl.init=base)")
 
-    model, tok = sampler.model, sampler.tok  # fine-tuned in place; evaluate() samples it as it trains
+    # fine-tuned in place on float32 weights (policy.device.autocast); evaluate() samples it as it trains
+    if cfg.generation.backend != "local" or cfg.dtype != "float32":
+        sampler = local_sampler(cfg, job.input.policy, task, dtype="float32")
+    model, tok = sampler.model, sampler.tok
     val = load_problems(job.input.problems, ["val"])[:cfg.sft.eval_problems]
     prompts = [task.prompt(p.question) for p in val]
 
@@ -38,10 +42,11 @@ def main(cfg, job, tracker) -> dict:
 
     start_acc = evaluate()
     tracker.define_metric("rft/*", "rft/step")
-    rows = train_sft(model, tok, lambda rng: pairs[rng.randrange(len(pairs))], max_steps=r.steps,
-                     batch_size=r.batch_size, lr=r.lr, warmup=r.warmup, seed=derive_seed(cfg.seed, "rft"),
-                     eval_every=r.steps, evaluate=evaluate,
-                     hooks=TrainHooks(on_log=lambda row: tracker.log({f"rft/{k}": v for k, v in row.items()})))
+    with autocast(model.device, cfg.dtype):
+        rows = train_sft(model, tok, lambda rng: pairs[rng.randrange(len(pairs))], max_steps=r.steps,
+                         batch_size=r.batch_size, lr=r.lr, warmup=r.warmup, seed=derive_seed(cfg.seed, "rft"),
+                         eval_every=r.steps, evaluate=evaluate,
+                         hooks=TrainHooks(on_log=lambda row: tracker.log({f"rft/{k}": v for k, v in row.items()})))
     with atomic_dir(job.output.model) as tmp:
         save_policy(model, tok, tmp)
     df = pl.DataFrame(rows).select(model=pl.lit(f"{base}_rft"), step="step", tokens_seen="tokens_seen",

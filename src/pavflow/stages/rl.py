@@ -10,6 +10,7 @@ import polars as pl
 from pavflow.data import RL_CURVE, write_table
 from pavflow.names import ANALYTIC, Arm, Prover, pav
 from pavflow.oracle import MCOracle
+from pavflow.policy.device import autocast
 from pavflow.policy.model import load_policy
 from pavflow.rl.pg import DegenerateRun, train_rl
 from pavflow.seeds import derive_seed
@@ -41,7 +42,8 @@ def progress_values(cfg, job, arm: Arm, task, train):
     if arm.kind == "pav_mc":
         from pavflow.stages.sampling import policy_sampler
         answers = {task.prompt(p.question): p.answer for p in train}
-        oracle = MCOracle(policy_sampler(cfg, job.input.prover_policy, task), task, answers, n=cfg.rl.mc_rollouts,
+        sampler = policy_sampler(cfg, job.input.prover_policy, task, arm.prover.policy)  # local or server
+        oracle = MCOracle(sampler, task, answers, n=cfg.rl.mc_rollouts,
                           seed=derive_seed(cfg.seed, "rl-mc", arm, job.wildcards["rl_seed"]),
                           temperature=cfg.rollouts.temperature, max_new_tokens=cfg.rl.max_new_tokens)
         return oracle.values(arm.prover.k)
@@ -53,7 +55,8 @@ def progress_values(cfg, job, arm: Arm, task, train):
 def main(cfg, job, tracker) -> dict:
     arm, seed, r = Arm.parse(job.wildcards["arm"]), int(job.wildcards["rl_seed"]), cfg.rl
     task = make_task(cfg.task, cfg.seed, cfg.policy)
-    model, tok = load_policy(job.input.init, cfg.device, cfg.dtype)  # also the KL reference
+    # also the KL reference; trained in float32, computed in cfg.dtype (policy.device.autocast)
+    model, tok = load_policy(job.input.init, cfg.device, "float32")
     train = load_problems(job.input.problems, ["train"])
     test = load_problems(job.input.problems, ["test"])[:r.eval_problems]
     alpha = 0.0 if arm.kind == "outcome" else float(r.alpha)
@@ -61,10 +64,11 @@ def main(cfg, job, tracker) -> dict:
     ckpt = job.checkpoints(cfg)
     stop_reason = None
     try:
-        rows = train_rl(model, tok, task, train, test, r, seed=derive_seed(cfg.seed, "rl", seed), alpha=alpha,
-                        step_score_fn=progress_values(cfg, job, arm, task, train),  # train_rl: values -> progress
-                        on_eval=lambda row: tracker.log({f"rl/{k}": v for k, v in row.items()}),
-                        on_checkpoint=ckpt.save, resume=ckpt.resume())
+        with autocast(model.device, cfg.dtype):
+            rows = train_rl(model, tok, task, train, test, r, seed=derive_seed(cfg.seed, "rl", seed), alpha=alpha,
+                            step_score_fn=progress_values(cfg, job, arm, task, train),  # train_rl: values -> progress
+                            on_eval=lambda row: tracker.log({f"rl/{k}": v for k, v in row.items()}),
+                            on_checkpoint=ckpt.save, resume=ckpt.resume())
     except DegenerateRun as e:  # a result, not a crash: the curve so far is written, flagged
         rows, stop_reason = e.rows, e.reason
         log.error("rl %s seed %d: %s. The curve up to it is written with stop_reason set; the last "

@@ -24,8 +24,8 @@ def main(cfg, job, tracker) -> dict:
         return MCOracle(sampler_, task, answers, n=s.oracle_rollouts, seed=derive_seed(cfg.seed, "beam-mc", who),
                         temperature=cfg.rollouts.temperature, max_new_tokens=s.max_new_tokens)
     q_pi = oracle(sampler, cfg.sweep.policy)
-    mu = q_pi if job.input.prover_policy == job.input.policy else oracle(policy_sampler(cfg, job.input.prover_policy, task),
-                                                                         prover.policy)
+    mu = q_pi if job.input.prover_policy == job.input.policy else \
+        oracle(policy_sampler(cfg, job.input.prover_policy, task, prover.policy), prover.policy)
     config = {"method": "beam", "verifier": "mc", "prover": str(prover), "k": prover.k, "alpha": float(s.alpha)}
     res = run_beam(cfg, sampler, task, problems, budgets=[s.k_budget], step_score=effective_reward(q_pi, mu, prover.k, s.alpha),
                    final_score=q_pi.last_value(), split=s.split, config=config)

@@ -9,7 +9,7 @@ import polars as pl
 
 from pavflow.config import ConfigError
 from pavflow.data import TRAIN_LOG, atomic_dir, write_table
-from pavflow.policy.device import resolve_device
+from pavflow.policy.device import autocast, resolve_device
 from pavflow.policy.model import char_tokenizer, load_pretrained, save_policy, tiny_llama
 from pavflow.policy.sampler import Sampler
 from pavflow.policy.sft import train_sft
@@ -33,7 +33,7 @@ def main(cfg, job, tracker) -> dict:
         model = tiny_llama(len(tok), pc.hidden_size, pc.n_layers, pc.n_heads, pc.intermediate_size,
                            pc.max_positions, seed=derive_seed(cfg.seed, "sft-init", name)).to(device)
     else:
-        model, tok = load_pretrained(pc, str(device), cfg.dtype)
+        model, tok = load_pretrained(pc, str(device), "float32")  # trained in float32, computed in cfg.dtype
     val = load_problems(job.input.problems, ["val"])[:cfg.sft.eval_problems]
     sampler = Sampler(model, tok, step_sep=task.step_sep, batch_size=min(512, cfg.rollouts.batch_size))
     prompts = [task.prompt(p.question) for p in val]
@@ -49,14 +49,15 @@ def main(cfg, job, tracker) -> dict:
         rows = [{"step": 0, "tokens_seen": 0, "loss": float("nan"), "val_acc": evaluate()}]
         log.info("sft %s: untuned pretrained policy, val acc %.3f", name, rows[0]["val_acc"])
     else:
-        rows = train_sft(model, tok, task.sample_train, max_steps=spec.max_steps, batch_size=cfg.sft.batch_size,
-                         lr=cfg.sft.lr, warmup=cfg.sft.warmup, seed=derive_seed(cfg.seed, "sft", name),
-                         eval_every=cfg.sft.eval_every, evaluate=evaluate, target_acc=spec.target_val_acc,
-                         hooks=TrainHooks(on_log=lambda r: (tracker.log({f"sft/{k}": v for k, v in r.items()}),
-                                                            log.info("sft %s step %d loss %.3f val acc %.3f", name,
-                                                                     r["step"], r["loss"], r["val_acc"])),
-                                          checkpoint_every=cfg.sft.checkpoint_every, on_checkpoint=ckpt.save,
-                                          resume=ckpt.resume()))
+        with autocast(device, cfg.dtype):
+            rows = train_sft(model, tok, task.sample_train, max_steps=spec.max_steps, batch_size=cfg.sft.batch_size,
+                             lr=cfg.sft.lr, warmup=cfg.sft.warmup, seed=derive_seed(cfg.seed, "sft", name),
+                             eval_every=cfg.sft.eval_every, evaluate=evaluate, target_acc=spec.target_val_acc,
+                             hooks=TrainHooks(on_log=lambda r: (tracker.log({f"sft/{k}": v for k, v in r.items()}),
+                                                                log.info("sft %s step %d loss %.3f val acc %.3f", name,
+                                                                         r["step"], r["loss"], r["val_acc"])),
+                                              checkpoint_every=cfg.sft.checkpoint_every, on_checkpoint=ckpt.save,
+                                              resume=ckpt.resume()))
     with atomic_dir(job.output.model) as tmp:
         save_policy(model, tok, tmp)
     df = pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen", loss="loss",

@@ -5,10 +5,11 @@ from omegaconf import OmegaConf
 
 from pavflow.tasks.arith import Arith, ArithSpec
 from pavflow.tasks.base import Problem, Task
+from pavflow.tasks.countdown import Countdown, CountdownSpec
 
-__all__ = ["Arith", "ArithSpec", "Problem", "Task", "make_task", "check_task"]
+__all__ = ["Arith", "ArithSpec", "Countdown", "CountdownSpec", "Problem", "Task", "make_task", "check_task"]
 
-KNOWN = ["arith", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet"]
+KNOWN = ["arith", "countdown", "gsm_symbolic", "reasoning_gym", "jsonl", "parquet"]
 
 
 def make_task(task_cfg, seed: int, policy_cfg) -> Task:
@@ -20,6 +21,9 @@ def make_task(task_cfg, seed: int, policy_cfg) -> Task:
     if name == "arith":
         spec = ArithSpec(**{k: task_cfg[k] for k in ArithSpec.__dataclass_fields__})
         return Arith(spec, sizes, seed)
+    if name == "countdown":
+        spec = CountdownSpec(**{k: task_cfg[k] for k in CountdownSpec.__dataclass_fields__})
+        return Countdown(spec, sizes, seed)
     fmt = None
     if policy_cfg["kind"] == "hf" and policy_cfg["chat_template"]:
         from pavflow.policy.source import ChatFormatter
@@ -39,10 +43,11 @@ def make_task(task_cfg, seed: int, policy_cfg) -> Task:
     raise ValueError(f"task.name: unknown task {name!r}; known: {KNOWN}")
 
 
-def check_task(task_cfg, seed: int, policy_cfg) -> None:
+def check_task(task_cfg, seed: int, policy_cfg) -> Task:
     """Build every split of the task now, so bad data (a malformed row, a missing column, too few
-    problems) fails when the DAG is built, before any job runs. Raises TaskDataError."""
+    problems) fails when the DAG is built, before any job runs; the task. Raises TaskDataError."""
     task = make_task(task_cfg, seed, policy_cfg)
     check = getattr(task, "check", None)
     if check is not None:
         check()
+    return task

@@ -42,8 +42,13 @@ def read_rows(path: str | Path, fmt: str) -> list[dict]:
         raise TaskDataError(f"{path}: no such file (config task.path)")
     rows: list[tuple[int, dict]] = []
     if fmt == "jsonl":
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
+        with open(path, "rb") as f:
+            for i, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise TaskDataError(f"{path}: row {i}: not UTF-8 text (byte 0x{raw[e.start]:02x} at byte "
+                                        f"{e.start + 1} of the line); save the file as UTF-8") from None
                 if not line.strip():
                     continue
                 try:
