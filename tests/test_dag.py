@@ -158,7 +158,7 @@ def test_adding_a_prover_k_reuses_every_rollout(study):
 def test_changing_a_search_parameter_reruns_only_search_and_report(study):
     workdir, _, _ = study
     jobs = scheduled(workdir, ["search.alpha=0.5"])
-    assert set(jobs) == {"search_beam", "search_alpha", "search_selected", "report", "all"}, jobs
+    assert set(jobs) == {"search_beam", "search_alpha", "search_selected", "search_beam_mc", "report", "all"}, jobs
     jobs = scheduled(workdir, ["search.alpha_grid=[0,1,4]"])
     assert set(jobs) == {"search_alpha", "search_val", "search_selected", "report", "all"}, jobs
     jobs = scheduled(workdir, ["search.budgets=[1,2]"])
