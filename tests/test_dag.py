@@ -24,6 +24,7 @@ from pavflow.tracking import find_offline_runs
 from conftest import REPO, job_stats, run_snakemake, study_jobs
 from pavflow.paths import Layout
 from pavflow import lock, registry
+from pavflow.config import rl_arms
 from pavflow.registry import STAGES, headline
 
 pytestmark = pytest.mark.dag
@@ -56,6 +57,7 @@ def test_every_table_matches_its_schema(study):
     tables += [(L.labels(p), data.LABELS) for p in jobs["provers"]]
     tables += [(L.search(f"beam_{p}"), data.SEARCH) for p in jobs["beam_provers"]]
     tables += [(L.search(f"beamv_{v}"), data.SEARCH) for v in jobs["beam_verifiers"]]
+    tables += [(STAGES["search_beam_mc"].outputs(cfg, L, j)["search"], data.SEARCH) for j in registry.jobs("search_beam_mc", cfg)]
     tables += [(L.mc_fresh(p), data.MC) for p in jobs["rollout_policies"]]
     tables += [(L.quality(), data.METRICS), (L.calibration(), data.CALIBRATION)]
     tables += [(L.search(f"val_{p}"), data.SEARCH) for p in jobs["provers"]]
@@ -88,9 +90,11 @@ def test_every_table_matches_its_schema(study):
     assert cost["orm"] == cost["implicit_ce"] == 0 and 0 < cost["pqv.hard.first_pit"] <= cost["pqv"]
     assert "## Verifier quality (held-out val responses" in (L.report() / "summary.md").read_text()
     # every RL arm ran: the analytic arm's progress is that of the rl.prover's K, from the pqv
-    arms = {a: data.read_table(L.rl(a, 0), data.RL_CURVE) for a in cfg.rl.arms}
+    arms = {str(a): data.read_table(L.rl(str(a), 0), data.RL_CURVE) for a in rl_arms(cfg)}
     assert set(arms["pav_analytic"]["prover"]) == {"analytic_k4"} and set(arms["implicit_ce"]["prover"]) == {""}
     assert arms["implicit_ce"]["verifier_tokens"].max() > 0 and arms["outcome"]["verifier_tokens"].max() == 0
+    # the oracle arm's MC rollouts are counted as compute beside its policy samples
+    assert set(arms["pav_mc_base_k4"]["prover"]) == {"base_k4"} and arms["pav_mc_base_k4"]["verifier_tokens"].max() > 0
     analytic = data.read_table(L.search(f"beam_{jobs['analytic_provers'][-1]}"), data.SEARCH)
     assert set(analytic["budget"]) == {cfg.search.k_budget} and set(analytic["verifier"]) == {"pqv+pav"}
     beam = data.read_table(L.search(f"beam_{headline(cfg)}"), data.SEARCH)
@@ -154,7 +158,7 @@ def test_adding_a_prover_k_reuses_every_rollout(study):
 def test_changing_a_search_parameter_reruns_only_search_and_report(study):
     workdir, _, _ = study
     jobs = scheduled(workdir, ["search.alpha=0.5"])
-    assert set(jobs) == {"search_beam", "search_alpha", "search_selected", "report", "all"}, jobs
+    assert set(jobs) == {"search_beam", "search_alpha", "search_selected", "search_beam_mc", "report", "all"}, jobs
     jobs = scheduled(workdir, ["search.alpha_grid=[0,1,4]"])
     assert set(jobs) == {"search_alpha", "search_val", "search_selected", "report", "all"}, jobs
     jobs = scheduled(workdir, ["search.budgets=[1,2]"])
