@@ -326,3 +326,25 @@ def test_kl_k3_is_unbiased_and_never_negative():
     assert min(per_token) >= 0.0
     assert kl_k3(l) / len(l) == pytest.approx(kl, rel=0.03)
     assert float(l.sum()) / len(l) == pytest.approx(kl, rel=0.05)  # the plain estimate: same mean, can be < 0
+
+
+def test_pav_mc_with_alpha_0_moves_the_policy_exactly_as_the_outcome_arm(task):
+    """The oracle arm's dense term is alpha * A^mu: at alpha = 0 its updates are the outcome arm's, bit for
+    bit, although its oracle rolls out (and counts) fresh continuations from every visited state."""
+    from pavflow.oracle import MCOracle
+    train, test = task.problems("train"), task.problems("test")
+    answers = {task.prompt(p.question): p.answer for p in train}
+    runs = []
+    for arm in ("outcome", "pav_mc"):
+        model, tok = tiny()
+        oracle = None
+        if arm == "pav_mc":
+            prover, _ = tiny()  # the prover's rollout policy: a fixed model apart from the one trained
+            oracle = MCOracle(Sampler(prover, tok), task, answers, n=4, seed=7, temperature=1.0, max_new_tokens=16)
+        rows = rl(model, tok, task, train, test, cfg(alpha=0.0), step_score_fn=oracle and oracle.values(2))
+        runs.append((rows, weights(model), oracle))
+    (rows_o, w_o, _), (rows_mc, w_mc, oracle) = runs
+    assert all(torch.equal(x, y) for x, y in zip(w_o, w_mc))
+    assert [r["train_reward"] for r in rows_o[1:]] == [r["train_reward"] for r in rows_mc[1:]]
+    assert oracle.rollout_tokens > 0 and rows_mc[-1]["verifier_tokens"] == oracle.rollout_tokens
+    assert rows_o[-1]["verifier_tokens"] == 0
