@@ -65,6 +65,27 @@ def split_of(question: str) -> str:
     return "train" if r < 8 else "val" if r == 8 else "test"
 
 
+def draw_problems(task, name: str, split: str) -> list[Problem]:
+    """task.sizes[split] distinct questions of `split` (split_of), drawn from task.random_question with a
+    stream seeded by the task's name, seed and split, each with task.solution's steps and answer."""
+    if split not in SPLITS:
+        raise ValueError(f"{name}: unknown split {split!r}; expected one of {SPLITS}")
+    rng = random.Random(f"{name}-{task.seed}-{split}")
+    seen, out, draws = set(), [], 0
+    while len(out) < task.sizes[split]:
+        draws += 1
+        if draws > 1000 * (task.sizes[split] + 100):
+            raise ValueError(f"{name}: found only {len(out)} distinct {split} questions for "
+                             f"task.n_{split}={task.sizes[split]}; the spec {task.spec} has too few")
+        q = task.random_question(rng)
+        if q in seen or split_of(q) != split:
+            continue
+        seen.add(q)
+        sol, ans = task.solution(q)
+        out.append(Problem(f"{split}-{len(out):05d}", split, q, ans, sol))
+    return out
+
+
 class Arith(Task):
     def __init__(self, spec: ArithSpec, sizes: dict[str, int], seed: int):
         self.spec, self.sizes, self.seed = spec, sizes, seed
@@ -94,22 +115,7 @@ class Arith(Task):
                 return self.prompt(q), self.solution(q)[0]
 
     def problems(self, split: str) -> list[Problem]:
-        if split not in SPLITS:
-            raise ValueError(f"arith: unknown split {split!r}; expected one of {SPLITS}")
-        rng = random.Random(f"arith-{self.seed}-{split}")
-        seen, out, draws = set(), [], 0
-        while len(out) < self.sizes[split]:
-            draws += 1
-            if draws > 1000 * (self.sizes[split] + 100):
-                raise ValueError(f"arith: found only {len(out)} distinct {split} questions for "
-                                 f"task.n_{split}={self.sizes[split]}; the spec {self.spec} has too few")
-            q = self.random_question(rng)
-            if q in seen or split_of(q) != split:
-                continue
-            seen.add(q)
-            sol, ans = self.solution(q)
-            out.append(Problem(f"{split}-{len(out):05d}", split, q, ans, sol))
-        return out
+        return draw_problems(self, "arith", split)
 
     def extract_answer(self, response: str) -> str | None:
         """Digits of the last line if it is exactly `A:<digits>`, else None."""

@@ -29,7 +29,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from pavflow.tasks.arith import SPLITS, split_of
+from pavflow.tasks.arith import draw_problems, split_of
 from pavflow.tasks.base import Problem, Task
 
 STEP_RE = re.compile(r"(0|[1-9][0-9]*)-([1-9])=(0|[1-9][0-9]*)")
@@ -142,22 +142,7 @@ class Countdown(Task):
                 return self.prompt(q), self.render(q, random_path(q, rng))
 
     def problems(self, split: str) -> list[Problem]:
-        if split not in SPLITS:
-            raise ValueError(f"countdown: unknown split {split!r}; expected one of {SPLITS}")
-        rng = random.Random(f"countdown-{self.seed}-{split}")
-        seen, out, draws = set(), [], 0
-        while len(out) < self.sizes[split]:
-            draws += 1
-            if draws > 1000 * (self.sizes[split] + 100):
-                raise ValueError(f"countdown: found only {len(out)} distinct {split} questions for "
-                                 f"task.n_{split}={self.sizes[split]}; the spec {self.spec} has too few")
-            q = self.random_question(rng)
-            if q in seen or split_of(q) != split:
-                continue
-            seen.add(q)
-            sol, ans = self.solution(q)
-            out.append(Problem(f"{split}-{len(out):05d}", split, q, ans, sol))
-        return out
+        return draw_problems(self, "countdown", split)
 
     def extract_answer(self, response: str) -> str | None:
         """The numbers of the last line if it is exactly `A:<digits>`, else None."""
