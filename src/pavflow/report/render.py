@@ -45,7 +45,8 @@ def write_summary(out_dir: str | os.PathLike, study: StudyTables, head: Headline
 def summary_markdown(out_dir: Path, t: StudyTables, h: Headline, figures: Iterable[str | os.PathLike] | None = None,
                      config: str | None = None) -> str:
     md = [f"# {t.experiment}", "",
-          "Accuracies are % of test problems; 95% CIs are BCa bootstraps over problems.", ""]
+          "Accuracies are % of test problems; 95% CIs are BCa bootstraps over problems (percentile "
+          "bootstraps for the efficiency ratios and the quality table).", ""]
     md += _answer_section(h, out_dir)
     md += _pool_sections(h) + _search_section(t, h) + _prover_k_section(t, h)
     if h.comparison is not None:
