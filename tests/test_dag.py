@@ -439,8 +439,11 @@ def test_wandb_runs_tell_the_story(study):
     curves = pl.read_parquet(L.report() / "curves.parquet")
     assert len(rep["report/per_budget"]) == curves.height
     assert {"acc", "ci_low", "ci_high", "gen_tokens", "budget"} <= set(rep["report/per_budget"][0])
-    assert sorted((r["prover"], r["K"]) for r in rep["report/per_k"]) == sorted(
-        (p, int(p.rsplit("_k", 1)[1])) for p in jobs["beam_provers"])  # trained and analytic provers
+    # the K curve of the learned (and analytic) PAVs, and the oracle provers' on fresh MC rollouts
+    mc = [j["prover"] for j in registry.jobs("search_beam_mc", cfg)]
+    assert sorted((r["verifier"], r["prover"], r["K"]) for r in rep["report/per_k"]) == sorted(
+        [("pqv+pav", p, int(p.rsplit("_k", 1)[1])) for p in jobs["beam_provers"]] +
+        [("mc", p, int(p.rsplit("_k", 1)[1])) for p in mc])
     assert {r["budget"] for r in rep["report/per_k"]} == {cfg.search.k_budget}
     oracles = ["oracle"] + [f"oracle_{p}" for p in jobs["provers"]]
     assert {r["subject"] for r in rep["report/verifier_quality"]} == set(jobs["quality_verifiers"] + oracles)
