@@ -70,8 +70,9 @@ REPO = Path(__file__).resolve().parents[1]
 def run_snakemake(workdir: Path, *args: str, overrides=(), experiment: str = "smoke", timeout: int = 2400,
                   env=None):
     """`snakemake` on the repo's Snakefile in `workdir` (a fresh directory per study run)."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--config", f"experiment={experiment}", f"overrides={list(overrides)!r}", *args]
+    # targets before --config: Snakemake reads every word after --config up to the next option as a key=value
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args,
+           "--config", f"experiment={experiment}", f"overrides={list(overrides)!r}"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

@@ -186,8 +186,8 @@ def start(workdir: Path, *args: str, overrides: list[str] = (), resume: bool = F
     """Snakemake on the smoke study in the background; `resume`: through the documented recovery
     command, `python -m pavflow.lock` (which runs Snakemake itself once the lock is known stale)."""
     head = [sys.executable, "-m", "pavflow.lock"] if resume else [sys.executable, "-m", "snakemake", "--cores", "2"]
-    cmd = [*head, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--config", "experiment=smoke",
-           f"overrides={list(overrides)!r}", *args]
+    cmd = [*head, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args, "--config", "experiment=smoke",
+           f"overrides={list(overrides)!r}"]  # targets before --config (conftest.run_snakemake)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # its own process group: SIGKILL takes its jobs too
 
@@ -279,7 +279,7 @@ def test_killed_at_events_the_resumed_run_gives_the_same_tables(study, tmp_path)
         second = snakemake(tmp_path, "--cores", "1", *targets, overrides=FAST_CKPT)
         assert second.returncode != 0 and "cannot be locked" in second.stdout + second.stderr
         again = subprocess.run([sys.executable, "-m", "pavflow.lock", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-                                "--config", "experiment=smoke", f"overrides={FAST_CKPT!r}", *targets],
+                                *targets, "--config", "experiment=smoke", f"overrides={FAST_CKPT!r}"],
                                capture_output=True, text=True, timeout=2400)
         assert again.returncode == 1 and "held by a live run (pid" in again.stderr, again.stderr[-3000:]
     finally:
