@@ -193,8 +193,19 @@ def start(workdir: Path, *args: str, overrides: list[str] = (), resume: bool = F
 
 
 def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL the run's process group, and return once every process of it is gone (an orphaned
+    Snakemake still dying would count as a live holder of the lock)."""
+    import psutil
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
+
+    def in_group(p):
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE and os.getpgid(p.pid) == proc.pid
+        except (psutil.Error, ProcessLookupError):
+            return False
+    while any(in_group(p) for p in psutil.process_iter()):
+        time.sleep(0.01)
 
 
 def wait_for(cond, proc: subprocess.Popen, what: str) -> None:

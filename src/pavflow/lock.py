@@ -75,8 +75,10 @@ def holders(workdir: str | os.PathLike = ".") -> list[Holder]:
                     out.append(Holder(owner["pid"], owner["host"], owner["cmdline"]))
             except psutil.NoSuchProcess:
                 pass
-    for p in psutil.process_iter(["pid", "cmdline", "cwd"]):
+    for p in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
         cmd, cwd = p.info["cmdline"] or [], p.info["cwd"]
+        if p.info["status"] == psutil.STATUS_ZOMBIE:  # exited, not yet reaped: holds nothing
+            continue
         if p.info["pid"] != os.getpid() and cwd and Path(cwd) == workdir and runs_snakemake(cmd) and \
                 all(h.pid != p.info["pid"] for h in out):
             out.append(Holder(p.info["pid"], socket.gethostname(), " ".join(cmd)))
