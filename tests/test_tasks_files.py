@@ -164,7 +164,7 @@ def test_too_few_rows_for_a_split(good_jsonl):
 # --- through the config and the workflow, before any job -------------------------------------------
 
 def overrides(path: Path, fmt: str) -> list[str]:
-    return [f"task={fmt}", f"task.path={path}", "task.n_train=3", "task.n_val=2", "task.n_test=2",
+    return ["policy=smollm2_135m", f"task={fmt}", f"task.path={path}", "task.n_train=3", "task.n_val=2", "task.n_test=2",
             "rl.problems_per_update=2"]
 
 

@@ -118,7 +118,7 @@ def test_gsm_prompt_and_sft_pairs(gsm):
 
 
 def test_make_task_builds_gsm_from_config():
-    cfg = compose("smoke", ["task=gsm_symbolic", "task.n_train=5", "task.n_val=2", "task.n_test=3"])
+    cfg = compose("smoke", ["policy=smollm2_135m", "task=gsm_symbolic", "task.n_train=5", "task.n_val=2", "task.n_test=3"])
     task = make_task(cfg.task, cfg.seed, cfg.policy)
     assert isinstance(task, GSMSymbolic)
     assert [len(task.problems(s)) for s in ("train", "val", "test")] == [5, 2, 3]
@@ -159,7 +159,7 @@ def test_unknown_dataset_is_an_error_naming_the_key():
 
 
 def test_dataset_options_reach_reasoning_gym():
-    cfg = compose("smoke", ["task=reasoning_gym", "task.dataset=chain_sum", "+task.options.min_terms=2",
+    cfg = compose("smoke", ["policy=smollm2_135m", "task=reasoning_gym", "task.dataset=chain_sum", "+task.options.min_terms=2",
                             "+task.options.max_terms=2"])
     task = make_task(cfg.task, cfg.seed, cfg.policy)
     for p in task.problems("test"):

@@ -133,6 +133,14 @@ class ServerSampler:
     def encode(self, prompts: list[str]) -> list[list[int]]:
         return [self.tok(p).input_ids for p in prompts]
 
+    def stream(self, prompts: list[str], n: int = 1, *, seed: int, desc: str | None = None, **kw):
+        """Sampler.stream's interface: one Part per prompt, the same draws as `sample` (the requests are
+        sent at once, so memory here is that of `sample`; the server holds the batching)."""
+        from pavflow.policy.sampler import Part
+        out = self.sample(prompts, n, seed=seed, desc=desc, **kw)
+        for i, comps in enumerate(out.completions):
+            yield Part(i, 0, comps, out.prompt_tokens[i])
+
     def sample(self, prompts: list[str], n: int = 1, *, seed: int, temperature: float = 1.0,
                top_p: float = 1.0, max_new_tokens: int = 64, stop_at_step: bool = False,
                desc: str | None = None) -> Samples:
