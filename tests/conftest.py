@@ -68,11 +68,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 # timeouts below only stop a hung run; a loaded machine (a smoke study took > 15 min at load 8) must not fail
 def run_snakemake(workdir: Path, *args: str, overrides=(), experiment: str = "smoke", timeout: int = 2400,
-                  env=None):
-    """`snakemake` on the repo's Snakefile in `workdir` (a fresh directory per study run)."""
+                  env=None, config=()):
+    """`snakemake` on the repo's Snakefile in `workdir` (a fresh directory per study run); `config` holds
+    further `--config` entries (key=value)."""
     # targets before --config: Snakemake reads every word after --config up to the next option as a key=value
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args,
-           "--config", f"experiment={experiment}", f"overrides={list(overrides)!r}"]
+           "--config", f"experiment={experiment}", f"overrides={list(overrides)!r}", *config]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

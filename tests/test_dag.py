@@ -30,8 +30,8 @@ from pavflow.registry import STAGES, headline
 pytestmark = pytest.mark.dag
 
 
-def snakemake(workdir: Path, *args: str, overrides: list[str] = (), timeout: int = 2400):
-    return run_snakemake(workdir, *args, overrides=overrides, timeout=timeout)
+def snakemake(workdir: Path, *args: str, overrides: list[str] = (), timeout: int = 2400, config=()):
+    return run_snakemake(workdir, *args, overrides=overrides, timeout=timeout, config=config)
 
 
 def scheduled(workdir: Path, overrides: list[str] = ()) -> dict[str, int]:
@@ -385,7 +385,7 @@ def test_a_seed_sweep_keeps_every_seeds_tables(tmp_path):
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     seed1 = (tmp_path / "results/smoke_seed1/problems.parquet").read_bytes()
     assert (tmp_path / target).read_bytes() == seed0 != seed1
-    out = snakemake(tmp_path, "overwrite=True", "--cores", "1", target, overrides=["seed=1"])  # after --config
+    out = snakemake(tmp_path, "--cores", "1", target, overrides=["seed=1"], config=["overwrite=True"])
     assert out.returncode == 0 and (tmp_path / target).read_bytes() == seed1, (out.stdout + out.stderr)[-3000:]
 
 
@@ -468,7 +468,7 @@ def test_wandb_runs_tell_the_story(study):
                                  "smoke-verifier-pqv-metrics": L.verifier_metrics("pqv"),
                                  "smoke-verifier-pqv-log": L.verifier_log("pqv")},
                 f"labels-{prover}": {f"smoke-labels-{prover}": L.labels(prover)},
-                "search_bon": {"smoke-search_bon": L.search("bon_orm")},
+                "search_bon": {f"smoke-search_bon-{k}": p for k, p in STAGES["search_bon"].outputs(cfg, L, {}).items()},
                 "rl-pav-0": {"smoke-rl-pav-0": L.rl("pav", 0)},
                 "report": {f"smoke-report-{k}": p for k, p in STAGES["report"].outputs(cfg, L, {}).items()}}
     for name, arts in expected.items():
