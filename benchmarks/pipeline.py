@@ -3,8 +3,10 @@
     python benchmarks/pipeline.py [--experiment didactic] [--add-k 12] [--cores 2]
 
 Runs Snakemake in a fresh working directory (benchmarks/out/work-<experiment>) and writes
-benchmarks/out/pipeline.json: <experiment>_wall_s, add_k_wall_s, the jobs the K addition ran, per-stage
-wall times summed from the rules' `benchmark:` files, and the study's headline numbers.
+benchmarks/out/pipeline.json: <experiment>_wall_s, add_k_wall_s, the jobs each run ran, per-stage job
+counts and wall and CPU sums from the rules' `benchmark:` files, a job's fixed cost (the CPU of the
+`problems` job and the mean of the `labels` jobs, which do almost no work), the load average sampled
+during each run (a noisy run shows there), and the study's headline numbers.
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import csv
 import json
 import shutil
 import subprocess
+import os
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,26 +26,49 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 
 
-def snakemake(workdir: Path, experiment: str, overrides: list[str], cores: int) -> float:
+def snakemake(workdir: Path, experiment: str, overrides: list[str], cores: int) -> tuple[float, dict]:
+    """(wall seconds, load average over the run: mean and max of the 1-min figure sampled every 10 s)."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
            "--cores", str(cores), "--config", f"experiment={experiment}", f"overrides={overrides!r}"]
+    loads, done = [os.getloadavg()[0]], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(10):
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    return wall, {"loadavg_1m_mean": round(sum(loads) / len(loads), 2), "loadavg_1m_max": round(max(loads), 2),
+                  "samples": len(loads)}
 
 
-def stage_walls(bench_dir: Path, since: float = 0.0) -> dict[str, dict]:
-    """Per rule: number of jobs and summed wall seconds, from the benchmark TSVs written after `since`."""
-    out: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "wall_s": 0.0})
+def stage_costs(bench_dir: Path, since: float = 0.0) -> dict[str, dict]:
+    """Per rule: number of jobs, summed wall and CPU seconds, and each job's CPU seconds, from the
+    benchmark TSVs written after `since`."""
+    out: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0, "job_cpu_s": []})
     for f in sorted(bench_dir.rglob("*.tsv")):
         if f.stat().st_mtime < since:
             continue
-        rule = f.parent.name
         with f.open() as fh:
             row = next(csv.DictReader(fh, delimiter="\t"))
-        out[rule]["jobs"] += 1
-        out[rule]["wall_s"] = round(out[rule]["wall_s"] + float(row["s"]), 2)
+        r = out[f.parent.name]
+        r["jobs"] += 1
+        r["wall_s"] = round(r["wall_s"] + float(row["s"]), 2)
+        r["cpu_s"] = round(r["cpu_s"] + float(row["cpu_time"]), 2)
+        r["job_cpu_s"].append(round(float(row["cpu_time"]), 2))
     return dict(out)
+
+
+def fixed_cost(stages: dict[str, dict]) -> dict:
+    """CPU seconds of the jobs that do almost no work: start-up and tracking, per stage kind."""
+    labels = stages.get("labels", {}).get("job_cpu_s", [])
+    return {"problems_cpu_s": stages.get("problems", {}).get("cpu_s"),
+            "labels_mean_cpu_s": round(sum(labels) / len(labels), 2) if labels else None}
 
 
 def main() -> None:
@@ -62,17 +89,20 @@ def main() -> None:
     work.mkdir(parents=True)
     root = work / cfg.results_dir / cfg.name
 
-    wall = snakemake(work, args.experiment, [], args.cores)
-    before = stage_walls(root / "benchmarks")
+    load_before = os.getloadavg()
+    wall, load = snakemake(work, args.experiment, [], args.cores)
+    before = stage_costs(root / "benchmarks")
     add = [f"sweep.prover_k=[{','.join(map(str, ks + [args.add_k]))}]"]
     t_add = time.time()
-    add_wall = snakemake(work, args.experiment, add, args.cores)
-    rerun = stage_walls(root / "benchmarks", since=t_add)
+    add_wall, add_load = snakemake(work, args.experiment, add, args.cores)
+    rerun = stage_costs(root / "benchmarks", since=t_add)
     result = {
-        f"{args.experiment}_wall_s": round(wall, 1), "add_k_wall_s": round(add_wall, 1),
-        "add_k": args.add_k, "add_k_override": add[0],
-        "add_k_stage_wall_s": rerun,
-        "stage_wall_s": before, "cores": args.cores,
+        f"{args.experiment}_wall_s": round(wall, 1), "jobs": sum(r["jobs"] for r in before.values()),
+        "cpu_s": round(sum(r["cpu_s"] for r in before.values()), 1), "fixed_cost": fixed_cost(before),
+        "loadavg_before": [round(x, 2) for x in load_before], "load": load,
+        "add_k_wall_s": round(add_wall, 1), "add_k": args.add_k, "add_k_override": add[0],
+        "add_k_jobs": sum(r["jobs"] for r in rerun.values()), "add_k_load": add_load, "add_k_stages": rerun,
+        "stages": before, "cores": args.cores, "nproc": os.cpu_count(),
         "headline": json.loads((root / "report" / "headline.json").read_text()),
     }
     OUT.mkdir(parents=True, exist_ok=True)

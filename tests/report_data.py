@@ -143,3 +143,16 @@ def section(md: str, title_start: str) -> list[list[str]]:
 
 def ci(r: dict) -> str:
     return f"{100 * r['acc']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+
+
+def rl_finals(finals: dict[str, list[float]]) -> pl.DataFrame:
+    """RL_CURVE rows: per arm and seed a two-point curve (update 0 at 0.2, the last update at the final)."""
+    rows = []
+    for arm, accs in finals.items():
+        for seed, acc in enumerate(accs):
+            for u, a in ((0, 0.2), (4, acc)):
+                rows.append(dict(arm=arm, prover="", alpha=1.0, seed=seed, update=u, samples_seen=128 * u,
+                                 train_reward=a, test_acc_greedy=a, test_acc_sampled=a, pass_at_n=a,
+                                 response_tokens=20.0, n_steps=4.0, kl_ref=0.0, newly_solved=0.0, gen_tokens=0,
+                                 verifier_tokens=0, stop_reason=None))
+    return conform(pl.DataFrame(rows), RL_CURVE, "rl")

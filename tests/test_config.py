@@ -6,7 +6,7 @@ import copy
 import pytest
 from omegaconf import OmegaConf, open_dict
 
-from pavflow.config import Config, ConfigError, compose, provers, rollout_policies, validate
+from pavflow.config import Config, ConfigError, compose, provers, rl_arms, rollout_policies, validate
 from pavflow.names import Prover
 from pavflow.tasks import make_task
 
@@ -51,6 +51,18 @@ def test_didactic_has_its_documented_values(didactic):
     # everything the schema declares is present after composition (no missing values)
     assert not OmegaConf.missing_keys(didactic) - {"hydra"}
     assert set(OmegaConf.to_container(OmegaConf.structured(Config))) <= set(didactic)
+
+
+def test_didactic_runs_the_oracle_prover_at_both_ends_and_the_middle_and_didactic_full_at_every_prover(didactic):
+    arms = lambda cfg: [str(a) for a in rl_arms(cfg) if a.kind == "pav_mc"]
+    assert arms(didactic) == ["pav_mc_base_k1", "pav_mc_base_k4", "pav_mc_base_k16"]
+    full = compose("didactic_full", [])
+    validate(full)
+    assert full.name == "didactic_full" and full.rl.updates > didactic.rl.updates
+    assert arms(full) == [f"pav_mc_{p}" for p in provers(full)] and len(arms(full)) == 7
+    # everything else is didactic's: only the keys the preset names differ
+    same = lambda cfg: {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in ("name", "rl", "hydra")}
+    assert same(full) == same(didactic)
 
 
 def test_countdown_studies_the_oracle_arms_on_countdown(didactic):

@@ -105,7 +105,7 @@ def test_every_table_matches_its_schema(study):
     assert "## Best-of-N (ORM) vs beam search" in summary and "not run" not in summary
     for section in ("## Headline: beam search (PAV) vs best-of-N (ORM) at equal compute", "### Paired comparisons",
                     "## Beam search accuracy vs α", "## Choice of α and prover on the validation split",
-                    "## The paper's search claims at this scale", "## Every search configuration"):
+                    "## The paper's claims at this scale", "## Every search configuration"):
         assert section in summary, section
     head = json.loads((L.report() / "headline.json").read_text())
     assert {"headline/val_choice/prover", "headline/val_choice/alpha", "headline/compute_efficiency@1",

@@ -53,19 +53,20 @@ def test_stage_params_cover_every_stage(didactic):
     assert_builtin(params("sft", didactic))
 
 
-def test_adding_a_k_leaves_existing_jobs_alone(didactic):
-    more = compose("didactic", ["sweep.prover_k=[1,2,4,8,16,32]", "rollouts.n_mc=32", "search.oracle_rollouts=32",
-                                 "rl.mc_rollouts=32"])
+@pytest.mark.parametrize("experiment", ["didactic", "didactic_full"])
+def test_adding_a_k_leaves_existing_jobs_alone(experiment):
+    raised = ["rollouts.n_mc=32", "search.oracle_rollouts=32", "rl.mc_rollouts=32"]
+    more = compose(experiment, ["sweep.prover_k=[1,2,4,8,16,32]", *raised])
     assert [str(p) for p in provers(more)][-3:] == ["base_k32", "weak_k4", "strong_k4"]
     # the rollout counts the new K needs are raised too: compare against the same counts without it
-    didactic = compose("didactic", ["rollouts.n_mc=32", "search.oracle_rollouts=32", "rl.mc_rollouts=32"])
-    before, after = all_params(didactic), all_params(more)
+    before, after = all_params(compose(experiment, raised)), all_params(more)
     changed = {k for k in before if after.get(k) != before[k]}
     assert {k[0] for k in changed} == {"quality", "search_selected", "report"}  # they read every prover
+    # didactic names its pav_mc arms' provers (K = 1, 4, 16); didactic_full runs one per prover
+    rl = {("rl", (("arm", "pav_mc_base_k32"), ("rl_seed", s))) for s in (0, 1, 2)} if experiment == "didactic_full" else set()
     assert set(after) - set(before) == {(s, (("prover", "base_k32"),)) for s in ("labels", "search_beam", "search_val",
                                                                         "search_beam_mc")} | \
-        {("search_beam", (("prover", "analytic_k32"),)), ("verifier", (("verifier", "pav_base_k32"),))} | \
-        {("rl", (("arm", "pav_mc_base_k32"), ("rl_seed", s))) for s in (0, 1, 2)}
+        {("search_beam", (("prover", "analytic_k32"),)), ("verifier", (("verifier", "pav_base_k32"),))} | rl
 
 
 def changed_stages(cfg, overrides: list[str]) -> set[str]:
@@ -148,7 +149,7 @@ def test_the_studys_jobs(didactic):
     assert names("search_beamv", didactic) == ["implicit_ce", "implicit_dpo"]
     assert names("search_prm", didactic) == ["pqv", "pav_base_k4", "implicit_ce", "implicit_dpo"]
     assert names("sft", didactic) == names("mc", didactic) == names("mc_fresh", didactic) == ["base", "weak", "strong"]
-    arms = ["outcome", "pav", "pav_analytic", "implicit_ce"] + [f"pav_mc_{p}" for p in provers_]  # oracle: every prover
+    arms = ["outcome", "pav", "pav_analytic", "implicit_ce"] + [f"pav_mc_base_k{k}" for k in (1, 4, 16)]  # rl.mc_provers
     assert names("rl", didactic) == [f"{arm}-{s}" for arm in arms for s in (0, 1, 2)]  # seed bands
     assert names("search_beam_mc", didactic) == provers_
     assert names("search_oracle", didactic) == [""] and names("rft", didactic) == []

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from pavflow.report.claims import ACCURACY, EFFICIENCY, PROVER, AccuracyClaim, EfficiencyClaim, ProverClaim
+from pavflow.report.claims import (ACCURACY, EFFICIENCY, PROVER, RL_ACCURACY, RL_EFFICIENCY, AccuracyClaim,
+                                   EfficiencyClaim, ProverClaim)
 from pavflow.report.headline import BestProver
 
 
@@ -15,7 +16,10 @@ def test_thresholds_are_the_papers():
                                      "does not if below")
     assert EFFICIENCY.rule(False) == "reproduces if ≥ 1.5× at the largest budget; point estimate, no CI"
     assert PROVER.statement == "The best prover is neither too weak nor too strong"
-    assert "paired CIs above 0;" in PROVER.rule
+    assert "CIs above 0;" in PROVER.rule
+    # the abstract's online-RL claims: >6% accuracy and 5-6x sample efficiency over ORMs
+    assert (RL_ACCURACY.points, RL_EFFICIENCY.low, RL_EFFICIENCY.high) == (0.06, 5.0, 6.0)
+    assert RL_ACCURACY.rule == "reproduces if ≥ 6 points with CI above 0; does not if the CI is below 6"
 
 
 @pytest.mark.parametrize("gain, lo, hi, verdict", [
@@ -29,6 +33,15 @@ def test_thresholds_are_the_papers():
 ])
 def test_accuracy_verdict(gain, lo, hi, verdict):
     assert ACCURACY.verdict(gain, lo, hi) == verdict
+
+
+@pytest.mark.parametrize("accs", [(0.0, 0.0), (1.0, 1.0)])
+def test_both_sides_at_0_or_100_percent_are_inconclusive_not_a_refutation(accs):
+    """The smoke study's tie: both at 0%, CI [0, 0] lies below 8 points but says nothing about the claim."""
+    assert ACCURACY.verdict(0.0, 0.0, 0.0) == "does not reproduce"
+    assert ACCURACY.verdict(0.0, 0.0, 0.0, *accs) == "inconclusive"
+    assert ACCURACY.verdict(0.0, 0.0, 0.0, 0.1, 0.1) == "does not reproduce"  # a tie away from the bounds
+    assert ACCURACY.verdict(0.0, float("nan"), float("nan")) == "inconclusive"
 
 
 def test_accuracy_threshold_is_one_number():
@@ -61,20 +74,38 @@ def test_efficiency_threshold_is_one_number():
     assert EfficiencyClaim(low=2.0, high=4.0).statement.endswith("2–4× more compute-efficient")
 
 
-def _best(*ci_lows) -> BestProver:
-    minus = {k: {"diff": lo + 0.1, "ci_low": lo, "ci_high": lo + 0.2} for k, lo in zip((1, 64), ci_lows)}
-    return BestProver("base", 64, {"K": 4, "acc": 0.5, "ci_low": 0.4, "ci_high": 0.6}, minus)
+def _best(*ci_lows, best=4, acc=0.5, others=0.4) -> BestProver:
+    """The best K among {1, 4, 64} compared with the Ks in `ci_lows`' order (the ends, then an interior K)."""
+    ks = [k for k in (1, 64) if k != best] + ([4] if best != 4 else [])
+    minus = {k: {"diff": lo + 0.1, "ci_low": lo, "ci_high": lo + 0.2, "baseline_acc": others}
+             for k, lo in zip(ks, ci_lows)}
+    return BestProver("base", 64, {"K": best, "acc": acc, "ci_low": 0.4, "ci_high": 0.6}, minus, (1, 4, 64))
 
 
-@pytest.mark.parametrize("ci_lows, verdict", [
-    ((0.01, 0.02), "reproduces"),  # interior and better than both ends
-    ((0.01, 0.0), "inconclusive"),  # interior, but one paired CI reaches 0
-    ((-0.05, 0.02), "inconclusive"),
-    ((0.01,), "does not reproduce"),  # the best K is an end of the sweep: one other end to compare with
-    ((), "does not reproduce"),
+@pytest.mark.parametrize("best, ci_lows, verdict", [
+    (4, (0.01, 0.02), "reproduces"),  # interior and better than both ends
+    (4, (0.01, 0.0), "inconclusive"),  # interior, but one paired CI reaches 0
+    (4, (-0.05, 0.02), "inconclusive"),
+    (4, (0.01,), "inconclusive"),  # one end not compared
+    (64, (0.01, 0.02), "does not reproduce"),  # an end, and it beats the interior K (the second compared)
+    (64, (0.01, -0.02), "inconclusive"),  # an end, within noise of the interior K
+    (1, (-0.01, 0.02), "does not reproduce"),  # the interior decides, not the other end
+    (1, (0.01,), "inconclusive"),  # an end, the interior K not compared
 ])
-def test_prover_verdict(ci_lows, verdict):
-    assert PROVER.verdict(_best(*ci_lows)) == verdict
+def test_prover_verdict(best, ci_lows, verdict):
+    assert PROVER.verdict(_best(*ci_lows, best=best)) == verdict
+
+
+def test_a_prover_sweep_tied_at_0_is_inconclusive():
+    """All Ks at 0%: the tie-break picks the smallest K, an end; that is no evidence against the claim."""
+    assert PROVER.verdict(_best(0.0, 0.0, best=1, acc=0.0, others=0.0)) == "inconclusive"
+    assert PROVER.verdict(_best(0.01, 0.02, best=1, acc=0.1, others=0.0)) == "does not reproduce"
+
+
+def test_two_ks_cannot_test_the_claim():
+    b = BestProver("base", 16, {"K": 4, "acc": 0.7, "ci_low": 0.6, "ci_high": 0.8},
+                   {1: {"diff": 0.1, "ci_low": 0.02, "ci_high": 0.2, "baseline_acc": 0.6}}, (1, 4))
+    assert PROVER.verdict(b) == "inconclusive"  # no interior K
 
 
 def test_prover_margin_is_one_number():

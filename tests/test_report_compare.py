@@ -3,11 +3,13 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from scipy.stats import ttest_ind
 
-from pavflow.data import HEADLINE, PAIRED
-from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons
+from pavflow.data import HEADLINE, PAIRED, RL_COMPARE
+from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons, rl_comparisons
+from pavflow.report.power import mde, unpaired_se
 from pavflow.report.tables import search_curves
-from report_data import BEAM, BON, equal_compute  # noqa: F401
+from report_data import BEAM, BON, equal_compute, rl_finals  # noqa: F401
 
 
 def test_headline_comparisons_on_a_hand_made_curve(equal_compute):
@@ -55,3 +57,23 @@ def test_beam_scorers_pairs_every_scorer_with_the_reference(equal_compute):
     assert beam_scorers(curves, None, 4, BEAM)["diff"].to_list() == [None] * 3  # no search rows: no pairing
     assert beam_scorers(curves, equal_compute, 99, BEAM).height == 0
     assert beam_scorers(None, equal_compute, 4, BEAM).height == 0
+
+
+def test_rl_comparisons_are_welch_over_seeds_against_the_outcome_arm():
+    outcome, pav = [0.40, 0.42, 0.44], [0.50, 0.55, 0.53]
+    c = rl_comparisons(rl_finals({"outcome": outcome, "pav": pav, "pav_mc_base_k4": [0.3]}))
+    assert c.schema == pl.Schema(RL_COMPARE) and c["arm"].to_list() == ["pav", "pav_mc_base_k4"]
+    r, one = c.rows(named=True)
+    test = ttest_ind(pav, outcome, equal_var=False)
+    assert (r["diff"], r["ci_low"], r["ci_high"]) == pytest.approx((np.mean(pav) - np.mean(outcome),
+                                                                     *test.confidence_interval(0.95)))
+    assert r["mde"] == pytest.approx(mde(unpaired_se(pav, outcome), df=test.df)) and r["mde"] > r["ci_high"] - r["diff"]
+    assert (r["n_seeds"], r["n_seeds_baseline"], r["metric"]) == (3, 3, "test_acc_sampled")
+    # the outcome arm ends at 0.42 (mean); pav's mean curve crosses it between 0 and 512 samples
+    assert r["sample_efficiency"] > 1
+    assert one["n_seeds"] == 1 and math.isnan(one["ci_low"]) and math.isnan(one["mde"])  # one seed: no CI
+
+
+def test_rl_arms_tied_at_0_get_no_ci():
+    c = rl_comparisons(rl_finals({"outcome": [0.0, 0.0], "pav": [0.0, 0.0]}))
+    assert c["diff"].to_list() == [0.0] and math.isnan(c["ci_low"][0])

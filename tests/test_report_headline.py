@@ -6,9 +6,10 @@ import polars as pl
 import pytest
 
 from pavflow.data import HEADLINE, METRICS, PAIRED, RL_CURVE, SAMPLES, SEARCH, conform
+from pavflow.report.claims import PROVER
 from pavflow.report.headline import BestProver, Comparison, Headline, headline
 from pavflow.report.tables import StudyTables, search_curves
-from report_data import (EQUAL_CHOICE, POOL_CORRECT, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
+from report_data import (EQUAL_CHOICE, POOL_CORRECT, rl_finals, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
                          quality, quality_with_analytic, rl, search, search_rows)
 
 
@@ -114,13 +115,14 @@ def test_headline_best_prover():
     head = h.as_dict()
     assert head["headline/best_prover_k"] == 4 and head["headline/best_k_minus_k16"] == 0.75
     assert head["headline/best_k_minus_k1_ci_low"] == 1.0
-    # best at the largest K: one comparison, with the smallest
+    assert b.ks == (1, 4, 16)
+    # best at the largest K: compared with the smallest and with the best interior K (the verdict's)
     k4_miss = (pl.col("prover") == "base_k4") & (pl.col("problem_id") == "p3")
     strong = sweep.with_columns(correct=pl.when(pl.col("prover") == "base_k16").then(1).when(k4_miss).then(0)
                                 .otherwise("correct").cast(pl.Int8))
     h = headline(StudyTables("sw", curves=search_curves(strong), search=strong, prover="base_k4", k_budget=4,
                              alpha=1.0))
-    assert h.best_prover.best["K"] == 16 and list(h.best_prover.minus) == [1]
+    assert h.best_prover.best["K"] == 16 and list(h.best_prover.minus) == [1, 4]
 
 
 def test_as_dict_converts_numpy_floats():
@@ -149,3 +151,18 @@ def test_headline_keys_only_for_measured_gains(equal_compute):
     assert head["headline/gain_same_n@2"] == pytest.approx(0.25)
     assert {f"headline/{k}@{n}" for k in ("beam_acc", "compute_efficiency", "compute_efficiency_bound")
             for n in (2, 4, 8)} <= set(head)
+
+
+def test_the_rl_prover_claim_compares_the_oracle_arms_by_final_accuracy():
+    rl = rl_finals({"outcome": [0.40, 0.41, 0.42], "pav_mc_base_k1": [0.42, 0.43, 0.44],
+                     "pav_mc_base_k4": [0.55, 0.56, 0.58], "pav_mc_base_k16": [0.45, 0.47, 0.46],
+                     "pav_mc_weak_k4": [0.9, 0.91, 0.9]})  # another policy's prover: not in the K sweep
+    h = headline(StudyTables("rl", rl=rl, prover="base_k4", k_budget=4))
+    b = h.rl_best_prover
+    assert (b.best["K"], b.ks, sorted(b.minus)) == (4, (1, 4, 16), [1, 16])
+    assert b.minus[16]["diff"] == pytest.approx(np.mean([0.55, 0.56, 0.58]) - 0.46) and b.minus[16]["ci_low"] > 0
+    assert PROVER.verdict(b) == "reproduces"
+    head = h.as_dict()
+    assert head["rl/best_mc_prover_k"] == 4
+    assert head["rl/pav_mc_base_k4/minus_outcome/diff"] == pytest.approx(np.mean([0.55, 0.56, 0.58]) - 0.41)
+    assert {"rl/pav_mc_base_k4/minus_outcome/mde", "rl/pav_mc_base_k4/minus_outcome/sample_efficiency"} <= set(head)

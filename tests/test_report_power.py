@@ -1,10 +1,10 @@
-"""Minimum detectable effects and verdicts from confidence intervals."""
+"""Minimum detectable effects and the standard errors behind them."""
 import math
 
 import numpy as np
 import pytest
 
-from pavflow.report.power import mde, n_for_half_width, paired_se, unpaired_se, verdict
+from pavflow.report.power import mde, n_for_half_width, paired_se, se_from_ci, unpaired_se
 
 
 def test_mde_is_2_8_standard_errors_at_the_usual_level_and_power():
@@ -31,9 +31,12 @@ def test_items_needed_for_a_half_width():
     assert 700 < n_for_half_width(math.sqrt(0.3), 0.04) < 760
 
 
-@pytest.mark.parametrize("effect, lo, hi, thr, want", [
-    (0.1, 0.02, 0.18, 0.0, "reproduces"), (0.1, 0.02, 0.18, 0.08, "inconclusive"),
-    (0.1, 0.09, 0.11, 0.08, "reproduces"), (-0.05, -0.1, -0.01, 0.0, "does not reproduce"),
-    (0.0, -0.03, 0.03, 0.0, "inconclusive"), (float("nan"), 0, 1, 0, "inconclusive")])
-def test_verdict(effect, lo, hi, thr, want):
-    assert verdict(effect, lo, hi, thr) == want
+def test_mde_with_few_seeds_uses_t_quantiles():
+    from scipy.stats import t
+    assert mde(1.0, df=4) == pytest.approx(t(4).ppf(0.975) + t(4).ppf(0.8))
+    assert mde(1.0, df=4) > mde(1.0) and mde(1.0, df=1e7) == pytest.approx(mde(1.0), abs=1e-4)
+
+
+def test_the_se_a_ci_implies():
+    assert se_from_ci(-0.0196, 0.0196) == pytest.approx(0.01, abs=1e-5)
+    assert se_from_ci(0.0, 0.0) == 0.0

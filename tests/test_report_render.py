@@ -80,7 +80,7 @@ def test_summary_html_holds_the_tables_and_the_config(tmp_path, search, pool, rl
     page = (tmp_path / "summary.html").read_text()
     assert md.rstrip().endswith("```") and "## Resolved configuration" in md and config in md
     assert page.startswith("<!doctype html>") and "<title>pavflow: toy</title>" in page
-    assert page.count("<table>") == md.count("\n|---") == 6
+    assert page.count("<table>") == md.count("\n|---") == 7  # the claim table holds the RL claims
     assert "<td>orm</td><td>0.710 [0.680, 0.740]</td><td>0.400</td>" in page
     assert "<h2>Resolved configuration</h2>" in page and "budgets: [1, 4]  # &lt;N&gt;" in page
 
@@ -105,7 +105,7 @@ def test_write_summary_states_the_headline_figures(tmp_path, equal_compute):
     assert rows[2][-1].endswith(", ∞]")
     # the configured alpha (2.0) differs from the val choice: its comparison is shown for reference
     assert "For reference: the configured beam search" in md
-    assert "## The paper's search claims at this scale" in md
+    assert "## The paper's claims at this scale" in md
     assert "gain_at_equal_tokens = +50.0 [" in md
 
 
@@ -126,8 +126,8 @@ def test_claims_section_from_hand_made_headline_values():
                     (16, 0.7, (0.12, 0.05, 0.20), (1.8, "=", None, None)),
                     (64, 0.5, None, (2.5, ">", 1.6, float("inf"))))
     best = BestProver("base", 16, {"K": 4, "acc": 0.7, "ci_low": 0.6, "ci_high": 0.8},
-                      {1: {"diff": 0.1, "ci_low": 0.02, "ci_high": 0.2},
-                       64: {"diff": 0.05, "ci_low": -0.01, "ci_high": 0.1}})
+                      {1: {"diff": 0.1, "ci_low": 0.02, "ci_high": 0.2, "baseline_acc": 0.6},
+                       64: {"diff": 0.05, "ci_low": -0.01, "ci_high": 0.1, "baseline_acc": 0.65}}, (1, 4, 64))
     lines = _claims_section(Headline("x", comparison=c, best_prover=best, val_choice={"alpha": 0.0}))
     text = "\n".join(lines)
     assert lines[2].startswith("- Validation chose α = 0")
@@ -157,15 +157,16 @@ def test_summary_from_a_hand_made_headline(tmp_path):
 def test_the_summary_and_the_landing_text_lead_with_the_claims(tmp_path):
     c = _comparison((4, 0.6, (0.10, 0.02, 0.18), (1.2, "=", 0.9, 1.4)))
     best = BestProver("base", 4, {"K": 4, "acc": 0.7, "ci_low": 0.6, "ci_high": 0.8},
-                      {1: {"diff": 0.1, "ci_low": 0.02, "ci_high": 0.2}})
+                      {1: {"diff": 0.1, "ci_low": 0.02, "ci_high": 0.2, "baseline_acc": 0.6}}, (1, 4))
     h = Headline("hand", comparison=c, best_prover=best, alpha=search_curves(None))
+    # MDE = (z_0.975 + z_0.8) * SE, SE = CI width / (2 * 1.96): 2.80 * 0.16 / 3.92 = 11.4 points
     assert claim_rows(h) == [
         ["Beam search with PAVs is > 8 points more accurate than best-of-N with an ORM",
-         "gain at equal tokens, N=4: +10.0 [+2.0, +18.0] points", "reproduces"],
+         "gain at equal tokens, N=4: +10.0 [+2.0, +18.0] points", "11.4 points", "reproduces"],
         ["Beam search with PAVs is 1.5–5× more compute-efficient", "compute efficiency, N=4: 1.20× [0.90, 1.40]",
-         "does not reproduce"],  # the CI lies below 1.5×
-        ["The best prover is neither too weak nor too strong", "best K = 4 of {1, 4} (70.0 [60.0, 80.0]% at N=4)",
-         "does not reproduce"]]
+         "– (a ratio: see its CI)", "does not reproduce"],  # the CI lies below 1.5×
+        ["The best prover is neither too weak nor too strong (search)",
+         "best K = 4 of {1, 4} (70.0 [60.0, 80.0]% at N=4)", "vs K=1: 12.9 points", "inconclusive"]]  # no interior K
     (tmp_path / "headline_search.png").write_bytes(b"png")
     md = summary_markdown(tmp_path, StudyTables("hand", prover="base_k4", k_budget=4), h)
     first = md.split("\n## ")[1]
@@ -179,6 +180,7 @@ def test_the_summary_and_the_landing_text_lead_with_the_claims(tmp_path):
 def test_no_compute_efficiency_from_zero_accuracy():
     c = _comparison((4, 0.0, (0.0, 0.0, 0.0), (float("nan"), "=", float("nan"), float("nan"))))
     rows = claim_rows(Headline("zero", comparison=c))
+    assert rows[0][-1] == "inconclusive"  # both at 0%: the tie says nothing about the 8-point claim
     assert rows[1] == ["Beam search with PAVs is 1.5–5× more compute-efficient",
-                       "not computed: beam search at 0.0% (N=4), a ratio of zeros", "inconclusive"]
+                       "not computed: beam search at 0.0% (N=4), a ratio of zeros", "–", "inconclusive"]
     assert "not computed at N=4: beam search solves no problem there" in "\n".join(_claims_section(Headline("zero", comparison=c)))

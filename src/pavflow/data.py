@@ -130,6 +130,15 @@ PAIRED: Schema = {
 # Final RL metrics per arm: mean over seeds of each seed's last evaluation (null where none has one).
 RL_METRICS = ("test_acc_sampled", "test_acc_greedy", "pass_at_n", "newly_solved", "kl_ref", "response_tokens")
 RL_ARMS: Schema = {"arm": pl.String, **{m: pl.Float64 for m in RL_METRICS}}
+# An RL arm against the outcome arm: the final accuracy difference of the seed means with a Welch t CI
+# over seeds and its MDE; the sample efficiency (outcome's samples to its final accuracy over the arm's
+# samples to reach it) with a bootstrap CI over seeds.
+RL_COMPARE: Schema = {
+    "arm": pl.String, "baseline": pl.String, "metric": pl.String, "n_seeds": pl.Int64, "n_seeds_baseline": pl.Int64,
+    "acc": pl.Float64, "baseline_acc": pl.Float64, "diff": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+    "mde": pl.Float64, "sample_efficiency": pl.Float64, "sample_efficiency_ci_low": pl.Float64,
+    "sample_efficiency_ci_high": pl.Float64,
+}
 
 SCHEMAS: dict[str, Schema] = {
     "problems": PROBLEMS, "samples": SAMPLES, "mc": MC, "labels": LABELS, "train_log": TRAIN_LOG,

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from scipy.stats import ttest_ind
 
-from pavflow.data import HEADLINE, PAIRED
-from pavflow.report.tables import config_label, curve_labels, missing
+from pavflow.data import HEADLINE, PAIRED, RL_COMPARE
+from pavflow.report.power import mde, unpaired_se
+from pavflow.report.tables import config_label, curve_labels, missing, rl_efficiency, rl_final
 from pavflow.stats import compute_efficiency, compute_efficiency_ci, matched_difference, paired_bootstrap_ci
 
 def _rows_of(search: pl.DataFrame, c: dict) -> pl.DataFrame:
@@ -111,3 +113,27 @@ def beam_scorers(curves: pl.DataFrame | None, search: pl.DataFrame | None, budge
         diffs.append((p.get("diff"), p.get("ci_low"), p.get("ci_high")))
     return rows.with_columns(*[pl.Series(name, [d[i] for d in diffs], dtype=pl.Float64)
                                for i, name in enumerate(("diff", "diff_ci_low", "diff_ci_high"))])
+
+
+def rl_comparisons(rl: pl.DataFrame | None, baseline: str = "outcome") -> pl.DataFrame:
+    """RL_COMPARE rows: every other arm against `baseline` on the sampled test accuracy (greedy when no
+    samples were drawn). The accuracy CI is Welch's t interval over seeds (scipy), the MDE uses the t
+    quantiles at Welch's df; NaN with fewer than 2 seeds on either side."""
+    if missing(rl) or baseline not in set(rl["arm"]):
+        return pl.DataFrame(schema=RL_COMPARE)
+    metric = "test_acc_sampled" if rl["test_acc_sampled"].fill_nan(None).drop_nulls().len() else "test_acc_greedy"
+    final = rl_final(rl)
+    finals = {arm: g[metric].fill_nan(None).drop_nulls().to_numpy() for (arm,), g in final.group_by("arm", maintain_order=True)}
+    b, rows = finals[baseline], []
+    for arm, a in finals.items():
+        if arm == baseline or not (a.size and b.size):
+            continue
+        lo = hi = width = float("nan")
+        if a.size > 1 and b.size > 1 and (a.var() + b.var()) > 0:
+            test = ttest_ind(a, b, equal_var=False)
+            lo, hi = test.confidence_interval(0.95)
+            width = mde(unpaired_se(a, b), df=float(test.df))
+        eff = rl_efficiency(rl, baseline, arm)
+        rows.append((arm, baseline, metric, a.size, b.size, float(a.mean()), float(b.mean()), float(a.mean() - b.mean()),
+                     float(lo), float(hi), width, eff["sample_efficiency"], eff["ci_low"], eff["ci_high"]))
+    return pl.DataFrame(rows, schema=RL_COMPARE, orient="row")

@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 
 from pavflow.data import N_BINS, RL_METRICS
-from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons
+from pavflow.names import Prover
+from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons, rl_comparisons
 from pavflow.report.fmt import num, ok
 from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, analytic_minus_trained, at_alpha,
                                    beam_config, best_verifiers, config_label, eval_split, gains_vs_bon, headline_curves,
@@ -33,9 +34,10 @@ class BestProver:
     """The most accurate prover BoK(policy) at `budget` and its paired differences to the others of the
     smallest and the largest K."""
     policy: str
-    budget: int
-    best: dict  # a prover_rows row
-    minus: dict[int, dict]  # K -> PAIRED row, best minus the prover of that K
+    budget: int | None  # the search budget; None: RL's final accuracy
+    best: dict  # {"K", "acc", "ci_low", "ci_high", ...} (a prover_rows row)
+    minus: dict[int, dict]  # K -> {"diff", "ci_low", "ci_high", "baseline_acc", ...}: best minus the prover of that K
+    ks: tuple[int, ...] = ()  # every K of the sweep
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Headline:
     rl_arms: pl.DataFrame | None = None  # RL_ARMS
     rl_stopped: pl.DataFrame | None = None  # rl_stopped
     rl_efficiency: dict | None = None
+    rl_compare: pl.DataFrame | None = None  # RL_COMPARE: every arm against the outcome arm
+    rl_best_prover: BestProver | None = None  # among the pav_mc arms of the base policy's provers
     quality: dict | None = None  # metric_cells of the quality table; None: no quality table
     best_quality: dict = field(default_factory=dict)  # best_verifiers
     analytic: list = field(default_factory=list)  # analytic_minus_trained
@@ -109,6 +113,12 @@ class Headline:
             e = self.rl_efficiency
             head |= {"rl/sample_efficiency": e["sample_efficiency"], "rl/sample_efficiency_ci_low": e["ci_low"],
                      "rl/sample_efficiency_ci_high": e["ci_high"], "rl/sample_efficiency_target_acc": e["target_acc"]}
+        for r in self.rl_compare.iter_rows(named=True) if self.rl_compare is not None else ():
+            key = f"rl/{r['arm']}/minus_{r['baseline']}"
+            head |= {f"{key}/{m}": r[m] for m in ("diff", "ci_low", "ci_high", "mde", "sample_efficiency",
+                                                  "sample_efficiency_ci_low", "sample_efficiency_ci_high") if ok(r[m])}
+        if self.rl_best_prover is not None:
+            head["rl/best_mc_prover_k"] = self.rl_best_prover.best["K"]
         head |= {f"quality/{s}/{m}": r["value"] for (s, m), r in (self.quality or {}).items()
                  if m in QUALITY_COLUMNS and ok(r["value"])}
         head |= {f"quality/best/{m}": r["subject"] for m, r in self.best_quality.items()}
@@ -160,6 +170,8 @@ def headline(t: StudyTables) -> Headline:
     if not missing(t.rl):
         h.rl_final = rl_final(t.rl)
         h.rl_arms, h.rl_stopped, h.rl_efficiency = rl_arms(h.rl_final), rl_stopped(t.rl), rl_efficiency(t.rl)
+        h.rl_compare = rl_comparisons(t.rl)
+        h.rl_best_prover = _rl_best_prover(t, h.rl_compare)
     if not missing(t.quality):
         h.quality = metric_cells(t.quality)
         h.best_quality, h.analytic = best_verifiers(t.quality), analytic_minus_trained(t.quality, t.base_policy)
@@ -207,9 +219,41 @@ def _best_prover(t: StudyTables) -> BestProver | None:
         return None
     best = rows.sort(["acc", "K"], descending=[True, False]).row(0, named=True)
     search, minus = t.search.filter(pl.col("budget") == t.k_budget), {}
-    for other in {rows["K"].min(), rows["K"].max()} - {best["K"]}:
+    for other in _compared_ks(rows, best["K"]):
         prover = rows.filter(pl.col("K") == other)["prover"][0]
         pc = paired_comparisons(search, beam_config(best["prover"], alpha), [beam_config(prover, alpha)])
         if pc.height:
             minus[other] = pc.row(0, named=True)
-    return BestProver(t.base_policy, t.k_budget, best, minus)
+    return BestProver(t.base_policy, t.k_budget, best, minus, tuple(rows["K"].to_list()))
+
+
+def _compared_ks(rows: pl.DataFrame, best: int) -> list[int]:
+    """The Ks the best one is compared with: both ends of the sweep, and the best interior K when the
+    best is an end (rows: one per K, with `acc`)."""
+    lo, hi = rows["K"].min(), rows["K"].max()
+    out = sorted({lo, hi} - {best})
+    inner = rows.filter((pl.col("K") > lo) & (pl.col("K") < hi))
+    if best in (lo, hi) and inner.height:
+        out.append(inner.sort(["acc", "K"], descending=[True, False])["K"][0])
+    return out
+
+
+def _rl_best_prover(t: StudyTables, rl: pl.DataFrame) -> BestProver | None:
+    """The best K among the pav_mc arms of the base policy's Best-of-K provers (the oracle provers: no
+    verifier error), by final accuracy; its Welch differences (RL_COMPARE rows of best against each)."""
+    if missing(t.rl):
+        return None
+    arms = {Prover.parse(a.removeprefix("pav_mc_")): a for a in set(t.rl["arm"]) if a.startswith("pav_mc_")}
+    arms = {p.k: a for p, a in arms.items() if p.policy == t.base_policy}
+    if len(arms) < 2:
+        return None
+    ranked = rl.filter(pl.col("arm").is_in(list(arms.values())))
+    rows = pl.DataFrame({"K": list(arms), "arm": list(arms.values())}).join(
+        ranked.select("arm", pl.col("acc")), on="arm").sort("K")
+    best = rows.sort(["acc", "K"], descending=[True, False]).row(0, named=True)
+    minus = {}
+    for k in _compared_ks(rows, best["K"]):
+        c = rl_comparisons(t.rl.filter(pl.col("arm").is_in([best["arm"], arms[k]])), baseline=arms[k])
+        if c.height:
+            minus[k] = c.row(0, named=True)
+    return BestProver(t.base_policy, None, {**best, "ci_low": None, "ci_high": None}, minus, tuple(rows["K"].to_list()))

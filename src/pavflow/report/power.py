@@ -1,5 +1,5 @@
-"""What a study of this size can detect: the minimum detectable effect (MDE) of a comparison, and the
-verdict of a claim from its effect's confidence interval.
+"""What a study of this size can detect: the minimum detectable effect (MDE) of a comparison (the
+claims' verdicts, from confidence intervals, are in pavflow.report.claims).
 
 MDE: the smallest true difference a two-sided test at level `alpha` detects with probability `power`,
 (z_{1-alpha/2} + z_{power}) * SE. For a paired accuracy difference over problems, SE is the standard
@@ -12,13 +12,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import norm, t
 
 ALPHA, POWER = 0.05, 0.8
 
 
-def mde(se: float, alpha: float = ALPHA, power: float = POWER) -> float:
-    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+def mde(se: float, alpha: float = ALPHA, power: float = POWER, df: float | None = None) -> float:
+    """With `df` (a t test on few seeds) the t quantiles, else the normal ones."""
+    q = norm if df is None else t(df)
+    return float((q.ppf(1 - alpha / 2) + q.ppf(power)) * se)
+
+
+def se_from_ci(ci_low: float, ci_high: float, level: float = 1 - ALPHA) -> float:
+    """The SE a normal CI of this width implies (for a bootstrap CI: its width in SE units)."""
+    return float((ci_high - ci_low) / (2 * norm.ppf(1 - (1 - level) / 2)))
 
 
 def paired_se(a, b) -> float:
@@ -38,15 +45,3 @@ def unpaired_se(a, b) -> float:
 def n_for_half_width(sd: float, half_width: float, alpha: float = ALPHA) -> int:
     """Items a paired comparison with per-item difference SD `sd` needs for a CI of +-half_width."""
     return int(math.ceil((norm.ppf(1 - alpha / 2) * sd / half_width) ** 2))
-
-
-def verdict(effect: float, ci_low: float, ci_high: float, threshold: float = 0.0) -> str:
-    """A claim that the true effect exceeds `threshold`: reproduces when the CI lies above it, does not
-    when the CI lies below it, inconclusive when it straddles it (or is undefined)."""
-    if not all(map(math.isfinite, (effect, ci_low, ci_high))):
-        return "inconclusive"
-    if ci_low > threshold:
-        return "reproduces"
-    if ci_high < threshold:
-        return "does not reproduce"
-    return "inconclusive"

@@ -14,7 +14,8 @@ from typing import Iterable
 import polars as pl
 
 from pavflow.data import N_BINS, RL_METRICS, write_text
-from pavflow.report.claims import ACCURACY, EFFICIENCY, PROVER
+from pavflow.report.claims import ACCURACY, EFFICIENCY, PROVER, RL_ACCURACY, RL_EFFICIENCY, at_bound
+from pavflow.report.power import ALPHA, POWER, mde, se_from_ci
 from pavflow.report.fmt import acc_ci, fmt_diff, fmt_eff, num, ok, pct, range_str, tok
 from pavflow.report.headline import BestProver, Comparison, Headline, chosen_prover
 from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, beam_config, config_label, curve_labels, missing,
@@ -60,32 +61,56 @@ def summary_markdown(out_dir: Path, t: StudyTables, h: Headline, figures: Iterab
 
 
 def claim_rows(h: Headline) -> list[list[str]]:
-    """One row per claim of the paper (claims.py): [claim, this study's number, verdict]; the details and
-    rules are in the claims section."""
-    if h.comparison is None or h.comparison.rows.height == 0:
-        return []
-    rows, out = list(h.comparison.rows.iter_rows(named=True)), []
+    """One row per claim of the paper (claims.py) and arm: [claim, this study's number, the smallest
+    effect this study could detect (MDE: 80% power, 5% two-sided), verdict]; the details and rules are
+    in the claims section."""
+    out = []
+    rows = list(h.comparison.rows.iter_rows(named=True)) if h.comparison is not None else []
     matched = [r for r in rows if ok(r["gain_at_equal_tokens"])]
     if matched:
         r = matched[-1]
         g, lo, hi = r["gain_at_equal_tokens"], r["gain_at_equal_tokens_ci_low"], r["gain_at_equal_tokens_ci_high"]
         out.append([ACCURACY.statement, f"gain at equal tokens, N={r['budget']}: {fmt_diff(g, lo, hi)} points",
-                    ACCURACY.verdict(g, lo, hi)])
-    else:
-        out.append([ACCURACY.statement, "not measurable: no beam budget inside best-of-N's token range", "inconclusive"])
-    r = rows[-1]
-    ratio, bound, lo, hi = (r[f"compute_efficiency{s}"] for s in ("", "_bound", "_ci_low", "_ci_high"))
-    if ok(ratio):
-        out.append([EFFICIENCY.statement, f"compute efficiency, N={r['budget']}: {fmt_eff(ratio, bound, lo, hi)}",
-                    EFFICIENCY.verdict(ratio, bound, lo, hi)])
-    else:
-        out.append([EFFICIENCY.statement, f"not computed: beam search at {pct(r['beam_acc'])}% (N={r['budget']}), "
-                    "a ratio of zeros", "inconclusive"])
+                    _mde_points(lo, hi), ACCURACY.verdict(g, lo, hi, r["beam_acc"], r["beam_acc"] - g)])
+    elif rows:
+        out.append([ACCURACY.statement, "not measurable: no beam budget inside best-of-N's token range", "–",
+                    "inconclusive"])
+    if rows:
+        r = rows[-1]
+        ratio, bound, lo, hi = (r[f"compute_efficiency{s}"] for s in ("", "_bound", "_ci_low", "_ci_high"))
+        if ok(ratio):
+            out.append([EFFICIENCY.statement, f"compute efficiency, N={r['budget']}: {fmt_eff(ratio, bound, lo, hi)}",
+                        "– (a ratio: see its CI)", EFFICIENCY.verdict(ratio, bound, lo, hi)])
+        else:
+            out.append([EFFICIENCY.statement, f"not computed: beam search at {pct(r['beam_acc'])}% (N={r['budget']}), "
+                        "a ratio of zeros", "–", "inconclusive"])
     if h.best_prover is not None:
-        b = h.best_prover
-        out.append([PROVER.statement, f"best K = {b.best['K']} of {{{', '.join(str(k) for k in sorted({b.best['K'], *b.minus}))}}} "
-                    f"({acc_ci(b.best['acc'], b.best['ci_low'], b.best['ci_high'])}% at N={b.budget})", PROVER.verdict(b)])
+        out.append(_prover_row("search", h.best_prover, f"at N={h.best_prover.budget}"))
+    for r in h.rl_compare.iter_rows(named=True) if h.rl_compare is not None else ():
+        arm = r["arm"]
+        out.append([RL_ACCURACY.statement, f"{arm}: {fmt_diff(r['diff'], r['ci_low'], r['ci_high'])} points "
+                    f"({r['n_seeds']} vs {r['n_seeds_baseline']} seeds)", f"{100 * r['mde']:.1f} points" if ok(r["mde"]) else "–",
+                    RL_ACCURACY.verdict(r["diff"], r["ci_low"], r["ci_high"], r["acc"], r["baseline_acc"])])
+        eff, elo, ehi = r["sample_efficiency"], r["sample_efficiency_ci_low"], r["sample_efficiency_ci_high"]
+        out.append([RL_EFFICIENCY.statement, f"{arm}: {fmt_eff(eff, '=', elo, ehi)}", "– (a ratio: see its CI)",
+                    "inconclusive" if at_bound(r["acc"], r["baseline_acc"]) else RL_EFFICIENCY.verdict(eff, "=", elo, ehi)])
+    if h.rl_best_prover is not None:
+        out.append(_prover_row("RL, pav_mc arms", h.rl_best_prover, "final accuracy"))
     return out
+
+
+def _mde_points(ci_low, ci_high) -> str:
+    return f"{100 * mde(se_from_ci(ci_low, ci_high)):.1f} points" if ok(ci_low) and ok(ci_high) else "–"
+
+
+def _prover_row(where: str, b, at: str) -> list[str]:
+    ks = b.ks or (b.best["K"], *b.minus)
+    ci = f" [{pct(b.best['ci_low'])}, {pct(b.best['ci_high'])}]" if ok(b.best.get("ci_low")) else ""
+    mdes = [f"{100 * r['mde']:.1f} points" if ok(r.get("mde")) else _mde_points(r["ci_low"], r["ci_high"])
+            for r in b.minus.values()]
+    return [f"{PROVER.statement} ({where})", f"best K = {b.best['K']} of {{{', '.join(str(k) for k in sorted(ks))}}} "
+            f"({pct(b.best['acc'])}{ci}% {at})", ", ".join(f"vs K={k}: {m}" for k, m in zip(b.minus, mdes)) or "–",
+            PROVER.verdict(b)]
 
 
 def answer_lines(h: Headline) -> list[str]:
@@ -102,10 +127,14 @@ def _answer_section(h: Headline, out_dir: Path) -> list[str]:
     md = ["## Answer: the paper's claims at this scale", "", *answer_lines(h), ""]
     rows = claim_rows(h)
     if rows:
-        md += _table(["claim (Setlur et al. 2024)", "this study", "verdict"], [[a, b, f"**{v}**"] for a, b, v in rows])
+        md += _table(["claim (Setlur et al. 2024)", "this study (95% CI)", "smallest detectable effect", "verdict"],
+                     [[a, b, m, f"**{v}**"] for a, b, m, v in rows])
+        md += [f"Smallest detectable effect: the true difference this study detects with {100 * POWER:g}% power at a "
+               f"{100 * ALPHA:g}% two-sided level (MDE); a claimed effect below it cannot be resolved here, which is "
+               "not evidence that it is absent. A comparison whose sides are all at 0% (or all at 100%) is inconclusive.", ""]
     if (out_dir / "headline_search.png").exists():
         md += ["![headline](headline_search.png)", ""]
-    return md + ["Rules and details: *The paper's search claims at this scale* below.", ""]
+    return md + ["Rules and details: *The paper's claims at this scale* below.", ""]
 
 
 def landing_rst(h: Headline, experiment: str) -> str:
@@ -117,10 +146,11 @@ def landing_rst(h: Headline, experiment: str) -> str:
            *[re.sub(r"\*\*(.+?)\*\*", lambda m: f"**{cell(m.group(1))}**", x) for x in answer_lines(h)], ""]
     rows = claim_rows(h)
     if rows:
-        out += [".. list-table::", "   :header-rows: 1", "   :widths: 45 40 15", "",
-                "   * - claim (Setlur et al. 2024)", "     - this study", "     - verdict"]
-        for a, b, v in rows:
-            out += [f"   * - {cell(a)}", f"     - {cell(b)}", f"     - **{cell(v)}**"]
+        out += [".. list-table::", "   :header-rows: 1", "   :widths: 38 32 15 15", "",
+                "   * - claim (Setlur et al. 2024)", "     - this study (95% CI)", "     - smallest detectable effect",
+                "     - verdict"]
+        for a, b, m, v in rows:
+            out += [f"   * - {cell(a)}", f"     - {cell(b)}", f"     - {cell(m)}", f"     - **{cell(v)}**"]
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -276,8 +306,8 @@ def _val_section(h: Headline) -> list[str]:
 
 
 def _claims_section(h: Headline) -> list[str]:
-    """The paper's three search claims against this study's numbers, with the rule behind each verdict."""
-    md = ["## The paper's search claims at this scale", ""]
+    """The paper's claims against this study's numbers, with the rule behind each verdict."""
+    md = ["## The paper's claims at this scale", ""]
     if h.val_choice is not None and h.val_choice["alpha"] == 0:
         md.append("- Validation chose α = 0: the PAV term did not help beam search on the validation problems, "
                   "so the 'beam search with PAVs' below is beam search on the PQV alone (the configured PAV's "
@@ -288,7 +318,7 @@ def _claims_section(h: Headline) -> list[str]:
         r = matched[-1]
         g, lo, hi = r["gain_at_equal_tokens"], r["gain_at_equal_tokens_ci_low"], r["gain_at_equal_tokens_ci_high"]
         md.append(f"- **{ACCURACY.statement}**: at the largest budget with matched tokens (N={r['budget']}) "
-                  f"gain_at_equal_tokens = {fmt_diff(g, lo, hi)} points: **{ACCURACY.verdict(g, lo, hi)}** "
+                  f"gain_at_equal_tokens = {fmt_diff(g, lo, hi)} points: **{ACCURACY.verdict(g, lo, hi, r['beam_acc'], r['beam_acc'] - g)}** "
                   f"(rule: {ACCURACY.rule}).")
     else:
         md.append("- Accuracy gain at equal tokens: not measurable (no budget of beam search falls inside "
@@ -313,6 +343,16 @@ def _claims_section(h: Headline) -> list[str]:
         b = h.best_prover
         md.append(f"- **{PROVER.statement}**: best K = {b.best['K']}; **{PROVER.verdict(b)}** (rule: {PROVER.rule}).")
         md += _best_prover_lines(b)
+    if h.rl_compare is not None and h.rl_compare.height:
+        md += [f"- **{RL_ACCURACY.statement}** (rule: {RL_ACCURACY.rule}; Welch t CI over seeds) and "
+               f"**{RL_EFFICIENCY.statement}** (rule: {RL_EFFICIENCY.rule(True)}; bootstrap over seeds): one row "
+               "per arm in the table above, the outcome arm as the baseline."]
+    if h.rl_best_prover is not None:
+        b = h.rl_best_prover
+        md.append(f"- **{PROVER.statement}** (RL with the oracle provers, `pav_mc` arms, final accuracy): best K = "
+                  f"{b.best['K']}; **{PROVER.verdict(b)}**; "
+                  + "; ".join(f"K = {b.best['K']} − K = {k}: {fmt_diff(r['diff'], r['ci_low'], r['ci_high'])} points"
+                              for k, r in b.minus.items()) + ".")
     return md + [""]
 
 
