@@ -254,8 +254,6 @@ def assert_no_partial_outputs(L: Layout) -> None:
 FAST_CKPT = ["sft.checkpoint_every=1", "verifier.checkpoint_every=1"]
 
 
-@pytest.mark.skip(reason="open in #21: after the second SIGKILL, the third resume still sees the killed run's "
-                         "Snakemake (started by python -m pavflow.lock) as the lock's live holder; not yet understood")
 def test_killed_at_events_the_resumed_run_gives_the_same_tables(study, tmp_path):
     """SIGKILL the whole run (Snakemake and its jobs) when SFT has written its first checkpoint, resume
     with the documented command (`python -m pavflow.lock`), SIGKILL again once that run has resumed SFT

@@ -68,6 +68,26 @@ def test_the_recorded_owner_is_a_holder_while_alive(tmp_path):
     assert lock.holders(tmp_path) == []  # dead: the record alone holds nothing
 
 
+def test_a_killed_owner_not_yet_reaped_holds_nothing(tmp_path):
+    """An orphaned Snakemake killed with its run (started by `python -m pavflow.lock`) stays a zombie when
+    PID 1 does not reap orphans; its record still names its pid and start time. It holds no lock."""
+    import psutil
+    locks = locked(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", f"import os, sys, time; os.chdir({str(tmp_path)!r}); "
+                             "from pavflow.lock import record_owner; record_owner(); print('ok', flush=True); time.sleep(120)"],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert proc.stdout.readline() == "ok\n"
+        proc.kill()
+        while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:  # killed, not reaped: we hold it
+            pass
+        assert json.loads((locks / lock.OWNER).read_text())["pid"] == proc.pid
+        assert lock.holders(tmp_path) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_another_hosts_run_is_not_unlocked_without_force(tmp_path):
     locks = locked(tmp_path)
     (locks / lock.OWNER).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": 0, "cmdline": "snakemake"}))

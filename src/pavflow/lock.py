@@ -70,8 +70,9 @@ def holders(workdir: str | os.PathLike = ".") -> list[Holder]:
         if owner["host"] != socket.gethostname():
             out.append(Holder(owner["pid"], owner["host"], owner["cmdline"]))
         else:
-            try:
-                if abs(psutil.Process(owner["pid"]).create_time() - owner["started"]) < 1:  # not a reused pid
+            try:  # a zombie (killed, never reaped: an orphan under a PID 1 that does not reap) holds nothing
+                p = psutil.Process(owner["pid"])
+                if p.status() != psutil.STATUS_ZOMBIE and abs(p.create_time() - owner["started"]) < 1:  # not a reused pid
                     out.append(Holder(owner["pid"], owner["host"], owner["cmdline"]))
             except psutil.NoSuchProcess:
                 pass
