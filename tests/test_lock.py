@@ -33,6 +33,15 @@ def fake_snakemake(tmp_path):
     proc.wait()
 
 
+def recording_owner(workdir: Path) -> subprocess.Popen:
+    """A live process in `workdir` that has written its owner record beside the lock (as a run does)."""
+    proc = subprocess.Popen([sys.executable, "-c", f"import os, sys, time; os.chdir({str(workdir)!r}); "
+                             "from pavflow.lock import record_owner; record_owner(); print('ok', flush=True); time.sleep(120)"],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.stdout.readline() == "ok\n"
+    return proc
+
+
 def test_runs_snakemake():
     assert lock.runs_snakemake(["/venv/bin/snakemake", "--cores", "2"])
     assert lock.runs_snakemake(["python", "-m", "snakemake", "-n"])
@@ -54,11 +63,8 @@ def test_a_live_snakemake_in_the_directory_keeps_its_lock(tmp_path, fake_snakema
 
 def test_the_recorded_owner_is_a_holder_while_alive(tmp_path):
     locks = locked(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-c", f"import os, sys, time; os.chdir({str(tmp_path)!r}); "
-                             "from pavflow.lock import record_owner; record_owner(); print('ok', flush=True); time.sleep(120)"],
-                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    proc = recording_owner(tmp_path)
     try:
-        assert proc.stdout.readline() == "ok\n"
         owner = json.loads((locks / lock.OWNER).read_text())
         assert owner["pid"] == proc.pid and owner["host"] == socket.gethostname()
         assert [h.pid for h in lock.holders(tmp_path)] == [proc.pid]
@@ -73,11 +79,8 @@ def test_a_killed_owner_not_yet_reaped_holds_nothing(tmp_path):
     PID 1 does not reap orphans; its record still names its pid and start time. It holds no lock."""
     import psutil
     locks = locked(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-c", f"import os, sys, time; os.chdir({str(tmp_path)!r}); "
-                             "from pavflow.lock import record_owner; record_owner(); print('ok', flush=True); time.sleep(120)"],
-                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    proc = recording_owner(tmp_path)
     try:
-        assert proc.stdout.readline() == "ok\n"
         proc.kill()
         while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:  # killed, not reaped: we hold it
             pass

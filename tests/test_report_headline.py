@@ -166,3 +166,18 @@ def test_the_rl_prover_claim_compares_the_oracle_arms_by_final_accuracy():
     assert head["rl/best_mc_prover_k"] == 4
     assert head["rl/pav_mc_base_k4/minus_outcome/diff"] == pytest.approx(np.mean([0.55, 0.56, 0.58]) - 0.41)
     assert {"rl/pav_mc_base_k4/minus_outcome/mde", "rl/pav_mc_base_k4/minus_outcome/sample_efficiency"} <= set(head)
+
+
+def test_the_oracle_provers_beam_search_is_its_own_prover_claim():
+    """search_beam_mc rows (verifier "mc") at the same Ks as the trained PAVs: each kind gets its best K,
+    never a mix of the two."""
+    mc = (search_rows("beam", "mc", "base_k1", 1, 1.0, 4, [1, 1, 1, 0], [150] * 4)
+          + search_rows("beam", "mc", "base_k4", 4, 1.0, 4, [0, 1, 0, 0], [150] * 4)
+          + search_rows("beam", "mc", "base_k16", 16, 1.0, 4, [0, 0, 0, 0], [150] * 4))
+    sweep = pl.concat([_sweep(), conform(pl.DataFrame(mc, infer_schema_length=None), SEARCH, "search")])
+    h = headline(StudyTables("sw", curves=search_curves(sweep), search=sweep, prover="base_k4", k_budget=4, alpha=1.0))
+    assert h.best_prover.best["K"] == 4 and h.best_prover.best["verifier"] == "pqv+pav"
+    b = h.best_mc_prover
+    assert (b.best["K"], b.best["verifier"], b.ks, sorted(b.minus)) == (1, "mc", (1, 4, 16), [4, 16])
+    assert b.minus[4]["diff"] == 0.5 and b.minus[4]["method"] == "beam/mc/base_k1"
+    assert h.as_dict()["headline/best_mc_prover_k"] == 1

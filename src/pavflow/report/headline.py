@@ -54,7 +54,8 @@ class Headline:
     alpha: pl.DataFrame | None = None  # alpha_rows of the configured prover
     val_curves: pl.DataFrame | None = None  # CURVES of the val grid the choice was made on
     val_choice: dict | None = None  # that choice
-    best_prover: BestProver | None = None
+    best_prover: BestProver | None = None  # beam search with the trained PAVs
+    best_mc_prover: BestProver | None = None  # beam search with the oracle provers (search_beam_mc)
     scorers: pl.DataFrame | None = None  # beam_scorers; None: no search table
     rl_final: pl.DataFrame | None = None  # rl_final; None: no RL
     rl_arms: pl.DataFrame | None = None  # RL_ARMS
@@ -105,6 +106,8 @@ class Headline:
             for k, r in self.best_prover.minus.items():
                 head |= {f"headline/best_k_minus_k{k}": r["diff"], f"headline/best_k_minus_k{k}_ci_low": r["ci_low"],
                          f"headline/best_k_minus_k{k}_ci_high": r["ci_high"]}
+        if self.best_mc_prover is not None:
+            head["headline/best_mc_prover_k"] = self.best_mc_prover.best["K"]
         for r in self.scorers.iter_rows(named=True) if self.scorers is not None else ():
             head[f"beam_scorers/{r['label']}/acc@{r['budget']}"] = r["acc"]
         for r in self.rl_arms.iter_rows(named=True) if self.rl_arms is not None else ():
@@ -164,7 +167,7 @@ def headline(t: StudyTables) -> Headline:
         h.alpha = alpha_rows(t.curves, t.prover, t.k_budget)
         if not missing(t.val) and t.choice is not None:
             h.val_curves, h.val_choice = search_curves(t.val, split="val"), t.choice
-        h.best_prover = _best_prover(t)
+        h.best_prover, h.best_mc_prover = _best_prover(t), _best_prover(t, "mc")
     if t.search is not None:
         h.scorers = beam_scorers(t.curves, t.search, t.k_budget, beam_config(t.prover, t.alpha))
     if not missing(t.rl):
@@ -207,24 +210,27 @@ def _comparisons(t: StudyTables) -> tuple[Comparison, Comparison | None]:
     return Comparison(beam, BON, rows, paired), ref
 
 
-def _best_prover(t: StudyTables) -> BestProver | None:
-    """The best K of BoK(base policy) at search.k_budget (α = search.alpha, else 1), paired against the
-    smallest and the largest K."""
+def _best_prover(t: StudyTables, verifier: str = "pqv+pav") -> BestProver | None:
+    """The best K of BoK(base policy) at search.k_budget (α = search.alpha, else 1) for beam search
+    scored by `verifier`: "pqv+pav" (the trained PAVs) or "mc" (the oracle provers, fresh rollouts),
+    paired against both ends of the sweep (and the best interior K when the best is an end)."""
     if missing(t.curves) or missing(t.search):
         return None
     alpha = t.alpha if t.alpha is not None else 1.0
     rows = prover_rows(t.curves, t.k_budget)
-    rows = rows.filter((pl.col("policy") == t.base_policy) & ((pl.col("alpha") - alpha).abs() < 1e-12)).sort("K")
+    rows = rows.filter((pl.col("policy") == t.base_policy) & (pl.col("verifier") == verifier)
+                       & ((pl.col("alpha") - alpha).abs() < 1e-12)).sort("K")
     if rows.height < 2:
         return None
     best = rows.sort(["acc", "K"], descending=[True, False]).row(0, named=True)
     search, minus = t.search.filter(pl.col("budget") == t.k_budget), {}
+    config = lambda prover: {**beam_config(prover, alpha), "verifier": verifier}
     for other in _compared_ks(rows, best["K"]):
         prover = rows.filter(pl.col("K") == other)["prover"][0]
-        pc = paired_comparisons(search, beam_config(best["prover"], alpha), [beam_config(prover, alpha)])
+        pc = paired_comparisons(search, config(best["prover"]), [config(prover)])
         if pc.height:
             minus[other] = pc.row(0, named=True)
-    return BestProver(t.base_policy, t.k_budget, best, minus, tuple(rows["K"].to_list()))
+    return BestProver(t.base_policy, t.k_budget, best, minus, tuple(sorted(set(rows["K"].to_list()))))
 
 
 def _compared_ks(rows: pl.DataFrame, best: int) -> list[int]:

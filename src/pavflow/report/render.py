@@ -84,27 +84,32 @@ def claim_rows(h: Headline) -> list[list[str]]:
         else:
             out.append([EFFICIENCY.statement, f"not computed: beam search at {pct(r['beam_acc'])}% (N={r['budget']}), "
                         "a ratio of zeros", "–", "inconclusive"])
-    if h.best_prover is not None:
-        out.append(_prover_row("search", h.best_prover, f"at N={h.best_prover.budget}"))
+    for where, b in (("search, trained PAVs", h.best_prover), ("search, oracle provers", h.best_mc_prover)):
+        if b is not None:
+            out.append(_prover_row(where, b, f"at N={b.budget}"))
     for r in h.rl_compare.iter_rows(named=True) if h.rl_compare is not None else ():
-        arm = r["arm"]
-        out.append([RL_ACCURACY.statement, f"{arm}: {fmt_diff(r['diff'], r['ci_low'], r['ci_high'])} points "
-                    f"({r['n_seeds']} vs {r['n_seeds_baseline']} seeds)", f"{100 * r['mde']:.1f} points" if ok(r["mde"]) else "–",
+        arm, seeds, floor = r["arm"], f"{r['n_seeds']} vs {r['n_seeds_baseline']} seeds", at_bound(r["acc"], r["baseline_acc"])
+        diff = (fmt_diff(r["diff"], r["ci_low"], r["ci_high"]) if ok(r["ci_low"]) else
+                f"{100 * r['diff']:+.1f}, no CI (it needs 2 seeds per arm and some spread)")
+        out.append([RL_ACCURACY.statement, f"{arm}: {diff} points ({seeds})",
+                    f"{100 * r['mde']:.1f} points" if ok(r["mde"]) else "–",
                     RL_ACCURACY.verdict(r["diff"], r["ci_low"], r["ci_high"], r["acc"], r["baseline_acc"])])
         eff, elo, ehi = r["sample_efficiency"], r["sample_efficiency_ci_low"], r["sample_efficiency_ci_high"]
-        out.append([RL_EFFICIENCY.statement, f"{arm}: {fmt_eff(eff, '=', elo, ehi)}", "– (a ratio: see its CI)",
-                    "inconclusive" if at_bound(r["acc"], r["baseline_acc"]) else RL_EFFICIENCY.verdict(eff, "=", elo, ehi)])
+        out.append([RL_EFFICIENCY.statement,
+                    f"{arm}: not computed: both arms end at {pct(r['acc'])}%" if floor else f"{arm}: {fmt_eff(eff, '=', elo, ehi)}",
+                    "– (a ratio: see its CI)", "inconclusive" if floor else RL_EFFICIENCY.verdict(eff, "=", elo, ehi)])
     if h.rl_best_prover is not None:
         out.append(_prover_row("RL, pav_mc arms", h.rl_best_prover, "final accuracy"))
     return out
 
 
 def _mde_points(ci_low, ci_high) -> str:
-    return f"{100 * mde(se_from_ci(ci_low, ci_high)):.1f} points" if ok(ci_low) and ok(ci_high) else "–"
+    """From a bootstrap CI's width; '–' when it has none (every paired difference equal: no information)."""
+    return f"{100 * mde(se_from_ci(ci_low, ci_high)):.1f} points" if ok(ci_low) and ok(ci_high) and ci_high > ci_low else "–"
 
 
 def _prover_row(where: str, b, at: str) -> list[str]:
-    ks = b.ks or (b.best["K"], *b.minus)
+    ks = set(b.ks or (b.best["K"], *b.minus))
     ci = f" [{pct(b.best['ci_low'])}, {pct(b.best['ci_high'])}]" if ok(b.best.get("ci_low")) else ""
     mdes = [f"{100 * r['mde']:.1f} points" if ok(r.get("mde")) else _mde_points(r["ci_low"], r["ci_high"])
             for r in b.minus.values()]
@@ -342,6 +347,11 @@ def _claims_section(h: Headline) -> list[str]:
     if h.best_prover is not None:
         b = h.best_prover
         md.append(f"- **{PROVER.statement}**: best K = {b.best['K']}; **{PROVER.verdict(b)}** (rule: {PROVER.rule}).")
+        md += _best_prover_lines(b)
+    if h.best_mc_prover is not None:
+        b = h.best_mc_prover
+        md.append(f"- **{PROVER.statement}** (beam search with the oracle provers, fresh MC rollouts, no verifier "
+                  f"error): best K = {b.best['K']}; **{PROVER.verdict(b)}**.")
         md += _best_prover_lines(b)
     if h.rl_compare is not None and h.rl_compare.height:
         md += [f"- **{RL_ACCURACY.statement}** (rule: {RL_ACCURACY.rule}; Welch t CI over seeds) and "
