@@ -96,7 +96,8 @@ def claim_rows(h: Headline) -> list[list[str]]:
                     RL_ACCURACY.verdict(r["diff"], r["ci_low"], r["ci_high"], r["acc"], r["baseline_acc"])])
         eff, elo, ehi = r["sample_efficiency"], r["sample_efficiency_ci_low"], r["sample_efficiency_ci_high"]
         out.append([RL_EFFICIENCY.statement,
-                    f"{arm}: not computed: both arms end at {pct(r['acc'])}%" if floor else f"{arm}: {fmt_eff(eff, '=', elo, ehi)}",
+                    f"{arm}: not computed: both arms end at {pct(r['acc'])}%" if floor else
+                    f"{arm}: {fmt_eff(eff, '=', elo, ehi)}" + (" (never reaches the outcome arm's final accuracy)" if eff == 0 else ""),
                     "– (a ratio: see its CI)", "inconclusive" if floor else RL_EFFICIENCY.verdict(eff, "=", elo, ehi)])
     if h.rl_best_prover is not None:
         out.append(_prover_row("RL, pav_mc arms", h.rl_best_prover, "final accuracy"))
