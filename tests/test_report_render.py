@@ -165,7 +165,7 @@ def test_the_summary_and_the_landing_text_lead_with_the_claims(tmp_path):
          "gain at equal tokens, N=4: +10.0 [+2.0, +18.0] points", "11.4 points", "reproduces"],
         ["Beam search with PAVs is 1.5–5× more compute-efficient", "compute efficiency, N=4: 1.20× [0.90, 1.40]",
          "– (a ratio: see its CI)", "does not reproduce"],  # the CI lies below 1.5×
-        ["The best prover is neither too weak nor too strong (search)",
+        ["The best prover is neither too weak nor too strong (search, trained PAVs)",
          "best K = 4 of {1, 4} (70.0 [60.0, 80.0]% at N=4)", "vs K=1: 12.9 points", "inconclusive"]]  # no interior K
     (tmp_path / "headline_search.png").write_bytes(b"png")
     md = summary_markdown(tmp_path, StudyTables("hand", prover="base_k4", k_budget=4), h)

@@ -131,7 +131,8 @@ def _curve_plot(curves: pl.DataFrame | None, x: str, xlabel: str, title: str, na
         ax.set_xscale("log", base=2)
         _log2_ticks(ax, c[x].to_list() if x == "budget" else None)
         _percent_axis(ax, np.concatenate([100 * c["ci_low"].to_numpy(), 100 * c["ci_high"].to_numpy()]))
-        ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title=title)
+        ax.set(xlabel=xlabel, ylabel="test accuracy (%)")
+        fig.suptitle(title)  # spans the figure: a long title above the axes would run into the legend beside them
         if same:
             n = sum(len(g) for g in same)
             ax.annotate(f"{n} curves coincide (groups: {', '.join(str(len(g)) for g in same)}); drawn side by "

@@ -90,8 +90,8 @@ def claim_rows(h: Headline) -> list[list[str]]:
     for r in h.rl_compare.iter_rows(named=True) if h.rl_compare is not None else ():
         arm, seeds, floor = r["arm"], f"{r['n_seeds']} vs {r['n_seeds_baseline']} seeds", at_bound(r["acc"], r["baseline_acc"])
         diff = (fmt_diff(r["diff"], r["ci_low"], r["ci_high"]) if ok(r["ci_low"]) else
-                f"{100 * r['diff']:+.1f}, no CI (it needs 2 seeds per arm and some spread)")
-        out.append([RL_ACCURACY.statement, f"{arm}: {diff} points ({seeds})",
+                f"{100 * r['diff']:+.1f} points, no CI (it needs 2 seeds per arm and some spread)")
+        out.append([RL_ACCURACY.statement, f"{arm}: {diff}" + (" points" if ok(r["ci_low"]) else "") + f" ({seeds})",
                     f"{100 * r['mde']:.1f} points" if ok(r["mde"]) else "–",
                     RL_ACCURACY.verdict(r["diff"], r["ci_low"], r["ci_high"], r["acc"], r["baseline_acc"])])
         eff, elo, ehi = r["sample_efficiency"], r["sample_efficiency_ci_low"], r["sample_efficiency_ci_high"]
