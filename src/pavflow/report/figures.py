@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Iterable
 
@@ -131,8 +132,8 @@ def _curve_plot(curves: pl.DataFrame | None, x: str, xlabel: str, title: str, na
         ax.set_xscale("log", base=2)
         _log2_ticks(ax, c[x].to_list() if x == "budget" else None)
         _percent_axis(ax, np.concatenate([100 * c["ci_low"].to_numpy(), 100 * c["ci_high"].to_numpy()]))
-        ax.set(xlabel=xlabel, ylabel="test accuracy (%)")
-        fig.suptitle(title)  # spans the figure: a long title above the axes would run into the legend beside them
+        # wrapped to the axes' width: a long title (the headline's labels) ran into the legend beside them
+        ax.set(xlabel=xlabel, ylabel="test accuracy (%)", title="\n".join(textwrap.wrap(title, 40)))
         if same:
             n = sum(len(g) for g in same)
             ax.annotate(f"{n} curves coincide (groups: {', '.join(str(len(g)) for g in same)}); drawn side by "
