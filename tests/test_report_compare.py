@@ -5,10 +5,11 @@ import polars as pl
 import pytest
 from scipy.stats import ttest_ind
 
-from pavflow.data import HEADLINE, PAIRED, RL_COMPARE
-from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons, rl_comparisons
-from pavflow.report.power import mde, unpaired_se
+from pavflow.data import HEADLINE, PAIRED, RL_COMPARE, SEARCH, conform
+from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons, rl_comparisons, val_margin
+from pavflow.report.power import mde, n_for_half_width, se_from_ci, unpaired_se
 from pavflow.report.tables import search_curves
+from pavflow.search.select import choose_on_val
 from report_data import BEAM, BON, equal_compute, rl_finals  # noqa: F401
 
 
@@ -77,3 +78,27 @@ def test_rl_comparisons_are_welch_over_seeds_against_the_outcome_arm():
 def test_rl_arms_tied_at_0_get_no_ci():
     c = rl_comparisons(rl_finals({"outcome": [0.0, 0.0], "pav": [0.0, 0.0]}))
     assert c["diff"].to_list() == [0.0] and math.isnan(c["ci_low"][0])
+
+
+def _val(solved: dict[str, int], n: int = 40) -> pl.DataFrame:
+    """A val grid at N=16, α=1: prover -> how many of the n problems it solves (the first ones: nested)."""
+    rows = [dict(problem_id=f"v{i:02d}", split="val", method="beam", verifier="pqv+pav", prover=p,
+                 k=int(p.rsplit("_k", 1)[1]), alpha=1.0, budget=16, correct=int(i < c), gen_tokens=100,
+                 prompt_tokens=50, verifier_tokens=200) for p, c in solved.items() for i in range(n)]
+    return conform(pl.DataFrame(rows), SEARCH, "val")
+
+
+def test_val_margin_is_the_choice_minus_the_runner_up_and_the_val_size_it_needs():
+    val = _val({"base_k4": 30, "base_k1": 24, "base_k16": 10})
+    choice = choose_on_val(val)
+    m = val_margin(val, choice)
+    assert (choice["prover"], m["runner_prover"], m["runner_alpha"], m["n_problems"]) == ("base_k4", "base_k1", 1.0, 40)
+    assert m["diff"] == pytest.approx(0.15) and m["ci_low"] > 0  # nested successes: every difference is 0 or 1
+    sd = se_from_ci(m["ci_low"], m["ci_high"]) * math.sqrt(40)
+    assert m["n_needed"] == max(2, n_for_half_width(sd, 0.15))
+
+
+def test_a_val_tie_needs_no_size():
+    val = _val({"base_k4": 30, "base_k1": 30})
+    m = val_margin(val, choose_on_val(val))
+    assert m["diff"] == 0 and m["n_needed"] is None

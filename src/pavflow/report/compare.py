@@ -3,13 +3,16 @@ bootstrap CIs over problems (schemas HEADLINE and PAIRED in pavflow.data). A con
 {method, verifier, prover, alpha} as tables.config_label names it."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import polars as pl
 from scipy.stats import ttest_ind
 
 from pavflow.data import HEADLINE, PAIRED, RL_COMPARE
-from pavflow.report.power import mde, unpaired_se
+from pavflow.report.power import mde, n_for_half_width, se_from_ci, unpaired_se
 from pavflow.report.tables import config_label, curve_labels, missing, rl_efficiency, rl_final
+from pavflow.search.select import choose_on_val
 from pavflow.stats import compute_efficiency, compute_efficiency_ci, matched_difference, paired_bootstrap_ci
 
 def _rows_of(search: pl.DataFrame, c: dict) -> pl.DataFrame:
@@ -137,3 +140,25 @@ def rl_comparisons(rl: pl.DataFrame | None, baseline: str = "outcome") -> pl.Dat
         rows.append((arm, baseline, metric, a.size, b.size, float(a.mean()), float(b.mean()), float(a.mean() - b.mean()),
                      float(lo), float(hi), width, eff["sample_efficiency"], eff["ci_low"], eff["ci_high"]))
     return pl.DataFrame(rows, schema=RL_COMPARE, orient="row")
+
+
+def val_margin(val: pl.DataFrame | None, choice: dict | None) -> dict | None:
+    """The val choice (search.select.choose_on_val) minus the runner-up, the configuration the same rule
+    picks once the choice is removed: PAIRED row on the val problems, plus `n_needed`, the val problems
+    a 95% CI as narrow as the observed margin would need (None when the margin is 0)."""
+    if missing(val) or choice is None:
+        return None
+    config = lambda c: {"method": "beam", "verifier": c["verifier"], "prover": c["prover"], "alpha": c["alpha"]}
+    chosen = ((pl.col("verifier") == choice["verifier"]) & (pl.col("prover") == choice["prover"])
+              & ((pl.col("alpha") - choice["alpha"]).abs() < 1e-12))
+    rest = val.filter(~chosen)
+    if rest.height == 0:
+        return None
+    runner = choose_on_val(rest)
+    pc = paired_comparisons(val, config(choice), [config(runner)])
+    if pc.height == 0:
+        return None
+    r = pc.row(0, named=True)
+    sd = se_from_ci(r["ci_low"], r["ci_high"]) * math.sqrt(r["n_problems"])
+    need = max(2, n_for_half_width(sd, abs(r["diff"]))) if r["diff"] else None
+    return {**r, "runner_prover": runner["prover"], "runner_alpha": runner["alpha"], "n_needed": need}

@@ -10,7 +10,7 @@ import polars as pl
 
 from pavflow.data import N_BINS, RL_METRICS
 from pavflow.names import Prover
-from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons, rl_comparisons
+from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons, rl_comparisons, val_margin
 from pavflow.report.fmt import num, ok
 from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, analytic_minus_trained, at_alpha,
                                    beam_config, best_verifiers, config_label, eval_split, gains_vs_bon, headline_curves,
@@ -54,6 +54,7 @@ class Headline:
     alpha: pl.DataFrame | None = None  # alpha_rows of the configured prover
     val_curves: pl.DataFrame | None = None  # CURVES of the val grid the choice was made on
     val_choice: dict | None = None  # that choice
+    val_margin: dict | None = None  # compare.val_margin: the choice minus the runner-up on val
     best_prover: BestProver | None = None  # beam search with the trained PAVs
     best_mc_prover: BestProver | None = None  # beam search with the oracle provers (search_beam_mc)
     scorers: pl.DataFrame | None = None  # beam_scorers; None: no search table
@@ -167,6 +168,7 @@ def headline(t: StudyTables) -> Headline:
         h.alpha = alpha_rows(t.curves, t.prover, t.k_budget)
         if not missing(t.val) and t.choice is not None:
             h.val_curves, h.val_choice = search_curves(t.val, split="val"), t.choice
+            h.val_margin = val_margin(t.val, t.choice)
         h.best_prover, h.best_mc_prover = _best_prover(t), _best_prover(t, "mc")
     if t.search is not None:
         h.scorers = beam_scorers(t.curves, t.search, t.k_budget, beam_config(t.prover, t.alpha))

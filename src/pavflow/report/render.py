@@ -302,6 +302,14 @@ def _val_section(h: Headline) -> list[str]:
     md += [f"Chosen on val (N={choice['budget']}, highest accuracy; ties to smaller α, then smaller K): "
            f"**prover {chosen_prover(choice)}, α = {num(choice['alpha'])}** ({pct(choice['val_acc'])}% on "
            f"{choice['n_problems']} val problems). Its test numbers are the headline above.", ""]
+    m = h.val_margin
+    if m is not None:
+        runner = f"prover {m['runner_prover'] or 'none (pqv alone)'}, α = {num(m['runner_alpha'])}"
+        md += [f"Chosen minus the runner-up ({runner}) on the val problems: "
+               f"{fmt_diff(m['diff'], m['ci_low'], m['ci_high'])} points (paired). "
+               + (f"A 95% CI as narrow as that margin needs about {m['n_needed']:,} val problems "
+                  f"(`search.val_problems`; this study has {m['n_problems']})." if m["n_needed"] else
+                  "The two are tied on average: no val set resolves a zero margin."), ""]
     at = vc.filter(((pl.col("alpha") - choice["alpha"]).abs() < 1e-12) & (pl.col("prover") != ""))
     if choice["alpha"] and at.height > 1:  # the prover-K curve at the chosen alpha, where the choice is made
         ks = sorted(((parse_prover(p)[1] or 0, p, acc, lo, hi) for p, acc, lo, hi in
