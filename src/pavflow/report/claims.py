@@ -110,8 +110,7 @@ class ProverClaim:
     def verdict(self, best: BestProver) -> Verdict:
         if at_bound(best.best["acc"], *(r["baseline_acc"] for r in best.minus.values())):
             return "inconclusive"
-        ks = best.ks or (best.best["K"], *best.minus)
-        lo, hi = min(ks), max(ks)
+        lo, hi = best.sweep[0], best.sweep[-1]
         if best.best["K"] in (lo, hi):
             inner = [r for k, r in best.minus.items() if lo < k < hi]
             return "does not reproduce" if inner and inner[0]["ci_low"] > 0 else "inconclusive"

@@ -11,17 +11,22 @@ from scipy.stats import ttest_ind
 
 from pavflow.data import HEADLINE, PAIRED, RL_COMPARE
 from pavflow.report.power import mde, n_for_half_width, se_from_ci, unpaired_se
-from pavflow.report.tables import config_label, curve_labels, missing, rl_efficiency, rl_final
+from pavflow.report.tables import config_label, curve_labels, missing, rl_efficiency, rl_final, rl_metric
 from pavflow.search.select import choose_on_val
 from pavflow.stats import compute_efficiency, compute_efficiency_ci, matched_difference, paired_bootstrap_ci
 
-def _rows_of(search: pl.DataFrame, c: dict) -> pl.DataFrame:
+def _is(c: dict) -> pl.Expr:
+    """The rows of configuration `c` in a SEARCH table."""
     f = (pl.col("method") == c["method"]) & (pl.col("verifier") == c.get("verifier", ""))
     if "prover" in c:
         f &= pl.col("prover") == c["prover"]
     if c.get("alpha") is not None:
         f &= (pl.col("alpha") - c["alpha"]).abs() < 1e-12
-    return (search.filter(f).group_by("problem_id", "budget")
+    return f
+
+
+def _rows_of(search: pl.DataFrame, c: dict) -> pl.DataFrame:
+    return (search.filter(_is(c)).group_by("problem_id", "budget")
             .agg(pl.col("correct").cast(pl.Float64).mean(), pl.col("gen_tokens").cast(pl.Float64).mean()))
 
 
@@ -124,7 +129,7 @@ def rl_comparisons(rl: pl.DataFrame | None, baseline: str = "outcome") -> pl.Dat
     quantiles at Welch's df; NaN with fewer than 2 seeds on either side."""
     if missing(rl) or baseline not in set(rl["arm"]):
         return pl.DataFrame(schema=RL_COMPARE)
-    metric = "test_acc_sampled" if rl["test_acc_sampled"].fill_nan(None).drop_nulls().len() else "test_acc_greedy"
+    metric = rl_metric(rl)
     final = rl_final(rl)
     finals = {arm: g[metric].fill_nan(None).drop_nulls().to_numpy() for (arm,), g in final.group_by("arm", maintain_order=True)}
     b, rows = finals[baseline], []
@@ -149,9 +154,7 @@ def val_margin(val: pl.DataFrame | None, choice: dict | None) -> dict | None:
     if missing(val) or choice is None:
         return None
     config = lambda c: {"method": "beam", "verifier": c["verifier"], "prover": c["prover"], "alpha": c["alpha"]}
-    chosen = ((pl.col("verifier") == choice["verifier"]) & (pl.col("prover") == choice["prover"])
-              & ((pl.col("alpha") - choice["alpha"]).abs() < 1e-12))
-    rest = val.filter(~chosen)
+    rest = val.filter(~_is(config(choice)))
     if rest.height == 0:
         return None
     runner = choose_on_val(rest)

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from pavflow.data import N_BINS, RL_METRICS
-from pavflow.names import Prover
+from pavflow.names import Arm
 from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons, rl_comparisons, val_margin
 from pavflow.report.fmt import num, ok
 from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, analytic_minus_trained, at_alpha,
@@ -37,7 +37,11 @@ class BestProver:
     budget: int | None  # the search budget; None: RL's final accuracy
     best: dict  # {"K", "acc", "ci_low", "ci_high", ...} (a prover_rows row)
     minus: dict[int, dict]  # K -> {"diff", "ci_low", "ci_high", "baseline_acc", ...}: best minus the prover of that K
-    ks: tuple[int, ...] = ()  # every K of the sweep
+    ks: tuple[int, ...] = ()  # every K of the sweep; empty: those of `best` and `minus`
+
+    @property
+    def sweep(self) -> list[int]:
+        return sorted(set(self.ks or (self.best["K"], *self.minus)))
 
 
 @dataclass
@@ -224,7 +228,7 @@ def _best_prover(t: StudyTables, verifier: str = "pqv+pav") -> BestProver | None
                        & ((pl.col("alpha") - alpha).abs() < 1e-12)).sort("K")
     if rows.height < 2:
         return None
-    best = rows.sort(["acc", "K"], descending=[True, False]).row(0, named=True)
+    best = _best_row(rows)
     search, minus = t.search.filter(pl.col("budget") == t.k_budget), {}
     config = lambda prover: {**beam_config(prover, alpha), "verifier": verifier}
     for other in _compared_ks(rows, best["K"]):
@@ -235,6 +239,11 @@ def _best_prover(t: StudyTables, verifier: str = "pqv+pav") -> BestProver | None
     return BestProver(t.base_policy, t.k_budget, best, minus, tuple(sorted(set(rows["K"].to_list()))))
 
 
+def _best_row(rows: pl.DataFrame) -> dict:
+    """The most accurate of `rows` (one per K, with `acc`); ties go to the smaller K."""
+    return rows.sort(["acc", "K"], descending=[True, False]).row(0, named=True)
+
+
 def _compared_ks(rows: pl.DataFrame, best: int) -> list[int]:
     """The Ks the best one is compared with: both ends of the sweep, and the best interior K when the
     best is an end (rows: one per K, with `acc`)."""
@@ -242,7 +251,7 @@ def _compared_ks(rows: pl.DataFrame, best: int) -> list[int]:
     out = sorted({lo, hi} - {best})
     inner = rows.filter((pl.col("K") > lo) & (pl.col("K") < hi))
     if best in (lo, hi) and inner.height:
-        out.append(inner.sort(["acc", "K"], descending=[True, False])["K"][0])
+        out.append(_best_row(inner)["K"])
     return out
 
 
@@ -251,14 +260,14 @@ def _rl_best_prover(t: StudyTables, rl: pl.DataFrame) -> BestProver | None:
     verifier error), by final accuracy; its Welch differences (RL_COMPARE rows of best against each)."""
     if missing(t.rl):
         return None
-    arms = {Prover.parse(a.removeprefix("pav_mc_")): a for a in set(t.rl["arm"]) if a.startswith("pav_mc_")}
-    arms = {p.k: a for p, a in arms.items() if p.policy == t.base_policy}
+    oracle = [Arm.parse(a) for a in set(t.rl["arm"])]
+    arms = {a.prover.k: str(a) for a in oracle if a.kind == "pav_mc" and a.prover.policy == t.base_policy}
     if len(arms) < 2:
         return None
     ranked = rl.filter(pl.col("arm").is_in(list(arms.values())))
     rows = pl.DataFrame({"K": list(arms), "arm": list(arms.values())}).join(
         ranked.select("arm", pl.col("acc")), on="arm").sort("K")
-    best = rows.sort(["acc", "K"], descending=[True, False]).row(0, named=True)
+    best = _best_row(rows)
     minus = {}
     for k in _compared_ks(rows, best["K"]):
         c = rl_comparisons(t.rl.filter(pl.col("arm").is_in([best["arm"], arms[k]])), baseline=arms[k])

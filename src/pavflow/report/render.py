@@ -89,10 +89,9 @@ def claim_rows(h: Headline) -> list[list[str]]:
             out.append(_prover_row(where, b, f"at N={b.budget}"))
     for r in h.rl_compare.iter_rows(named=True) if h.rl_compare is not None else ():
         arm, seeds, floor = r["arm"], f"{r['n_seeds']} vs {r['n_seeds_baseline']} seeds", at_bound(r["acc"], r["baseline_acc"])
-        diff = (fmt_diff(r["diff"], r["ci_low"], r["ci_high"]) if ok(r["ci_low"]) else
+        diff = (f"{fmt_diff(r['diff'], r['ci_low'], r['ci_high'])} points" if ok(r["ci_low"]) else
                 f"{100 * r['diff']:+.1f} points, no CI (it needs 2 seeds per arm and some spread)")
-        out.append([RL_ACCURACY.statement, f"{arm}: {diff}" + (" points" if ok(r["ci_low"]) else "") + f" ({seeds})",
-                    f"{100 * r['mde']:.1f} points" if ok(r["mde"]) else "–",
+        out.append([RL_ACCURACY.statement, f"{arm}: {diff} ({seeds})", _points(r["mde"]),
                     RL_ACCURACY.verdict(r["diff"], r["ci_low"], r["ci_high"], r["acc"], r["baseline_acc"])])
         eff, elo, ehi = r["sample_efficiency"], r["sample_efficiency_ci_low"], r["sample_efficiency_ci_high"]
         out.append([RL_EFFICIENCY.statement,
@@ -104,17 +103,19 @@ def claim_rows(h: Headline) -> list[list[str]]:
     return out
 
 
+def _points(effect) -> str:
+    return f"{100 * effect:.1f} points" if ok(effect) else "–"
+
+
 def _mde_points(ci_low, ci_high) -> str:
     """From a bootstrap CI's width; '–' when it has none (every paired difference equal: no information)."""
-    return f"{100 * mde(se_from_ci(ci_low, ci_high)):.1f} points" if ok(ci_low) and ok(ci_high) and ci_high > ci_low else "–"
+    return _points(mde(se_from_ci(ci_low, ci_high))) if ok(ci_low) and ok(ci_high) and ci_high > ci_low else "–"
 
 
-def _prover_row(where: str, b, at: str) -> list[str]:
-    ks = set(b.ks or (b.best["K"], *b.minus))
+def _prover_row(where: str, b: BestProver, at: str) -> list[str]:
     ci = f" [{pct(b.best['ci_low'])}, {pct(b.best['ci_high'])}]" if ok(b.best.get("ci_low")) else ""
-    mdes = [f"{100 * r['mde']:.1f} points" if ok(r.get("mde")) else _mde_points(r["ci_low"], r["ci_high"])
-            for r in b.minus.values()]
-    return [f"{PROVER.statement} ({where})", f"best K = {b.best['K']} of {{{', '.join(str(k) for k in sorted(ks))}}} "
+    mdes = [_points(r["mde"]) if ok(r.get("mde")) else _mde_points(r["ci_low"], r["ci_high"]) for r in b.minus.values()]
+    return [f"{PROVER.statement} ({where})", f"best K = {b.best['K']} of {{{', '.join(str(k) for k in b.sweep)}}} "
             f"({pct(b.best['acc'])}{ci}% {at})", ", ".join(f"vs K={k}: {m}" for k, m in zip(b.minus, mdes)) or "–",
             PROVER.verdict(b)]
 

@@ -265,12 +265,17 @@ def rl_stopped(rl: pl.DataFrame) -> pl.DataFrame:
             .agg(pl.col("update").max(), pl.col("stop_reason").first()).sort(["arm", "seed"]))
 
 
+def rl_metric(rl: pl.DataFrame) -> str:
+    """The accuracy RL arms are compared on: sampled test accuracy, greedy when no samples were drawn."""
+    return "test_acc_sampled" if rl["test_acc_sampled"].fill_nan(None).drop_nulls().len() else "test_acc_greedy"
+
+
 def rl_efficiency(rl: pl.DataFrame | None, baseline: str = "outcome", treated: str = "pav") -> dict | None:
     """stats.sample_efficiency of `treated` over `baseline` on sampled test accuracy (greedy when no
     samples were drawn), seeds as rows; None unless both arms ran."""
     if missing(rl) or not {baseline, treated} <= set(rl["arm"]):
         return None
-    metric = "test_acc_sampled" if rl["test_acc_sampled"].fill_nan(None).drop_nulls().len() else "test_acc_greedy"
+    metric = rl_metric(rl)
     x = np.array(sorted(set(rl["samples_seen"].to_list())), dtype=np.float64)
 
     def matrix(arm: str) -> np.ndarray:  # (seeds, points); nan where a seed has no evaluation
