@@ -242,6 +242,25 @@ def test_sampled_tokens_lie_in_nucleus_of_teacher_forced_model(model, tok, sampl
                 assert mass_above <= top_p + 1e-4, (prompt, t)
 
 
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_logprobs_are_the_models_own_at_temperature_1_and_change_no_sample(model, tok, sampler, temperature):
+    """logprobs=True: each token's log pi under the model (temperature 1, whatever the sampling
+    temperature), equal to a teacher-forced forward pass over the sample up to float rounding, through
+    fan-out, compaction and both decode paths; the samples themselves are the same as without it."""
+    kw = dict(seed=3, temperature=temperature, max_new_tokens=16)
+    plain = sampler.sample(PROMPTS, 3, **kw)
+    out = sampler.sample(PROMPTS, 3, logprobs=True, **kw)
+    assert tokens_of(out) == tokens_of(plain) and all(c.logprobs is None for cs in plain.completions for c in cs)
+    for prompt, cs in zip(PROMPTS, out.completions):
+        p_ids = tok(prompt).input_ids
+        for c in cs:
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([p_ids + c.tokens])).logits[0, len(p_ids) - 1:-1].float()
+            want = logits.log_softmax(-1).gather(1, torch.tensor(c.tokens)[:, None])[:, 0]
+            assert len(c.logprobs) == len(c.tokens)
+            assert torch.allclose(torch.tensor(c.logprobs), want, atol=1e-5), prompt
+
+
 # --- fan-out, exact stops, accounting ------------------------------------------------------------
 
 def test_fan_out_equals_repeated_prompts(sampler):

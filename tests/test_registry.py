@@ -194,6 +194,30 @@ def test_every_output_belongs_to_one_rule_pattern():
                     assert owners == {s}, (path, owners)
 
 
+def test_a_job_runs_before_every_job_that_reads_it(didactic):
+    """Priorities follow the DAG: a job outranks each of its readers (Snakemake runs it first when both could run)."""
+    L = registry.Layout("r")
+    rank = registry.priorities(didactic, L)
+    writer = {p: (s, STAGES[s].run_name(j)) for s in STAGES for j in jobs(s, didactic)
+              for p in registry.flat(registry.io(s, didactic, L, j)[1])}
+    for s in STAGES:
+        for j in jobs(s, didactic):
+            for p in registry.flat(registry.io(s, didactic, L, j)[0]):
+                assert rank[writer[p]] > rank[(s, STAGES[s].run_name(j))], (writer[p], s, j)
+
+
+def test_the_chains_into_the_aggregate_jobs_run_before_the_rl_arms(didactic):
+    """quality and search_selected wait for a whole sweep: what they read, and they themselves, come before the
+    RL arms and the beam searches nobody else reads, which fill the cores around them instead of the last
+    aggregate job running alone at the end."""
+    rank = registry.priorities(didactic, registry.Layout("r"))
+    leaves = [rank[("rl", STAGES["rl"].run_name(j))] for j in jobs("rl", didactic)]
+    leaves += [rank[("search_beam", f"search_beam-{p}")] for p in ("base_k1", "strong_k4", "analytic_k16")]
+    first = [("quality", "quality"), ("search_selected", "search_selected"), ("search_val", "search_val-base_k8"),
+             ("verifier", "verifier-pav_base_k16"), ("search_beam", "search_beam-base_k4")]
+    assert min(rank[j] for j in first) > max(leaves)
+
+
 def test_resources_never_rerun_a_job(didactic):
     other = compose("didactic", ["resources.mem_mb=64000", "resources.stages.sft.runtime=999"])
     assert all_params(other) == all_params(didactic)

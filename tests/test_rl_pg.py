@@ -1,3 +1,4 @@
+import copy
 import math
 
 import numpy as np
@@ -7,8 +8,9 @@ import torch
 from pavflow.policy.model import char_tokenizer, tiny_llama
 from pavflow.policy.sampler import Sampler
 from pavflow.config import RLConfig
-from pavflow.rl.pg import (DegenerateRun, degeneration, kl_penalized, loo_advantages, pg_loss, policy_step,
-                           response_log_ratios, sequence_logprobs, step_of_token, token_advantages, train_rl)
+from pavflow.seeds import derive_seed
+from pavflow.rl.pg import (DegenerateRun, degeneration, evaluate, kl_k3, kl_penalized, loo_advantages, pg_loss,
+                           policy_step, response_log_ratios, sequence_logprobs, step_of_token, token_advantages, train_rl)
 from pavflow.tasks.arith import Arith, ArithSpec
 
 torch.set_num_threads(2)
@@ -235,6 +237,30 @@ def test_eval_rows_carry_every_metric(task):
         assert math.isnan(r["newly_solved"]) or 0.0 <= r["newly_solved"] <= 1.0
     assert rows[0]["kl_ref"] == 0.0  # the policy is its own reference before any update
     assert rows[-1]["kl_ref"] != 0.0
+
+
+def test_eval_kl_equals_two_forward_passes(task):
+    """kl_ref from the sampler's own log-probs and one reference forward pass equals the k3 estimate from
+    log pi - log pi_ref of two teacher-forced passes over the same eval samples."""
+    model, tok = tiny()
+    ref = copy.deepcopy(model)
+    with torch.no_grad():  # a policy away from its reference
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    c = cfg(eval_samples=3)
+    test = task.problems("test")
+    sampler = Sampler(model, tok, step_sep=task.step_sep)
+    m, _ = evaluate(sampler, task, test, c, seed=0, ref=ref)
+    prompts = [task.prompt(p.question) for p in test]
+    outs = sampler.sample(prompts, 3, seed=derive_seed(0, "eval-sampled", 0), temperature=1.0,
+                          max_new_tokens=c.max_new_tokens)
+    ids = sampler.encode(prompts)
+    comps = [(ids[i], x.tokens) for i, cs in enumerate(outs.completions) for x in cs]
+    ratios = response_log_ratios(model, ref, [p for p, _ in comps], [g for _, g in comps], tok.pad_token_id, 64)
+    assert m["kl_ref"] > 0.01
+    assert m["kl_ref"] == pytest.approx(float(np.mean([kl_k3(r) for r in ratios])), rel=1e-4)
+    assert evaluate(sampler, task, test, c, seed=0, ref=ref, at_ref=True)[0]["kl_ref"] == 0.0
+    assert math.isnan(evaluate(sampler, task, test, c, seed=0)[0]["kl_ref"])
 
 
 def test_response_log_ratios_zero_for_the_same_model():

@@ -405,6 +405,32 @@ def flat(paths) -> list[str]:
     return [str(paths)]
 
 
+def priorities(cfg, layout: Layout) -> dict[tuple[str, str], int]:
+    """Snakemake `priority` per job, keyed by (stage, run name): highest level first, list scheduling's
+    classic rule. A job's level is the number of jobs on the longest chain from it to a job nobody
+    reads (the report), so the chains that end in the long aggregate jobs (verifiers -> quality,
+    search_val -> search_selected) run first and the independent leaves (RL arms, most beam searches)
+    fill the cores around them, instead of leaving an aggregate job to run alone at the end. An
+    aggregate job ranks above the other jobs of its level: it can start only when its whole sweep is
+    done, and it is long. A priority changes the order jobs run in, never what they write."""
+    nodes = [(name, j) for name in STAGES for j in jobs(name, cfg)]
+    key = {id(j): (name, STAGES[name].run_name(j)) for name, j in nodes}
+    producer = {p: key[id(j)] for name, j in nodes for p in flat(STAGES[name].outputs(cfg, layout, j))}
+    consumers: dict[tuple[str, str], set] = {key[id(j)]: set() for _, j in nodes}
+    for name, j in nodes:
+        for p in flat(STAGES[name].inputs(cfg, layout, j)):
+            if p in producer:
+                consumers[producer[p]].add(key[id(j)])
+    level: dict[tuple[str, str], int] = {}
+
+    def level_of(node) -> int:
+        if node not in level:
+            level[node] = 1 + max((level_of(c) for c in consumers[node]), default=0)
+        return level[node]
+
+    return {node: 2 * level_of(node) + int(STAGES[node[0]].aggregate) for node in consumers}
+
+
 # -----------------------------------------------------------------------------
 # threads and resources of a job (Snakemake passes them to local and cluster executors alike)
 

@@ -51,6 +51,14 @@ COMMAND = ("{PAVFLOW_PYTHON} -m pavflow.stages {rule} {PAVFLOW_ARGS} {params.job
            "{params.run_dir} > {log:q} 2>&1")
 
 
+PRIORITY = registry.priorities(CFG, L)
+
+
+def priority_of(s):
+    """The job's scheduling priority (pavflow.registry.priorities): the order jobs run in, not what they write."""
+    return lambda wc: PRIORITY[(s.name, s.run_name(wc))]
+
+
 def job_args(s):
     """The job's settings for its stage (job.<wildcard>=<value>) and its own Hydra run directory."""
     return {"job": lambda wc: " ".join(shlex.quote(f"job.{w}={wc[w]}") for w in s.wildcards),

@@ -1,5 +1,5 @@
 # One rule per stage of pavflow.registry: inputs, outputs, rerun trigger, log, benchmark, threads,
-# resources and the command all derive from the stage's registry entry (common.smk).
+# resources, priority and the command all derive from the stage's registry entry (common.smk).
 for _stage in registry.STAGES.values():
 
     rule:
@@ -17,6 +17,7 @@ for _stage in registry.STAGES.values():
         benchmark:
             bench_of(_stage)
         threads: registry.threads(_stage.name, CFG)
+        priority: priority_of(_stage)
         resources:
             **registry.resources(_stage.name, CFG),
         shell:

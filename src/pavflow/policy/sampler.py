@@ -28,6 +28,7 @@ class Completion:
     tokens: list[int]  # generated ids, including the stop token (EOS or the separator token)
     text: str  # decoded generated text, EOS excluded
     finish: str  # "eos" | "step" | "length"
+    logprobs: list[float] | None = None  # log pi(token) of each generated token at temperature 1 (logprobs=True)
 
     @property
     def gen_tokens(self) -> int:
@@ -82,20 +83,24 @@ class Sampler:
 
     def sample(self, prompts: list[str], n: int = 1, *, seed: int, temperature: float = 1.0,
                top_p: float = 1.0, max_new_tokens: int = 64, stop_at_step: bool = False,
-               desc: str | None = None) -> Samples:
+               desc: str | None = None, logprobs: bool = False) -> Samples:
         """n continuations of each prompt. temperature 0 is greedy. Deterministic given all arguments.
-        `desc` shows a progress bar over the continuations under that name."""
+        `desc` shows a progress bar over the continuations under that name. With `logprobs`, each
+        completion also carries log pi(token) of its tokens under the model itself (temperature 1, no
+        top-p), read off the logits the decode computed anyway: a forward pass over the samples
+        would give the same values up to float rounding."""
         out: list[list[Completion | None]] = [[None] * n for _ in prompts]
         prompt_tokens = [0] * len(prompts)
         for part in self.stream(prompts, n, seed=seed, temperature=temperature, top_p=top_p,
-                                max_new_tokens=max_new_tokens, stop_at_step=stop_at_step, desc=desc):
+                                max_new_tokens=max_new_tokens, stop_at_step=stop_at_step, desc=desc,
+                                logprobs=logprobs):
             out[part.prompt][part.start:part.start + len(part.completions)] = part.completions
             prompt_tokens[part.prompt] += part.prompt_tokens
         return Samples(out, prompt_tokens)
 
     def stream(self, prompts: list[str], n: int = 1, *, seed: int, temperature: float = 1.0,
                top_p: float = 1.0, max_new_tokens: int = 64, stop_at_step: bool = False,
-               desc: str | None = None) -> Iterator[Part]:
+               desc: str | None = None, logprobs: bool = False) -> Iterator[Part]:
         """`sample`'s continuations batch by batch, as they are drawn (the same draws): one Part per
         work item, copies start..start+m-1 of prompt i. Nothing is kept between batches, so memory
         does not grow with n."""
@@ -112,7 +117,7 @@ class Sampler:
                     if batch:
                         with torch.no_grad():
                             comps = self._run([ids[i] for i, _, _ in batch], [m for _, _, m in batch], gen,
-                                              temperature, top_p, max_new_tokens, stop_at_step)
+                                              temperature, top_p, max_new_tokens, stop_at_step, logprobs)
                         for (i, start, _), c in zip(batch, comps):
                             yield Part(i, start, c, len(ids[i]))
                         if bar is not None:
@@ -126,7 +131,7 @@ class Sampler:
                 bar.close()
 
     def _run(self, prompt_ids: list[list[int]], copies: list[int], gen: torch.Generator,
-             temperature: float, top_p: float, max_new_tokens: int, stop_at_step: bool):
+             temperature: float, top_p: float, max_new_tokens: int, stop_at_step: bool, want_lp: bool = False):
         dev, U = self.device, len(prompt_ids)
         L = max(len(p) for p in prompt_ids)
         input_ids = torch.full((U, L), self.pad_id, dtype=torch.long)
@@ -147,12 +152,15 @@ class Sampler:
         stops = self.stop_step if stop_at_step else self.stop_eos
         row_ids = torch.arange(R, device=dev)  # original row of each current row
         tokens = torch.zeros((R, max_new_tokens), dtype=torch.long, device=dev)  # valid up to lengths
+        lps = torch.zeros((R, max_new_tokens), dtype=torch.float32, device=dev) if want_lp else None
         lengths, finish = [max_new_tokens] * R, ["length"] * R
         live = torch.ones(R, dtype=torch.bool, device=dev)  # among current rows
         n_live, n_dead = R, 0  # live rows / finished rows not yet dropped, among current rows
         for t in range(max_new_tokens):
             nxt = self._pick(logits.float(), gen, temperature, top_p)  # (r,)
             tokens[row_ids, t] = nxt  # finished rows write past their end, which is never read
+            if want_lp:
+                lps[row_ids, t] = logits.float().log_softmax(-1).gather(1, nxt[:, None])[:, 0]
             stop = stops[nxt] & live
             done = torch.nonzero(stop).flatten()
             if len(done):
@@ -168,13 +176,15 @@ class Sampler:
                 row_ids, live, nxt, n_dead = row_ids[keep], live[keep], nxt[keep], 0
             logits = eng.step(nxt)
         tokens = tokens.tolist()
+        lps = lps.tolist() if want_lp else None
         comps, r = [], 0
         for m in copies:
             group = []
             for _ in range(m):
                 toks = tokens[r][:lengths[r]]
                 text_ids = toks[:-1] if finish[r] == "eos" else toks
-                group.append(Completion(toks, self.tok.decode(text_ids), finish[r]))
+                group.append(Completion(toks, self.tok.decode(text_ids), finish[r],
+                                        lps[r][:lengths[r]] if want_lp else None))
                 r += 1
             comps.append(group)
         return comps

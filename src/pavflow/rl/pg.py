@@ -137,6 +137,16 @@ class DegenerateRun(RuntimeError):
 
 
 @torch.no_grad()
+def reference_logprobs(ref, prompt_ids: list[list[int]], gen_ids: list[list[int]], pad_id: int,
+                       micro_batch: int) -> list[torch.Tensor]:
+    """log pi_ref(tok) of every generated token, in micro-batches of sequences: a list of (len(gen),)."""
+    out = []
+    for i in range(0, len(gen_ids), micro_batch):
+        out += sequence_logprobs(ref, prompt_ids[i:i + micro_batch], gen_ids[i:i + micro_batch], pad_id)
+    return out
+
+
+@torch.no_grad()
 def response_log_ratios(model, ref, prompt_ids: list[list[int]], gen_ids: list[list[int]], pad_id: int,
                         micro_batch: int) -> list[torch.Tensor]:
     """log pi(tok) - log pi_ref(tok) of every generated token: a list of (len(gen),) tensors.
@@ -150,24 +160,27 @@ def response_log_ratios(model, ref, prompt_ids: list[list[int]], gen_ids: list[l
 
 
 def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfig, seed: int,
-             ref=None) -> tuple[dict, list[bool]]:
+             ref=None, at_ref: bool = False) -> tuple[dict, list[bool]]:
     """Test metrics of the current policy, and which problems it solved (greedy or any sample).
 
     test_acc_greedy; with eval_samples > 0: test_acc_sampled (T=1, mean over samples) and
     pass_at_n (a problem counts if any of its eval_samples samples is correct); response_tokens and
     n_steps (means over the sampled responses, or the greedy ones without samples); kl_ref (mean over
-    those responses of the k3 estimate of KL(pi || pi_ref), nats, never negative; nan without `ref`). The same sampler seeds at
-    every evaluation point: common random numbers along the curve."""
+    those responses of the k3 estimate of KL(pi || pi_ref), nats, never negative; nan without `ref`;
+    0 when `at_ref` says the policy is still its reference). log pi comes from the sampler's own
+    logits and only pi_ref needs a forward pass. The same sampler seeds at every evaluation point:
+    common random numbers along the curve."""
     sampler.model.eval()
     prompts = [task.prompt(p.question) for p in problems]
+    kl = ref is not None and not at_ref
     greedy = sampler.sample(prompts, 1, seed=derive_seed(seed, "eval-greedy", 0), temperature=0.0,
-                            max_new_tokens=cfg.max_new_tokens)
+                            max_new_tokens=cfg.max_new_tokens, logprobs=kl and cfg.eval_samples == 0)
     solved = [bool(task.grade(cs[0].text, p.answer)) for cs, p in zip(greedy.completions, problems)]
     m = {"test_acc_greedy": float(np.mean(solved)), "test_acc_sampled": math.nan, "pass_at_n": math.nan}
     outs = greedy
     if cfg.eval_samples > 0:
         outs = sampler.sample(prompts, cfg.eval_samples, seed=derive_seed(seed, "eval-sampled", 0),
-                              temperature=1.0, max_new_tokens=cfg.max_new_tokens)
+                              temperature=1.0, max_new_tokens=cfg.max_new_tokens, logprobs=kl)
         correct = np.array([[task.grade(c.text, p.answer) for c in cs]
                             for cs, p in zip(outs.completions, problems)], dtype=np.float64)  # (P, S)
         m["test_acc_sampled"] = float(correct.mean())
@@ -176,13 +189,13 @@ def evaluate(sampler: Sampler, task: Task, problems: list[Problem], cfg: RLConfi
     comps = [c for cs in outs.completions for c in cs]
     m["response_tokens"] = float(np.mean([c.gen_tokens for c in comps]))
     m["n_steps"] = float(np.mean([len(task.split_steps(c.text)) for c in comps]))
-    m["kl_ref"] = math.nan
-    if ref is not None:
+    m["kl_ref"] = 0.0 if ref is not None and at_ref else math.nan
+    if kl:
         prompt_ids = sampler.encode(prompts)
         n = len(comps) // len(prompts)
-        ratios = response_log_ratios(sampler.model, ref, [prompt_ids[i // n] for i in range(len(comps))],
-                                  [c.tokens for c in comps], sampler.pad_id, cfg.micro_batch)
-        m["kl_ref"] = float(np.mean([kl_k3(r) for r in ratios]))
+        lp_ref = reference_logprobs(ref, [prompt_ids[i // n] for i in range(len(comps))], [c.tokens for c in comps],
+                                    sampler.pad_id, cfg.micro_batch)
+        m["kl_ref"] = float(np.mean([kl_k3(torch.tensor(c.logprobs) - r.float()) for c, r in zip(comps, lp_ref)]))
     return m, solved
 
 
@@ -239,7 +252,7 @@ def train_rl(model, tok, task: Task, train_problems: list[Problem], test_problem
 
     def log_eval(update: int, train_reward: float):
         nonlocal unsolved0
-        m, solved = evaluate(sampler, task, test_problems, cfg, seed, ref)
+        m, solved = evaluate(sampler, task, test_problems, cfg, seed, ref, at_ref=update == 0)
         if update == 0:
             unsolved0 = [i for i, s in enumerate(solved) if not s]
         newly = float(np.mean([solved[i] for i in unsolved0])) if unsolved0 else math.nan
