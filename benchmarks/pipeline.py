@@ -1,9 +1,9 @@
 """Wall time of the default study from scratch, and of adding one prover K to the finished study.
 
-    python benchmarks/pipeline.py [--experiment didactic] [--add-k 12] [--cores 2]
+    python benchmarks/pipeline.py [--experiment didactic] [--add-k 12 | --add-k 0] [--cores 2]
 
 Runs Snakemake in a fresh working directory (benchmarks/out/work-<experiment>) and writes
-benchmarks/out/pipeline.json: <experiment>_wall_s, add_k_wall_s, the jobs each run ran, per-stage job
+benchmarks/out/pipeline.json (pipeline_<experiment>.json for another experiment): <experiment>_wall_s, add_k_wall_s, the jobs each run ran, per-stage job
 counts and wall and CPU sums from the rules' `benchmark:` files, a job's fixed cost (the CPU of the
 `problems` job and the mean of the `labels` jobs, which do almost no work), the load average sampled
 during each run (a noisy run shows there), and the study's headline numbers.
@@ -74,7 +74,7 @@ def fixed_cost(stages: dict[str, dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--experiment", default="didactic")
-    ap.add_argument("--add-k", type=int, default=12)  # <= rollouts.n_mc: adding it reuses every rollout
+    ap.add_argument("--add-k", type=int, default=12)  # <= rollouts.n_mc: adding it reuses every rollout; 0: skip
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO / "src"))
@@ -92,21 +92,24 @@ def main() -> None:
     load_before = os.getloadavg()
     wall, load = snakemake(work, args.experiment, [], args.cores)
     before = stage_costs(root / "benchmarks")
-    add = [f"sweep.prover_k=[{','.join(map(str, ks + [args.add_k]))}]"]
-    t_add = time.time()
-    add_wall, add_load = snakemake(work, args.experiment, add, args.cores)
-    rerun = stage_costs(root / "benchmarks", since=t_add)
     result = {
         f"{args.experiment}_wall_s": round(wall, 1), "jobs": sum(r["jobs"] for r in before.values()),
         "cpu_s": round(sum(r["cpu_s"] for r in before.values()), 1), "fixed_cost": fixed_cost(before),
         "loadavg_before": [round(x, 2) for x in load_before], "load": load,
-        "add_k_wall_s": round(add_wall, 1), "add_k": args.add_k, "add_k_override": add[0],
-        "add_k_jobs": sum(r["jobs"] for r in rerun.values()), "add_k_load": add_load, "add_k_stages": rerun,
         "stages": before, "cores": args.cores, "nproc": os.cpu_count(),
         "headline": json.loads((root / "report" / "headline.json").read_text()),
     }
+    if args.add_k:
+        add = [f"sweep.prover_k=[{','.join(map(str, ks + [args.add_k]))}]"]
+        t_add = time.time()
+        add_wall, add_load = snakemake(work, args.experiment, add, args.cores)
+        rerun = stage_costs(root / "benchmarks", since=t_add)
+        result |= {"add_k_wall_s": round(add_wall, 1), "add_k": args.add_k, "add_k_override": add[0],
+                   "add_k_jobs": sum(r["jobs"] for r in rerun.values()), "add_k_load": add_load,
+                   "add_k_stages": rerun}
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "pipeline.json").write_text(json.dumps(result, indent=2))
+    name = "pipeline.json" if args.experiment == "didactic" else f"pipeline_{args.experiment}.json"
+    (OUT / name).write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "headline"}, indent=2))
 
 

@@ -12,8 +12,12 @@ from report_data import (EQUAL_CHOICE, ci, equal_compute, equal_compute_val, met
 def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
     curves = search_curves(search)
     figs = save(plot_accuracy_vs_budget(curves), tmp_path)
-    md, _ = summarize(tmp_path, StudyTables("toy", pool=pool, curves=curves, rl=rl, verifier_metrics=metrics,
-                                            prover="base_k4", k_budget=4, quality=quality))
+    # each response's first error, and an ORM that scores later samples higher: best-of-N picks sample N - 1
+    pool = pool.with_columns(kind=pl.when(pl.col("correct") == 1).then(pl.lit("correct"))
+                             .when(pl.col("sample_id") % 2 == 0).then(pl.lit("arithmetic slip")).otherwise(pl.lit("copy error")))
+    scores = pool.select("problem_id", "sample_id", verifier=pl.lit("orm"), score=pl.col("sample_id").cast(pl.Float64))
+    md, head = summarize(tmp_path, StudyTables("toy", pool=pool, scores=scores, curves=curves, rl=rl,
+                                               verifier_metrics=metrics, prover="base_k4", k_budget=4, quality=quality))
     assert md.startswith("# toy")
 
     # Headline table: best-of-N (ORM) vs beam search (PAV) per budget.
@@ -32,6 +36,15 @@ def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
 
     rows = section(md, "Per-problem success rate")
     assert [r[1].split()[0] for r in rows[1:]] == ["2", "1", "0", "1", "0", "2", "0", "1", "0", "3", "2", "2"]
+
+    # what best-of-N picks: sample 0 at N = 1 (8 of 10 test problems have it correct), sample 3 at N = 4 (6 of 10)
+    rows = section(md, "Why best-of-N (ORM)")
+    assert rows[0] == ["top pick %", "pool", "N=1", "N=4"]
+    assert rows[1] == ["correct", "50.0", "80.0", "60.0"]
+    assert {r[0] for r in rows[2:4]} == {"arithmetic slip", "copy error"} and rows[4][0] == "decile"
+    assert "At N = 4 the top pick is correct 60.0% of the time, against 50.0% for a random response" in md
+    assert head["diagnosis/bon_orm/correct@4"] == 0.6 and head["diagnosis/bon_orm/correct@pool"] == 0.5
+    assert head["diagnosis/orm_decile_acc/across/10"] < head["diagnosis/orm_decile_acc/across/1"]  # later samples fail more
 
     rows = section(md, "Beam search accuracy vs prover K (N=4)")
     assert [r[0] for r in rows[1:]] == ["base_k1", "base_k4", "base_k16", "big_k4"]
@@ -55,12 +68,12 @@ def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
 
 def test_write_summary_missing(tmp_path):
     md, _ = summarize(tmp_path, StudyTables("empty", prover="base_k4", k_budget=4))
-    assert md.count("_not run_") == 7
+    assert md.count("_not run_") == 8
     md, _ = summarize(tmp_path, StudyTables("empty", curves=search_curves(None), pool=pl.DataFrame(schema=SAMPLES),
                                             rl=pl.DataFrame(schema=RL_CURVE),
                                             verifier_metrics=pl.DataFrame(schema=METRICS), prover="base_k4",
                                             k_budget=4, quality=pl.DataFrame(schema=METRICS)))
-    assert md.count("_not run_") == 7
+    assert md.count("_not run_") == 8
 
 
 def test_quality_section_names_the_best_and_compares_analytic_with_trained(tmp_path):

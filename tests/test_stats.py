@@ -129,6 +129,17 @@ def test_sample_efficiency_of_a_twice_as_fast_arm():
     assert sample_efficiency(x, base, stopped, n_boot=50)["samples_needed"] == pytest.approx(200, abs=10)
 
 
+def test_no_sample_efficiency_when_the_baseline_never_rises_above_the_start():
+    """Outcome RL that ends where both arms began (13.5% after 6 updates, smollm_cpu) is reached by the
+    other arm at 0 samples: undefined, not an infinite efficiency."""
+    from pavflow.stats import sample_efficiency
+    x = np.array([0.0, 48.0, 96.0])
+    flat = np.array([[0.15, 0.13, 0.146], [0.125, 0.125, 0.125]])
+    r = sample_efficiency(x, flat, flat + 0.05, n_boot=200)
+    assert r["samples_needed"] == 0.0 and np.isnan(r["sample_efficiency"])
+    assert np.isnan(r["ci_low"]) and np.isnan(r["ci_high"])
+
+
 # --- paired comparisons, matched compute ---------------------------------------------------------
 
 from pavflow.stats import compute_efficiency, first_reach, matched_difference, paired_bootstrap_ci  # noqa: E402

@@ -169,7 +169,8 @@ def _report_outputs(cfg, L: Layout, job: Job) -> dict:
     r, k = L.report(), int(cfg.search.k_budget)
     figures = {"headline_search": "headline_search", "acc_vs_tokens": "acc_vs_tokens", "acc_vs_budget": "acc_vs_budget", "prover_k": f"prover_k_N{k}",
                "alpha": f"alpha_N{k}", "verifier_quality": "verifier_quality", "calibration": "calibration",
-               "rl_curves": "rl_curves", "success_histogram": "success_histogram", "train_logs": "train_logs"}
+               "rl_curves": "rl_curves", "success_histogram": "success_histogram", "train_logs": "train_logs",
+               "bon_diagnosis": "bon_diagnosis"}
     return {"summary": r / "summary.md", "headline": r / "headline.json", "tables": r / "summary.html",
             "landing": r / "landing.rst",  # the Snakemake report's landing text (workflow/report/workflow.rst)
             "config": r / "config.yaml", "curves": r / "curves.parquet",
@@ -178,7 +179,7 @@ def _report_outputs(cfg, L: Layout, job: Job) -> dict:
 
 def _report_inputs(cfg, L: Layout, job: Job) -> dict:
     verifiers = [str(v) for v in trained_verifiers(cfg)]
-    return {"pool": L.pool(), "search": _search_tables(cfg, L), "scores": L.search("scores_orm"),
+    return {"problems": L.problems(), "pool": L.pool(), "search": _search_tables(cfg, L), "scores": L.search("scores_orm"),
             "val": [L.search(f"val_{p}") for p in provers(cfg)],
             "rl": [L.rl(j["arm"], j["rl_seed"]) for j in STAGES["rl"].jobs(cfg)],
             "verifier_metrics": {v: L.verifier_metrics(v) for v in verifiers},
@@ -190,6 +191,7 @@ _REPORT_ITEMS = {"tables": ("1. Summary", "tables with 95% CIs"), "config": ("1.
                  "headline_search": ("1. Summary", "headline: search_selected vs search_bon"),
                  "acc_vs_tokens": ("2. Test-time search", "search_bon, search_beam"),
                  "acc_vs_budget": ("2. Test-time search", "search_bon, search_beam"),
+                 "bon_diagnosis": ("2. Test-time search", "search_bon: what best-of-N picks"),
                  "prover_k": ("2. Test-time search", "search_beam per prover"),
                  "alpha": ("2. Test-time search", "search_alpha"),
                  "verifier_quality": ("3. Verifiers", "quality"), "calibration": ("3. Verifiers", "quality"),

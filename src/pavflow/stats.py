@@ -96,7 +96,9 @@ def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.nda
     `baseline`, `treated`: (seeds, points) accuracy curves on the common `samples` axis (nan where a
     run stopped early). Target = the baseline's seed-mean accuracy at its last point; ratio =
     samples of that point / samples at which the treated seed-mean curve first reaches the target
-    (0 if it never does). CI: percentile bootstrap resampling the seeds of each arm independently.
+    (0 if it never does; nan if it is there before any update, where the baseline did not rise above
+    the initial policy and there is no efficiency to measure). CI: percentile bootstrap resampling the
+    seeds of each arm independently, over the resamples where the ratio is defined.
 
     Hand-written: the ratio is inf on a resample whose treated arm never reaches the target, where
     scipy.stats.bootstrap's BCa is undefined and its percentile interval interpolates (inf - inf)."""
@@ -109,14 +111,16 @@ def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.nda
             b_mean, t_mean = np.nanmean(b, axis=0), np.nanmean(t, axis=0)
         last = np.flatnonzero(~np.isnan(b_mean))[-1]
         target, needed = float(b_mean[last]), first_reach(x, t_mean, float(b_mean[last]))
-        return (x[last] / needed if needed > 0 else float("inf")), target, needed
+        return (x[last] / needed if needed > 0 else float("nan")), target, needed
 
     r, target, needed = ratio(base, treat)
     rng = np.random.default_rng(seed)
-    boot = [ratio(base[rng.integers(0, len(base), len(base))], treat[rng.integers(0, len(treat), len(treat))])[0]
-            for _ in range(n_boot)]
+    boot = np.array([ratio(base[rng.integers(0, len(base), len(base))], treat[rng.integers(0, len(treat), len(treat))])[0]
+                     for _ in range(n_boot)])
+    boot = boot[~np.isnan(boot)]
     tail = (1 - level) / 2
-    lo, hi = np.quantile(boot, [tail, 1 - tail], method="inverted_cdf")  # no interpolation: ratios may be inf
+    lo, hi = (np.quantile(boot, [tail, 1 - tail], method="inverted_cdf")  # no interpolation: ratios may be inf
+              if boot.size else (float("nan"), float("nan")))
     return {"sample_efficiency": r, "ci_low": float(lo), "ci_high": float(hi), "target_acc": target,
             "samples_needed": needed, "n_seeds": (len(base), len(treat))}
 

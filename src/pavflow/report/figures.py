@@ -422,3 +422,38 @@ def plot_calibration(calib: pl.DataFrame | None) -> Figure | None:
             else:
                 _empty(ax, "no verifier of this kind in the study")
     return fig
+
+
+def plot_bon_diagnosis(top_picks: pl.DataFrame | None, deciles: pl.DataFrame | None) -> Figure | None:
+    """Left: the kind of best-of-N's top pick (report.diagnosis.TOP_PICK_KINDS) vs N, stacked, with every
+    response of the pool as the first bar. Right: the ORM's accuracy by score decile across problems
+    and within a problem (DECILES), 95% CI bars."""
+    if missing(top_picks) or missing(deciles):
+        return None
+    kinds = top_picks["kind"].unique(maintain_order=True).to_list()
+    colors = {k: c for k, c in zip(kinds, ([(0.2, 0.6, 0.3, 1.0)] + [matplotlib.colormaps["tab10"](i) for i in (3, 1, 4, 5, 7, 8, 9, 0)]))}
+    groups = [None] + [b for b in top_picks["budget"].unique(maintain_order=True).to_list() if b is not None]
+    with matplotlib.rc_context(STYLE):
+        fig, (left, right) = _figure("bon_diagnosis", 1, 2)
+        bottom = np.zeros(len(groups))
+        for k in kinds:
+            share = {r["budget"]: 100 * r["fraction"] for r in top_picks.filter(pl.col("kind") == k).iter_rows(named=True)}
+            y = np.array([share.get(b, 0.0) for b in groups])
+            left.bar(range(len(groups)), y, bottom=bottom, color=colors[k], label=k, width=0.8)
+            bottom += y
+        left.set_xticks(range(len(groups)), ["pool"] + [f"N={b}" for b in groups[1:]], fontsize=8)
+        left.set_ylim(0, 100)
+        left.set(ylabel="% of test problems (pool: of responses)", title="What best-of-N (ORM) picks")
+        left.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+        for scope, marker in (("across", "o"), ("within", "s")):
+            d = deciles.filter(pl.col("scope") == scope).sort("decile")
+            x, y = d["decile"].to_numpy(), 100 * d["acc"].to_numpy()
+            err = [y - 100 * d["ci_low"].to_numpy(), 100 * d["ci_high"].to_numpy() - y]
+            right.errorbar(x, y, yerr=err, marker=marker, capsize=2,
+                           label="across problems" if scope == "across" else "within a problem")
+        right.set_xticks(range(1, 11))
+        _percent_axis(right, 100 * deciles.select("ci_low", "ci_high").to_numpy())
+        right.set(xlabel="ORM score decile (10 = highest)", ylabel="accuracy (%)", title="ORM accuracy by score decile")
+        right.legend(loc="best")
+        fig.suptitle("Why best-of-N (ORM) falls or rises with N")
+    return fig

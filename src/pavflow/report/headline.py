@@ -11,6 +11,7 @@ import polars as pl
 from pavflow.data import N_BINS, RL_METRICS
 from pavflow.names import Arm
 from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons, rl_comparisons, val_margin
+from pavflow.report.diagnosis import score_deciles, scored_pool, top_pick_kinds
 from pavflow.report.fmt import num, ok
 from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, analytic_minus_trained, at_alpha,
                                    beam_config, best_verifiers, config_label, eval_split, gains_vs_bon, headline_curves,
@@ -72,6 +73,8 @@ class Headline:
     best_quality: dict = field(default_factory=dict)  # best_verifiers
     analytic: list = field(default_factory=list)  # analytic_minus_trained
     verifiers: dict | None = None  # metric_cells of the verifier jobs' metrics
+    top_picks: pl.DataFrame | None = None  # diagnosis.TOP_PICK_KINDS of best-of-N (ORM); None: no kinds or scores
+    deciles: pl.DataFrame | None = None  # diagnosis.DECILES of the ORM on the pool
 
     def as_dict(self) -> dict:
         """headline.json."""
@@ -119,8 +122,9 @@ class Headline:
             head |= {f"rl/{r['arm']}/final_{m.removeprefix('test_')}": r[m] for m in RL_METRICS}
         if self.rl_efficiency is not None:
             e = self.rl_efficiency
-            head |= {"rl/sample_efficiency": e["sample_efficiency"], "rl/sample_efficiency_ci_low": e["ci_low"],
-                     "rl/sample_efficiency_ci_high": e["ci_high"], "rl/sample_efficiency_target_acc": e["target_acc"]}
+            head |= {k: v for k, v in {"rl/sample_efficiency": e["sample_efficiency"], "rl/sample_efficiency_ci_low": e["ci_low"],
+                                       "rl/sample_efficiency_ci_high": e["ci_high"],
+                                       "rl/sample_efficiency_target_acc": e["target_acc"]}.items() if ok(v)}
         for r in self.rl_compare.iter_rows(named=True) if self.rl_compare is not None else ():
             key = f"rl/{r['arm']}/minus_{r['baseline']}"
             head |= {f"{key}/{m}": r[m] for m in ("diff", "ci_low", "ci_high", "mde", "sample_efficiency",
@@ -131,6 +135,10 @@ class Headline:
                  if m in QUALITY_COLUMNS and ok(r["value"])}
         head |= {f"quality/best/{m}": r["subject"] for m, r in self.best_quality.items()}
         head |= {f"verifier/{s}/{m}": r["value"] for (s, m), r in (self.verifiers or {}).items() if ok(r["value"])}
+        for r in self.top_picks.iter_rows(named=True) if self.top_picks is not None else ():
+            head[f"diagnosis/bon_orm/{r['kind']}@{r['budget'] if r['budget'] is not None else 'pool'}"] = r["fraction"]
+        for r in self.deciles.iter_rows(named=True) if self.deciles is not None else ():
+            head[f"diagnosis/orm_decile_acc/{r['scope']}/{r['decile']}"] = r["acc"]
         return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in head.items()}
 
 
@@ -186,6 +194,11 @@ def headline(t: StudyTables) -> Headline:
         h.best_quality, h.analytic = best_verifiers(t.quality), analytic_minus_trained(t.quality, t.base_policy)
     if not missing(t.verifier_metrics):
         h.verifiers = metric_cells(t.verifier_metrics)
+    bon = None if missing(t.curves) else t.curves.filter((pl.col("method") == "bon") & (pl.col("verifier") == "orm"))
+    if not missing(t.pool) and "kind" in t.pool.columns and not missing(t.scores) and not missing(bon):
+        scored = scored_pool(eval_split(t.pool), t.scores)
+        h.top_picks = top_pick_kinds(scored, sorted(bon["budget"].unique().to_list()))
+        h.deciles = score_deciles(scored)
     return h
 
 

@@ -49,7 +49,7 @@ def summary_markdown(out_dir: Path, t: StudyTables, h: Headline, figures: Iterab
           "Accuracies are % of test problems; 95% CIs are BCa bootstraps over problems (percentile "
           "bootstraps for the efficiency ratios and the quality table).", ""]
     md += _answer_section(h, out_dir)
-    md += _pool_sections(h) + _search_section(t, h) + _prover_k_section(t, h)
+    md += _pool_sections(h) + _search_section(t, h) + _diagnosis_section(h) + _prover_k_section(t, h)
     if h.comparison is not None:
         md += _comparisons_sections(t, h)
     if h.scorers is not None:
@@ -96,6 +96,8 @@ def claim_rows(h: Headline) -> list[list[str]]:
         eff, elo, ehi = r["sample_efficiency"], r["sample_efficiency_ci_low"], r["sample_efficiency_ci_high"]
         out.append([RL_EFFICIENCY.statement,
                     f"{arm}: not computed: both arms end at {pct(r['acc'])}%" if floor else
+                    f"{arm}: not computed: the initial policy is already at the outcome arm's final "
+                    f"{pct(r['baseline_acc'])}% (outcome RL did not improve on it)" if not ok(eff) else
                     f"{arm}: {fmt_eff(eff, '=', elo, ehi)}" + (" (never reaches the outcome arm's final accuracy)" if eff == 0 else ""),
                     "– (a ratio: see its CI)", "inconclusive" if floor else RL_EFFICIENCY.verdict(eff, "=", elo, ehi)])
     if h.rl_best_prover is not None:
@@ -224,6 +226,36 @@ def _search_section(t: StudyTables, h: Headline) -> list[str]:
         else:
             md.append(f"- {g['beam']} does not reach {best} at any budget run.")
     return md + ["", "Tokens are mean generated (policy) tokens per problem; verifier tokens not included.", ""]
+
+
+def _diagnosis_section(h: Headline) -> list[str]:
+    md = ["## Why best-of-N (ORM) falls or rises with N", "",
+          "What best-of-N picks at each N: the top-scored response of each test problem, correct or its first "
+          "error (the task's own step checker). 'pool': every sampled response, what a random pick is drawn "
+          "from.", ""]
+    if h.top_picks is None:
+        return md + NOT_RUN
+    t = h.top_picks
+    budgets = [b for b in t["budget"].unique(maintain_order=True).to_list() if b is not None]
+    share = {(r["budget"], r["kind"]): r["fraction"] for r in t.iter_rows(named=True)}
+    kinds = t["kind"].unique(maintain_order=True).to_list()
+    md += _table(["top pick %", "pool", *[f"N={n}" for n in budgets]],
+                 [[k, pct(share[(None, k)]), *[pct(share[(n, k)]) for n in budgets]] for k in kinds])
+    top, errors = budgets[-1], [k for k in kinds if k != "correct"]
+    worst = max(errors, key=lambda k: share[(top, k)], default=None)
+    if worst is not None and share[(top, worst)] > 0:
+        md += [f"At N = {top} the top pick is correct {pct(share[(top, 'correct')])}% of the time, against "
+               f"{pct(share[(None, 'correct')])}% for a random response; its most common error is "
+               f"{worst} ({pct(share[(top, worst)])}% of problems, {pct(share[(None, worst)])}% of the pool).", ""]
+    d = h.deciles
+    md += ["ORM accuracy by score decile (10 = highest scores), across the pool and within each problem "
+           "(responses ranked against the other responses to the same problem). Best-of-N needs the "
+           "within-problem deciles to rise: a verifier that only ranks problems by difficulty rises "
+           "across and stays flat within. 95% CIs: bootstrap over problems.", ""]
+    cell = {(r["scope"], r["decile"]): r for r in d.iter_rows(named=True)}
+    rows = [[j, *[acc_ci(c["acc"], c["ci_low"], c["ci_high"]) if (c := cell.get((s, j))) else "–"
+                  for s in ("across", "within")]] for j in sorted({k[1] for k in cell})]
+    return md + _table(["decile", "accuracy % across problems", "accuracy % within a problem"], rows) + [""]
 
 
 def _prover_k_section(t: StudyTables, h: Headline) -> list[str]:
@@ -435,7 +467,10 @@ def _rl_section(h: Headline) -> list[str]:
         reached = math.isfinite(eff["samples_needed"])
         md += [f"**Sample efficiency** (`{eff['treated']}` over `{eff['baseline']}`, {eff['metric']}): "
                f"the {eff['baseline']} arm ends at {pct(eff['target_acc'])}% (mean of {eff['n_seeds'][0]} seeds); "
-               + (f"the {eff['treated']} arm's seed mean first reaches it after {eff['samples_needed']:.0f} samples: "
+               + (f"the {eff['treated']} arm's seed mean is there before any update, so the {eff['baseline']} arm "
+                  "did not rise above the initial policy and there is no sample efficiency to measure."
+                  if eff["samples_needed"] == 0 else
+                  f"the {eff['treated']} arm's seed mean first reaches it after {eff['samples_needed']:.0f} samples: "
                   f"**{eff['sample_efficiency']:.2f}×** fewer [95% CI over seeds {eff['ci_low']:.2f}, "
                   f"{eff['ci_high']:.2f}]." if reached else
                   f"the {eff['treated']} arm's seed mean never reaches it (ratio < 1; CI over seeds "

@@ -26,7 +26,8 @@ QUALITY_COLUMNS = ("brier", "ece", "spearman_progress", "outcome_auroc", "first_
 class StudyTables:
     """The study's tables (None or empty: that part did not run) and the search settings they are read with."""
     experiment: str
-    pool: pl.DataFrame | None = None  # SAMPLES of the search pool (stages/search_pool)
+    pool: pl.DataFrame | None = None  # SAMPLES of the search pool (stages/search_pool), + `kind` (task.diagnose) if known
+    scores: pl.DataFrame | None = None  # SCORES of the ORM on that pool (stages/search_bon)
     curves: pl.DataFrame | None = None  # CURVES of the test split
     search: pl.DataFrame | None = None  # SEARCH rows of the test split
     val: pl.DataFrame | None = None  # SEARCH rows of the validation grid

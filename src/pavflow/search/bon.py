@@ -39,6 +39,12 @@ def aggregate_prm(values: np.ndarray, how: str) -> float:
     return float(v.mean())
 
 
+def top_pick(scores: np.ndarray, n: int) -> int:
+    """Best-of-N's pick among the first n samples (scores in sample_id order): the highest score, ties
+    to the lowest sample_id (np.argmax takes the first of tied maxima)."""
+    return int(np.argmax(scores[:n]))
+
+
 def _vote(answers: list, weights: np.ndarray, by: str) -> int:
     """Index (into the first-N samples) of the first sample carrying the winning answer.
 
@@ -88,7 +94,7 @@ def bon_search(pool: pl.DataFrame, budgets: list[int]) -> pl.DataFrame:
         for n in budgets:
             if len(sid) < n or sid[0] != 0 or sid[n - 1] != n - 1:
                 raise ValueError(f"bon_search: problem {pid!r} lacks samples 0..{n - 1} for budget {n}")
-            best = int(np.argmax(score[:n]))  # argmax takes the first of tied maxima: lowest sample_id
+            best = top_pick(score, n)
             picks = {
                 "bon": correct[best],
                 "majority": correct[_vote(answers[:n], score[:n], "count")],

@@ -5,14 +5,16 @@ import json
 import polars as pl
 from omegaconf import OmegaConf
 
-from pavflow.data import CALIBRATION, CURVES, METRICS, RL_CURVE, SAMPLES, SEARCH, TRAIN_LOG, atomic_file, read_table, write_text
+from pavflow.data import (CALIBRATION, CURVES, METRICS, RL_CURVE, SAMPLES, SCORES, SEARCH, TRAIN_LOG, atomic_file,
+                          read_table, write_text)
 from pavflow.registry import headline as headline_prover
 from pavflow.report import (StudyTables, headline, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha,
-                            plot_calibration, plot_headline, plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
+                            plot_bon_diagnosis, plot_calibration, plot_headline, plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
                             plot_verifier_quality, prover_rows, rl_final, rl_seed_bands, save, search_curves,
                             write_summary)
 from pavflow.search.select import choose_on_val
-from pavflow.stages.common import stage_main
+from pavflow.stages.common import load_problems, stage_main
+from pavflow.tasks import make_task
 
 
 @stage_main("report")
@@ -20,7 +22,12 @@ def main(cfg, job, tracker) -> dict:
     inp, s, prover = job.input, cfg.search, str(headline_prover(cfg))
     out = job.output.summary.parent
     out.mkdir(parents=True, exist_ok=True)
+    task = make_task(cfg.task, cfg.seed, cfg.policy)
+    questions = {p.problem_id: p for p in load_problems(inp.problems, [s.split])}
     pool = read_table(inp.pool, SAMPLES)
+    pool = pool.with_columns(kind=pl.Series([  # the first error of each response: why best-of-N picks wrong
+        task.diagnose(questions[p].question, r, questions[p].answer) if p in questions else None
+        for p, r in zip(pool["problem_id"], pool["response"])], dtype=pl.String))
     keys = ["problem_id", "split", "method", "verifier", "prover", "k", "alpha", "budget"]
     # one row per problem and configuration: the val-chosen run repeats a configuration's rows when it
     # is one already run (same configuration, same seeds)
@@ -40,7 +47,7 @@ def main(cfg, job, tracker) -> dict:
     metrics = pl.concat([read_table(p, METRICS) for p in inp.verifier_metrics.values()])
     quality, calib = read_table(inp.quality, METRICS), read_table(inp.calibration, CALIBRATION)
     logs = pl.concat([read_table(p, TRAIN_LOG) for p in inp.logs])
-    study = StudyTables(cfg.name, pool=pool, curves=curves, search=search, val=val, choice=choice, rl=rl,
+    study = StudyTables(cfg.name, pool=pool, scores=read_table(inp.scores, SCORES), curves=curves, search=search, val=val, choice=choice, rl=rl,
                         verifier_metrics=metrics, quality=quality, prover=prover, k_budget=s.k_budget,
                         alpha=float(s.alpha), aggregate=s.aggregate)
     numbers = headline(study)
@@ -49,7 +56,8 @@ def main(cfg, job, tracker) -> dict:
              plot_prover_k(at_alpha, s.k_budget, base_policy=cfg.sweep.policy),
              plot_alpha(curves, prover, s.k_budget),
              plot_rl_curves(rl_seed_bands(rl)), plot_verifier_quality(quality), plot_calibration(calib),
-             plot_success_histogram(numbers.pool, numbers.histogram), plot_train_logs(logs)]
+             plot_success_histogram(numbers.pool, numbers.histogram), plot_train_logs(logs),
+             plot_bon_diagnosis(numbers.top_picks, numbers.deciles)]
     figures = [path for fig in drawn if fig is not None for path in save(fig, out)]
     config = OmegaConf.to_yaml(cfg, resolve=True)
     write_text(job.output.config, config)
