@@ -50,6 +50,9 @@ def test_the_top_pick_is_the_one_best_of_n_scores():
     assert sums["fraction"].to_list() == pytest.approx([1.0] * len(budgets + [None]))
     assert sums.filter(pl.col("budget").is_null())["n"].item() == N_PROBLEMS * N_SAMPLES
     assert kinds["kind"][0] == "correct"
+    # a slip that still ends in the right answer is graded correct, and so counted
+    lucky = pool.with_columns(kind=pl.lit("arithmetic slip"))
+    assert top_pick_kinds(scored_pool(lucky, scores), [1]).filter(pl.col("kind") == "correct")["count"][0] > 0
 
 
 def test_a_verifier_that_ranks_problems_rises_across_and_stays_flat_within():

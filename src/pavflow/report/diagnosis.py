@@ -27,9 +27,13 @@ DECILES = {"scope": pl.String, "decile": pl.Int32, "n": pl.Int64, "acc": pl.Floa
 
 
 def scored_pool(pool: pl.DataFrame, scores: pl.DataFrame, verifier: str = "orm") -> pl.DataFrame:
-    """The pool's (problem_id, sample_id, correct, kind) with `verifier`'s score, in sample order."""
+    """The pool's (problem_id, sample_id, correct, kind) with `verifier`'s score, in sample order. A
+    response graded correct is "correct" whatever its steps (a slip can still end in the right answer),
+    so the top picks' "correct" share is best-of-N's accuracy."""
     s = scores.filter(pl.col("verifier") == verifier).select("problem_id", "sample_id", "score")
-    out = pool.select("problem_id", "sample_id", "correct", "kind").join(s, on=["problem_id", "sample_id"], how="inner")
+    out = (pool.select("problem_id", "sample_id", "correct",
+                       kind=pl.when(pl.col("correct") == 1).then(pl.lit(CORRECT)).otherwise(pl.col("kind")))
+           .join(s, on=["problem_id", "sample_id"], how="inner"))
     if out.height != pool.height:
         raise ValueError(f"scored_pool: {pool.height - out.height} of {pool.height} pool responses have no "
                          f"{verifier!r} score")
