@@ -194,6 +194,17 @@ def test_every_output_belongs_to_one_rule_pattern():
                     assert owners == {s}, (path, owners)
 
 
+def test_every_report_item_has_its_caption():
+    """`snakemake --report` fails on the first report item whose caption file is missing (workflow/report/)."""
+    captions = Path(__file__).resolve().parents[1] / "workflow" / "report"
+    for cfg in (compose("didactic", []), compose("smoke", [])):
+        for s in STAGES.values():
+            for j in jobs(s.name, cfg):
+                for name, path in s.outputs(cfg, registry.Layout("r"), j).items():
+                    if name in s.report:
+                        assert (captions / registry.caption(path)).is_file(), (s.name, name, registry.caption(path))
+
+
 def test_a_job_runs_before_every_job_that_reads_it(didactic):
     """Priorities follow the DAG: a job outranks each of its readers (Snakemake runs it first when both could run)."""
     L = registry.Layout("r")

@@ -199,6 +199,11 @@ _REPORT_ITEMS = {"tables": ("1. Summary", "tables with 95% CIs"), "config": ("1.
                  "train_logs": ("5. Policies", "sft, verifier")}
 
 
+def caption(path) -> str:
+    """The caption file of a report item, under workflow/report/: one per figure, whatever its budget (prover_k_N4 -> prover_k.rst)."""
+    return f"{Path(path).stem.split('_N')[0]}.rst"
+
+
 def _stages(*stages: Stage) -> dict[str, Stage]:
     return {s.name: s for s in stages}
 

@@ -71,10 +71,10 @@ def outputs(s):
         path = str(path)
         if name in s.directories:
             path = directory(path)
-        if name in s.report:  # a Snakemake report item, captioned by workflow/report/<stem>.rst
+        if name in s.report:  # a Snakemake report item, captioned by workflow/report/<registry.caption>
             category, subcategory = s.report[name]
             stem = Path(path).stem
-            path = report(path, caption=f"../report/{stem.split('_N')[0]}.rst", category=category,
+            path = report(path, caption=f"../report/{registry.caption(path)}", category=category,
                           subcategory=subcategory, labels={"figure" if path.endswith(".png") else "table": stem})
         out[name] = path
     return out
