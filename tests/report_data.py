@@ -87,6 +87,28 @@ def rl() -> pl.DataFrame:
     return conform(pl.DataFrame(rows), RL_CURVE, "rl")
 
 
+ORACLE_KS = (1, 4, 16)
+
+
+def oracle_search() -> pl.DataFrame:
+    """Beam search scored by the oracle provers (verifier mc) at N=4, alpha 1: K=4 best (100%), K=1 50%, K=16 75%."""
+    rows = [r for k, correct in zip(ORACLE_KS, ([1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 0]))
+            for r in search_rows("beam", "mc", f"base_k{k}", k, 1.0, 4, correct, [300] * 4)]
+    return conform(pl.DataFrame(rows, infer_schema_length=None), SEARCH, "search")
+
+
+def oracle_rl(rl: pl.DataFrame) -> pl.DataFrame:
+    """`rl` plus pav_mc arms of base_k1/k4/k16, 2 seeds, 4 updates, acc = start + 0.02 update + 0.01 seed (the
+    outcome arm starts at 0.30 and ends at 0.365 in seed mean after 768 samples and 15,000 tokens). K=1 starts
+    at 0.30 (1x); K=4 at 0.31, its mean reaching 0.365 at update 2.5 (640 samples: 1.2x; 37,500 tokens with
+    10,000 rollout tokens per update: 0.4x per token); K=16 at 0.28 never reaches it (0x)."""
+    rows = [dict(r, arm=f"pav_mc_base_k{k}", prover=f"base_k{k}", alpha=1.0,
+                 test_acc_sampled=start + 0.02 * r["update"] + 0.01 * r["seed"], verifier_tokens=10000 * r["update"])
+            for k, start in zip(ORACLE_KS, (0.30, 0.31, 0.28))
+            for r in rl.filter(pl.col("arm") == "outcome").iter_rows(named=True)]
+    return pl.concat([rl, conform(pl.DataFrame(rows), RL_CURVE, "rl")])
+
+
 @pytest.fixture
 def train_log() -> pl.DataFrame:
     rows = [dict(model=m, step=s, tokens_seen=1000 * s, loss=scale * np.exp(-s / 10) + 0.1,

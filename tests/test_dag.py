@@ -498,7 +498,7 @@ def test_wandb_report_panels_plot_what_the_runs_logged(study):
 # ----------------------------------------------------------------------------- the HTML report
 
 FIGURES = ["acc_vs_tokens", "acc_vs_budget", "prover_k_N{k}", "alpha_N{k}", "verifier_quality", "rl_curves",
-           "success_histogram", "train_logs", "bon_diagnosis"]
+           "success_histogram", "train_logs", "bon_diagnosis", "oracle_k"]
 
 
 def _chromium() -> str:

@@ -10,7 +10,7 @@ from pavflow.report.compare import beam_scorers, headline_comparisons, paired_co
 from pavflow.report.power import mde, n_for_half_width, se_from_ci, unpaired_se
 from pavflow.report.tables import search_curves
 from pavflow.search.select import choose_on_val
-from report_data import BEAM, BON, equal_compute, rl_finals  # noqa: F401
+from report_data import BEAM, BON, equal_compute, rl, rl_finals, search  # noqa: F401
 
 
 def test_headline_comparisons_on_a_hand_made_curve(equal_compute):
@@ -102,3 +102,28 @@ def test_a_val_tie_needs_no_size():
     val = _val({"base_k4": 30, "base_k1": 30})
     m = val_margin(val, choose_on_val(val))
     assert m["diff"] == 0 and m["n_needed"] is None
+
+
+def test_oracle_k_holds_the_mc_beam_and_pav_mc_rows_with_sample_and_token_efficiency(search, rl):
+    from pavflow.report.compare import oracle_k
+    from report_data import ORACLE_KS, oracle_rl, oracle_search
+    rl = oracle_rl(rl)
+    curves = search_curves(pl.concat([search, oracle_search()]))
+    rows = oracle_k(curves, rl, rl_comparisons(rl), budget=4, alpha=1.0)
+    beam, arms = rows.filter(pl.col("source") == "beam"), rows.filter(pl.col("source") == "rl")
+    assert beam["K"].to_list() == list(ORACLE_KS) and beam["acc"].to_list() == [0.5, 1.0, 0.75]
+    assert beam["n"].to_list() == [4] * 3 and beam["sample_efficiency"].is_null().all()  # no learned pqv+pav row
+    assert oracle_k(curves, None, None, budget=4, alpha=0.5).height == 0  # the oracle ran at alpha 1 only
+    assert arms["prover"].to_list() == ["base_k1", "base_k4", "base_k16"]
+    k1, k4, k16 = arms.rows(named=True)
+    # K=1 matches the outcome arm's curve, but spends 10,000 rollout tokens per update beside 5,000 generated
+    assert k1["sample_efficiency"] == pytest.approx(1.0) and k1["token_efficiency"] == pytest.approx(15000 / 45000)
+    assert k4["sample_efficiency"] == pytest.approx(768 / 640) and k4["token_efficiency"] == pytest.approx(15000 / 37500)
+    assert k16["sample_efficiency"] == 0.0 and k16["token_efficiency"] == 0.0
+    # final accuracy: seed mean with a t interval over the 2 seeds; minus the outcome arm
+    a = np.array([0.31 + 0.06, 0.31 + 0.07])
+    assert k4["acc"] == pytest.approx(a.mean()) and k4["n"] == 2
+    assert k4["ci_high"] - k4["acc"] == pytest.approx(12.706 * a.std(ddof=1) / math.sqrt(2), rel=1e-3)
+    assert k4["diff"] == pytest.approx(0.01) and k4["baseline_acc"] == pytest.approx(0.365)
+    assert k4["verifier_tokens"] == 30000 and k4["gen_tokens"] == 15000
+

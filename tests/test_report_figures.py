@@ -177,3 +177,22 @@ def test_headline_figure_is_the_chosen_beam_against_best_of_n(search):
     assert plot_headline(search_curves(search), beam_config("base_k4", 2.0)) is None
     assert plot_headline(search_curves(search), "nothing/like/this", bon_label="neither") is None
     assert plot_headline(search_curves(search), None) is None
+
+
+def test_oracle_k_draws_each_source_over_k_and_says_why_a_panel_is_empty(search, rl):
+    from pavflow.report.compare import oracle_k, rl_comparisons
+    from pavflow.report.figures import plot_oracle_k
+    from report_data import oracle_rl, oracle_search
+    rl = oracle_rl(rl)
+    rows = oracle_k(search_curves(pl.concat([search, oracle_search()])), rl, rl_comparisons(rl), 4, 1.0)
+    beam, acc, eff = plot_oracle_k(rows, "base", 4).axes
+    k, y = beam.lines[0].get_data()
+    assert list(k) == [1, 4, 16] and list(y) == [50.0, 100.0, 75.0] and beam.get_xscale() == "log"
+    assert [round(v, 1) for v in acc.lines[0].get_data()[1]] == [36.5, 37.5, 34.5]
+    assert acc.get_lines()[-1].get_ydata()[0] == pytest.approx(36.5)  # the outcome arm's final accuracy
+    per = {c.get_label(): list(np.round(c.lines[0].get_ydata(), 2)) for c in eff.containers}
+    assert per == {"per policy sample": [1.0, 1.2, 0.0], "per token (generated + rollout)": [0.33, 0.4, 0.0]}
+    # without the oracle runs, the figure still exists (the report lists it) and each panel says why
+    empty = plot_oracle_k(None, "base", 4)
+    assert isinstance(empty, Figure) and all(not ax.lines and ax.texts[0].get_text().startswith("nothing to draw")
+                                             for ax in empty.axes)

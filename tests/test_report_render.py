@@ -1,4 +1,5 @@
 import polars as pl
+import pytest
 
 from pavflow.data import HEADLINE, METRICS, RL_CURVE, SAMPLES
 from pavflow.report.figures import plot_accuracy_vs_budget, save
@@ -6,11 +7,13 @@ from pavflow.report.headline import BON, BestProver, Comparison, Headline
 from pavflow.report.render import _claims_section, claim_rows, landing_rst, markdown_html, summary_markdown
 from pavflow.report.tables import StudyTables, beam_config, search_curves
 from report_data import (EQUAL_CHOICE, ci, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
-                         quality, quality_with_analytic, rl, row, search, section, summarize)
+                         oracle_rl, oracle_search, quality, quality_with_analytic, rl, row, search, section,
+                         summarize)
 
 
 def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
-    curves = search_curves(search)
+    curves = search_curves(pl.concat([search, oracle_search()]))
+    rl = oracle_rl(rl)
     figs = save(plot_accuracy_vs_budget(curves), tmp_path)
     # each response's first error, and an ORM that scores later samples higher: best-of-N picks sample N - 1
     pool = pool.with_columns(kind=pl.when(pl.col("correct") == 1).then(pl.lit("correct"))
@@ -24,7 +27,7 @@ def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
     rows = section(md, "Best-of-N (ORM) vs beam search (PAV, prover=base_k4)")
     assert rows[0] == ["N", "bon/orm acc % [95% CI]", "bon/orm gen tokens",
                        "beam/pqv+pav/base_k4 acc % [95% CI]", "beam/pqv+pav/base_k4 gen tokens"]
-    bon4, beam4 = row(curves, method="bon", budget=4), row(curves, prover="base_k4", budget=4)
+    bon4, beam4 = row(curves, method="bon", budget=4), row(curves, prover="base_k4", verifier="pqv+pav", budget=4)
     assert rows[2] == ["4", ci(bon4), "400", ci(beam4), "200"]
     assert rows[1][0] == "1" and rows[1][1].startswith("25.0 [") and rows[1][3].startswith("50.0 [")
     assert "+25.0 points" in md
@@ -46,9 +49,20 @@ def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
     assert head["diagnosis/bon_orm/correct@4"] == 0.6 and head["diagnosis/bon_orm/correct@pool"] == 0.5
     assert head["diagnosis/orm_decile_acc/across/10"] < head["diagnosis/orm_decile_acc/across/1"]  # later samples fail more
 
-    rows = section(md, "Beam search accuracy vs prover K (N=4)")
-    assert [r[0] for r in rows[1:]] == ["base_k1", "base_k4", "base_k16", "big_k4"]
-    assert rows[4][5].startswith("100.0 [")
+    rows = [r for r in section(md, "Beam search accuracy vs prover K (N=4)") if r[3] == "pqv+pav"]
+    assert [r[0] for r in rows] == ["base_k1", "base_k4", "base_k16", "big_k4"]
+    assert rows[3][5].startswith("100.0 [")
+
+    # the oracle provers: MC beam search and the pav_mc arms, per sample and per token
+    rows = section(md, "Oracle provers")
+    assert rows[0][:4] == ["source", "prover", "K", "accuracy % [95% CI]"] and rows[0][6:8] == ["sample efficiency", "token efficiency"]
+    assert [r[:3] for r in rows[1:]] == [["beam", "base_k1", "1"], ["beam", "base_k4", "4"], ["beam", "base_k16", "16"],
+                                         ["rl", "base_k1", "1"], ["rl", "base_k4", "4"], ["rl", "base_k16", "16"]]
+    assert rows[5][6].startswith("1.20×") and rows[5][7].startswith("0.40×") and rows[5][9] == "30,000"
+    assert head["oracle_k/rl/base_k4/token_efficiency"] == pytest.approx(0.4)
+    assert head["oracle_k/beam/base_k4/acc"] == 1.0
+    claim = next(r[1] for r in section(md, "Answer") if r[1].startswith("pav_mc_base_k4: 1.20×"))
+    assert claim.endswith("per token (generated + verifier and rollout tokens)") and "per policy sample; 0.40× [" in claim
 
     rows = section(md, "Online RL")
     assert rows[1][0] == "outcome" and rows[1][5] == "36.5 (36.0, 37.0)" and rows[1][6] == "41.5 (41.0, 42.0)"
@@ -68,12 +82,12 @@ def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
 
 def test_write_summary_missing(tmp_path):
     md, _ = summarize(tmp_path, StudyTables("empty", prover="base_k4", k_budget=4))
-    assert md.count("_not run_") == 8
+    assert md.count("_not run_") == 9
     md, _ = summarize(tmp_path, StudyTables("empty", curves=search_curves(None), pool=pl.DataFrame(schema=SAMPLES),
                                             rl=pl.DataFrame(schema=RL_CURVE),
                                             verifier_metrics=pl.DataFrame(schema=METRICS), prover="base_k4",
                                             k_budget=4, quality=pl.DataFrame(schema=METRICS)))
-    assert md.count("_not run_") == 8
+    assert md.count("_not run_") == 9
 
 
 def test_quality_section_names_the_best_and_compares_analytic_with_trained(tmp_path):

@@ -132,12 +132,25 @@ RL_METRICS = ("test_acc_sampled", "test_acc_greedy", "pass_at_n", "newly_solved"
 RL_ARMS: Schema = {"arm": pl.String, **{m: pl.Float64 for m in RL_METRICS}}
 # An RL arm against the outcome arm: the final accuracy difference of the seed means with a Welch t CI
 # over seeds and its MDE; the sample efficiency (outcome's samples to its final accuracy over the arm's
-# samples to reach it) with a bootstrap CI over seeds.
+# samples to reach it) with a bootstrap CI over seeds, and the same in tokens (token_efficiency: generated
+# plus verifier tokens, an oracle prover's MC rollouts included; report.tables.RL_COSTS).
 RL_COMPARE: Schema = {
     "arm": pl.String, "baseline": pl.String, "metric": pl.String, "n_seeds": pl.Int64, "n_seeds_baseline": pl.Int64,
     "acc": pl.Float64, "baseline_acc": pl.Float64, "diff": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
     "mde": pl.Float64, "sample_efficiency": pl.Float64, "sample_efficiency_ci_low": pl.Float64,
-    "sample_efficiency_ci_high": pl.Float64,
+    "sample_efficiency_ci_high": pl.Float64, "token_efficiency": pl.Float64, "token_efficiency_ci_low": pl.Float64,
+    "token_efficiency_ci_high": pl.Float64,
+}
+RL_EFFICIENCIES = tuple(c for c in RL_COMPARE if "efficiency" in c)
+# The prover-K curve of the oracle provers (no verifier error), one row per prover and source: "beam"
+# (beam search on MC Q^pi + alpha A^mu at search.k_budget; CI: bootstrap over problems, n problems) or
+# "rl" (the pav_mc arm's final accuracy; CI: t over seeds, n seeds; minus the outcome arm and its
+# sample efficiencies: RL_COMPARE). Tokens: mean per problem (beam), spent by training (rl).
+ORACLE_K: Schema = {
+    "source": pl.String, "prover": pl.String, "policy": pl.String, "K": pl.Int64, "acc": pl.Float64,
+    "ci_low": pl.Float64, "ci_high": pl.Float64, "n": pl.Int64, "gen_tokens": pl.Float64,
+    "verifier_tokens": pl.Float64, "baseline_acc": pl.Float64, "diff": pl.Float64, "diff_ci_low": pl.Float64,
+    "diff_ci_high": pl.Float64, **{c: pl.Float64 for c in RL_EFFICIENCIES},
 }
 
 SCHEMAS: dict[str, Schema] = {

@@ -19,6 +19,8 @@ import numpy as np
 from pavflow.labels import bok_value
 from pavflow.seeds import derive_seed
 
+MC_VERIFIER = "mc"  # SEARCH's verifier of beam search scored by this oracle (search_beam_mc)
+
 
 class MCOracle:
     def __init__(self, sampler, task, answers: dict[str, str], *, n: int, seed: int, temperature: float,

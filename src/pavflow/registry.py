@@ -170,7 +170,7 @@ def _report_outputs(cfg, L: Layout, job: Job) -> dict:
     figures = {"headline_search": "headline_search", "acc_vs_tokens": "acc_vs_tokens", "acc_vs_budget": "acc_vs_budget", "prover_k": f"prover_k_N{k}",
                "alpha": f"alpha_N{k}", "verifier_quality": "verifier_quality", "calibration": "calibration",
                "rl_curves": "rl_curves", "success_histogram": "success_histogram", "train_logs": "train_logs",
-               "bon_diagnosis": "bon_diagnosis"}
+               "bon_diagnosis": "bon_diagnosis", "oracle_k": "oracle_k"}
     return {"summary": r / "summary.md", "headline": r / "headline.json", "tables": r / "summary.html",
             "landing": r / "landing.rst",  # the Snakemake report's landing text (workflow/report/workflow.rst)
             "config": r / "config.yaml", "curves": r / "curves.parquet",
@@ -194,6 +194,7 @@ _REPORT_ITEMS = {"tables": ("1. Summary", "tables with 95% CIs"), "config": ("1.
                  "bon_diagnosis": ("2. Test-time search", "search_bon: what best-of-N picks"),
                  "prover_k": ("2. Test-time search", "search_beam per prover"),
                  "alpha": ("2. Test-time search", "search_alpha"),
+                 "oracle_k": ("4. Online RL", "oracle provers: search_beam_mc, rl pav_mc"),
                  "verifier_quality": ("3. Verifiers", "quality"), "calibration": ("3. Verifiers", "quality"),
                  "rl_curves": ("4. Online RL", "rl"), "success_histogram": ("5. Policies", "search_pool"),
                  "train_logs": ("5. Policies", "sft, verifier")}

@@ -90,7 +90,8 @@ def first_reach(x: np.ndarray, y: np.ndarray, target: float, axis: str = "linear
 
 
 def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.ndarray, n_boot: int = 2000,
-                      seed: int = 0, level: float = 0.95) -> dict:
+                      seed: int = 0, level: float = 0.95, baseline_cost: np.ndarray | None = None,
+                      treated_cost: np.ndarray | None = None) -> dict:
     """How many times fewer samples the treated arm needs to reach the baseline arm's final accuracy.
 
     `baseline`, `treated`: (seeds, points) accuracy curves on the common `samples` axis (nan where a
@@ -99,23 +100,31 @@ def sample_efficiency(samples: np.ndarray, baseline: np.ndarray, treated: np.nda
     (0 if it never does; nan if it is there before any update, where the baseline did not rise above
     the initial policy and there is no efficiency to measure). CI: percentile bootstrap resampling the
     seeds of each arm independently, over the resamples where the ratio is defined.
+    `baseline_cost`, `treated_cost`: (seeds, points) cost of each run at each point (e.g. generated
+    plus rollout tokens); the ratio is then in that cost, each arm on its seed-mean cost axis
+    (resampled with its seeds), and `samples_needed` is the treated arm's cost to reach the target.
 
     Hand-written: the ratio is inf on a resample whose treated arm never reaches the target, where
     scipy.stats.bootstrap's BCa is undefined and its percentile interval interpolates (inf - inf)."""
     x = np.asarray(samples, dtype=np.float64)
     base, treat = np.atleast_2d(np.asarray(baseline, float)), np.atleast_2d(np.asarray(treated, float))
+    costs = [None if c is None else np.atleast_2d(np.asarray(c, float)) for c in (baseline_cost, treated_cost)]
+    for name, c, acc in (("baseline_cost", costs[0], base), ("treated_cost", costs[1], treat)):
+        if c is not None and c.shape != acc.shape:
+            raise ValueError(f"sample_efficiency: {name} has shape {c.shape}, its accuracies {acc.shape}")
 
-    def ratio(b: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:
+    def ratio(bi: np.ndarray, ti: np.ndarray) -> tuple[float, float, float]:
         with warnings.catch_warnings():  # a resample of only early-stopped seeds has all-nan points
             warnings.simplefilter("ignore", RuntimeWarning)
-            b_mean, t_mean = np.nanmean(b, axis=0), np.nanmean(t, axis=0)
+            b_mean, t_mean = np.nanmean(base[bi], axis=0), np.nanmean(treat[ti], axis=0)
+            xb, xt = (x if c is None else np.nanmean(c[i], axis=0) for c, i in zip(costs, (bi, ti)))
         last = np.flatnonzero(~np.isnan(b_mean))[-1]
-        target, needed = float(b_mean[last]), first_reach(x, t_mean, float(b_mean[last]))
-        return (x[last] / needed if needed > 0 else float("nan")), target, needed
+        target, needed = float(b_mean[last]), first_reach(xt, t_mean, float(b_mean[last]))
+        return (xb[last] / needed if needed > 0 else float("nan")), target, needed
 
-    r, target, needed = ratio(base, treat)
+    r, target, needed = ratio(np.arange(len(base)), np.arange(len(treat)))
     rng = np.random.default_rng(seed)
-    boot = np.array([ratio(base[rng.integers(0, len(base), len(base))], treat[rng.integers(0, len(treat), len(treat))])[0]
+    boot = np.array([ratio(rng.integers(0, len(base), len(base)), rng.integers(0, len(treat), len(treat)))[0]
                      for _ in range(n_boot)])
     boot = boot[~np.isnan(boot)]
     tail = (1 - level) / 2

@@ -7,11 +7,15 @@ import math
 
 import numpy as np
 import polars as pl
+from scipy.stats import t as t_dist
 from scipy.stats import ttest_ind
 
-from pavflow.data import HEADLINE, PAIRED, RL_COMPARE
+from pavflow.data import HEADLINE, ORACLE_K, PAIRED, RL_COMPARE, RL_EFFICIENCIES
+from pavflow.names import Arm
+from pavflow.oracle import MC_VERIFIER
 from pavflow.report.power import mde, n_for_half_width, se_from_ci, unpaired_se
-from pavflow.report.tables import config_label, curve_labels, missing, rl_efficiency, rl_final, rl_metric
+from pavflow.report.tables import (config_label, curve_labels, missing, prover_rows, rl_efficiency, rl_final,
+                                   rl_metric)
 from pavflow.search.select import choose_on_val
 from pavflow.stats import compute_efficiency, compute_efficiency_ci, matched_difference, paired_bootstrap_ci
 
@@ -126,7 +130,8 @@ def beam_scorers(curves: pl.DataFrame | None, search: pl.DataFrame | None, budge
 def rl_comparisons(rl: pl.DataFrame | None, baseline: str = "outcome") -> pl.DataFrame:
     """RL_COMPARE rows: every other arm against `baseline` on the sampled test accuracy (greedy when no
     samples were drawn). The accuracy CI is Welch's t interval over seeds (scipy), the MDE uses the t
-    quantiles at Welch's df; NaN with fewer than 2 seeds on either side."""
+    quantiles at Welch's df; NaN with fewer than 2 seeds on either side. Sample efficiency per policy sample
+    and per token (tables.RL_COSTS), bootstrap CIs over seeds."""
     if missing(rl) or baseline not in set(rl["arm"]):
         return pl.DataFrame(schema=RL_COMPARE)
     metric = rl_metric(rl)
@@ -141,10 +146,41 @@ def rl_comparisons(rl: pl.DataFrame | None, baseline: str = "outcome") -> pl.Dat
             test = ttest_ind(a, b, equal_var=False)
             lo, hi = test.confidence_interval(0.95)
             width = mde(unpaired_se(a, b), df=float(test.df))
-        eff = rl_efficiency(rl, baseline, arm)
+        eff = [rl_efficiency(rl, baseline, arm, cost) for cost in ("samples", "tokens")]
         rows.append((arm, baseline, metric, a.size, b.size, float(a.mean()), float(b.mean()), float(a.mean() - b.mean()),
-                     float(lo), float(hi), width, eff["sample_efficiency"], eff["ci_low"], eff["ci_high"]))
+                     float(lo), float(hi), width, *[e[k] for e in eff for k in ("sample_efficiency", "ci_low", "ci_high")]))
     return pl.DataFrame(rows, schema=RL_COMPARE, orient="row")
+
+
+def oracle_k(curves: pl.DataFrame | None, rl: pl.DataFrame | None, compared: pl.DataFrame | None, budget: int,
+             alpha: float) -> pl.DataFrame:
+    """ORACLE_K: the oracle provers' beam search (verifier MC_VERIFIER at `budget` and `alpha`) and pav_mc RL arms
+    (`compared`: their RL_COMPARE rows against the outcome arm), one row per prover."""
+    rows = []
+    if not missing(curves):
+        beam = prover_rows(curves, budget).filter((pl.col("verifier") == MC_VERIFIER) & ((pl.col("alpha") - alpha).abs() < 1e-12))
+        rows += [{"source": "beam", "prover": r["prover"], "policy": r["policy"], "K": r["K"], "acc": r["acc"],
+                  "ci_low": r["ci_low"], "ci_high": r["ci_high"], "n": r["n_problems"], "gen_tokens": r["gen_tokens"],
+                  "verifier_tokens": r["verifier_tokens"]} for r in beam.iter_rows(named=True)]
+    if not missing(rl):
+        metric, final = rl_metric(rl), rl_final(rl)
+        against = {} if missing(compared) else {r["arm"]: r for r in compared.iter_rows(named=True)}
+        for arm in sorted(set(rl["arm"])):
+            a = Arm.parse(arm)
+            if a.kind != "pav_mc":
+                continue
+            g = final.filter(pl.col("arm") == arm)
+            acc = g[metric].fill_nan(None).drop_nulls().to_numpy()
+            lo, hi = (t_dist.interval(0.95, acc.size - 1, loc=acc.mean(), scale=acc.std(ddof=1) / math.sqrt(acc.size))
+                      if acc.size > 1 and acc.std() > 0 else (float("nan"),) * 2)
+            c = against.get(arm, {})
+            rows.append({"source": "rl", "prover": str(a.prover), "policy": a.prover.policy, "K": a.prover.k,
+                         "acc": float(acc.mean()) if acc.size else None, "ci_low": float(lo), "ci_high": float(hi),
+                         "n": int(acc.size), "gen_tokens": g["gen_tokens"].cast(pl.Float64).mean(),
+                         "verifier_tokens": g["verifier_tokens"].cast(pl.Float64).mean(),
+                         "baseline_acc": c.get("baseline_acc"), "diff": c.get("diff"), "diff_ci_low": c.get("ci_low"),
+                         "diff_ci_high": c.get("ci_high"), **{e: c.get(e) for e in RL_EFFICIENCIES}})
+    return pl.DataFrame(rows, schema=ORACLE_K).sort("source", "policy", "K")
 
 
 def val_margin(val: pl.DataFrame | None, choice: dict | None) -> dict | None:

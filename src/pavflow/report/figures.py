@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from pavflow.data import N_BINS, atomic_file
+from pavflow.data import N_BINS, ORACLE_K, atomic_file
 from pavflow.report.fmt import num, ok, range_str
 from pavflow.report.tables import QUALITY_PANELS, alpha_rows, config_label, curve_labels, missing, prover_rows
 from pavflow.names import ANALYTIC
@@ -456,4 +456,59 @@ def plot_bon_diagnosis(top_picks: pl.DataFrame | None, deciles: pl.DataFrame | N
         right.set(xlabel="ORM score decile (10 = highest)", ylabel="accuracy (%)", title="ORM accuracy by score decile")
         right.legend(loc="best")
         fig.suptitle("Why best-of-N (ORM) falls or rises with N")
+    return fig
+
+
+def plot_oracle_k(rows: pl.DataFrame | None, base_policy: str, budget: int) -> Figure:
+    """The oracle provers' K curve (ORACLE_K), free of verifier error: beam-search accuracy at N=`budget`,
+    the pav_mc arms' final RL accuracy against the outcome arm, and their sample efficiency per policy
+    sample and per token (generated + rollout). BoK(base_policy) is a line over K; provers over other
+    policies are markers. 95% CI bars. Panels with nothing to draw say why (the report always has it)."""
+    rows = pl.DataFrame(schema=ORACLE_K) if rows is None else rows
+    with matplotlib.rc_context(STYLE):
+        fig, (beam_ax, acc_ax, eff_ax) = _figure("oracle_k", 1, 3)
+
+        def series(ax, g: pl.DataFrame, y: str, lo: str, hi: str, scale: float, label: str, color, marker="o") -> None:
+            for own, part in ((True, g.filter(pl.col("policy") == base_policy)), (False, g.filter(pl.col("policy") != base_policy))):
+                for i, (prover, h) in enumerate(part.sort("K").group_by("policy" if own else "prover", maintain_order=True)):
+                    h = h.filter(pl.col(y).is_not_null() & pl.col(y).is_not_nan())
+                    if not h.height:
+                        continue
+                    v = scale * h[y].to_numpy()
+                    err = np.vstack([v - scale * h[lo].fill_null(np.nan).to_numpy(), scale * h[hi].fill_null(np.nan).to_numpy() - v])
+                    err = np.where(np.isfinite(err), np.maximum(err, 0), 0)
+                    x = h["K"].to_numpy() * (1.0 if own else 2 ** (0.1 * (i + 1)))  # other policies: off the line
+                    ax.errorbar(x, v, yerr=err, color=color, capsize=3, clip_on=False, ls="-" if own else "none",
+                                marker=marker if own else _MARKERS[(i + 2) % len(_MARKERS)], ms=5 if own else 8,
+                                label=label if own else f"{label}, prover {prover[0]}")
+
+        beam, rl = rows.filter(pl.col("source") == "beam"), rows.filter(pl.col("source") == "rl")
+        series(beam_ax, beam, "acc", "ci_low", "ci_high", 100, f"beam, prover BoK({base_policy})", "C0")
+        beam_ax.set(ylabel="test accuracy (%)", title=f"Beam search on MC Q^π + α·A^μ, N={budget}")
+        series(acc_ax, rl, "acc", "ci_low", "ci_high", 100, f"pav_mc, prover BoK({base_policy})", "C1")
+        if rl.height and rl["baseline_acc"].drop_nulls().len():
+            acc_ax.axhline(100 * rl["baseline_acc"].drop_nulls()[0], color="0.3", ls="--", lw=1, label="outcome arm (final)")
+        acc_ax.set(ylabel="final test accuracy (%, mean over seeds)", title="Online RL with the prover's MC advantages")
+        series(eff_ax, rl, "sample_efficiency", "sample_efficiency_ci_low", "sample_efficiency_ci_high", 1,
+               "per policy sample", "C2")
+        series(eff_ax, rl, "token_efficiency", "token_efficiency_ci_low", "token_efficiency_ci_high", 1,
+               "per token (generated + rollout)", "C3", marker="s")
+        if eff_ax.containers:
+            eff_ax.axhline(1, color="0.3", ls="--", lw=1)
+        eff_ax.set(ylabel="× fewer than the outcome arm", title="RL sample efficiency vs the outcome arm")
+        for ax, g, why in ((beam_ax, beam, "no beam search with the oracle provers (search.oracle: false)"),
+                           (acc_ax, rl, "no pav_mc arm (rl.arms)"), (eff_ax, rl, "no pav_mc arm, or no outcome arm")):
+            ks = sorted(set(g["K"].to_list()))
+            if not ax.containers:
+                _empty(ax, why)
+                continue
+            ax.set_xscale("log", base=2)
+            _log2_ticks(ax, ks)
+            ax.set_xlabel("prover K (best-of-K of a policy, log2 scale)")
+            ax.legend(loc="best", fontsize=7, title="bars: 95% CI", title_fontsize=7)
+        for ax, g in ((beam_ax, beam), (acc_ax, rl)):
+            if ax.containers:
+                _percent_axis(ax, 100 * np.concatenate([g[c].drop_nulls().drop_nans().to_numpy() for c in ("acc", "ci_low", "ci_high")]
+                                                       + [g["baseline_acc"].drop_nulls().to_numpy()]))
+        fig.suptitle("Oracle provers: the prover-K curve without verifier error")
     return fig

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from pavflow.data import N_BINS, RL_METRICS
+from pavflow.data import N_BINS, RL_EFFICIENCIES, RL_METRICS
 from pavflow.names import Arm
-from pavflow.report.compare import beam_scorers, headline_comparisons, paired_comparisons, rl_comparisons, val_margin
+from pavflow.oracle import MC_VERIFIER
+from pavflow.report.compare import (beam_scorers, headline_comparisons, oracle_k, paired_comparisons, rl_comparisons,
+                                    val_margin)
 from pavflow.report.diagnosis import score_deciles, scored_pool, top_pick_kinds
 from pavflow.report.fmt import num, ok
 from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, analytic_minus_trained, at_alpha,
@@ -69,6 +71,7 @@ class Headline:
     rl_efficiency: dict | None = None
     rl_compare: pl.DataFrame | None = None  # RL_COMPARE: every arm against the outcome arm
     rl_best_prover: BestProver | None = None  # among the pav_mc arms of the base policy's provers
+    oracle_k: pl.DataFrame | None = None  # ORACLE_K: the oracle provers' K curve (beam, RL); None: neither ran
     quality: dict | None = None  # metric_cells of the quality table; None: no quality table
     best_quality: dict = field(default_factory=dict)  # best_verifiers
     analytic: list = field(default_factory=list)  # analytic_minus_trained
@@ -127,10 +130,12 @@ class Headline:
                                        "rl/sample_efficiency_target_acc": e["target_acc"]}.items() if ok(v)}
         for r in self.rl_compare.iter_rows(named=True) if self.rl_compare is not None else ():
             key = f"rl/{r['arm']}/minus_{r['baseline']}"
-            head |= {f"{key}/{m}": r[m] for m in ("diff", "ci_low", "ci_high", "mde", "sample_efficiency",
-                                                  "sample_efficiency_ci_low", "sample_efficiency_ci_high") if ok(r[m])}
+            head |= {f"{key}/{m}": r[m] for m in ("diff", "ci_low", "ci_high", "mde", *RL_EFFICIENCIES) if ok(r[m])}
         if self.rl_best_prover is not None:
             head["rl/best_mc_prover_k"] = self.rl_best_prover.best["K"]
+        for r in self.oracle_k.iter_rows(named=True) if self.oracle_k is not None else ():
+            head |= {f"oracle_k/{r['source']}/{r['prover']}/{m}": r[m]
+                     for m in ("acc", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high", *RL_EFFICIENCIES) if ok(r[m])}
         head |= {f"quality/{s}/{m}": r["value"] for (s, m), r in (self.quality or {}).items()
                  if m in QUALITY_COLUMNS and ok(r["value"])}
         head |= {f"quality/best/{m}": r["subject"] for m, r in self.best_quality.items()}
@@ -181,7 +186,7 @@ def headline(t: StudyTables) -> Headline:
         if not missing(t.val) and t.choice is not None:
             h.val_curves, h.val_choice = search_curves(t.val, split="val"), t.choice
             h.val_margin = val_margin(t.val, t.choice)
-        h.best_prover, h.best_mc_prover = _best_prover(t), _best_prover(t, "mc")
+        h.best_prover, h.best_mc_prover = _best_prover(t), _best_prover(t, MC_VERIFIER)
     if t.search is not None:
         h.scorers = beam_scorers(t.curves, t.search, t.k_budget, beam_config(t.prover, t.alpha))
     if not missing(t.rl):
@@ -189,6 +194,8 @@ def headline(t: StudyTables) -> Headline:
         h.rl_arms, h.rl_stopped, h.rl_efficiency = rl_arms(h.rl_final), rl_stopped(t.rl), rl_efficiency(t.rl)
         h.rl_compare = rl_comparisons(t.rl)
         h.rl_best_prover = _rl_best_prover(t, h.rl_compare)
+    oracle_rows = oracle_k(t.curves, t.rl, h.rl_compare, t.k_budget, t.prover_alpha)
+    h.oracle_k = oracle_rows if oracle_rows.height else None
     if not missing(t.quality):
         h.quality = metric_cells(t.quality)
         h.best_quality, h.analytic = best_verifiers(t.quality), analytic_minus_trained(t.quality, t.base_policy)
@@ -235,7 +242,7 @@ def _best_prover(t: StudyTables, verifier: str = "pqv+pav") -> BestProver | None
     paired against both ends of the sweep (and the best interior K when the best is an end)."""
     if missing(t.curves) or missing(t.search):
         return None
-    alpha = t.alpha if t.alpha is not None else 1.0
+    alpha = t.prover_alpha
     rows = prover_rows(t.curves, t.k_budget)
     rows = rows.filter((pl.col("policy") == t.base_policy) & (pl.col("verifier") == verifier)
                        & ((pl.col("alpha") - alpha).abs() < 1e-12)).sort("K")

@@ -10,6 +10,7 @@ import polars as pl
 
 from pavflow.data import CURVE_KEYS, CURVES, GAINS, HISTOGRAM, N_BINS, PASS_AT, POOL, RATES, RL_ARMS, RL_METRICS
 from pavflow.names import Prover, Verifier
+from pavflow.oracle import MC_VERIFIER
 from pavflow.report.fmt import num, ok
 from pavflow.stats import bootstrap_ci, mean_ci, pass_at_k, sample_efficiency
 
@@ -39,6 +40,11 @@ class StudyTables:
     k_budget: int = 0  # search.k_budget: the budget of the prover, alpha and scorer sweeps
     alpha: float | None = None  # search.alpha
     aggregate: str = "last"  # search.aggregate: the PRM aggregation of the best-of-N baselines
+
+    @property
+    def prover_alpha(self) -> float:
+        """The α the prover-K curves are read at: search.alpha, else 1."""
+        return self.alpha if self.alpha is not None else 1.0
 
     @property
     def base_policy(self) -> str:
@@ -129,12 +135,13 @@ def at_alpha(curves: pl.DataFrame | None, alpha: float | None) -> pl.DataFrame |
 
 
 def headline_curves(curves: pl.DataFrame | None, prover: str) -> pl.DataFrame | None:
-    """Labelled CURVES rows of best-of-N with the ORM, then of beam search with `prover`; None if neither ran."""
+    """Labelled CURVES rows of best-of-N with the ORM, then of beam search with `prover` (with a verifier:
+    the MC oracle reads true grades and has its own section); None if neither ran."""
     if missing(curves):
         return None
     c = curve_labels(curves)
     sel = pl.concat([c.filter((pl.col("method") == "bon") & (pl.col("verifier") == "orm")),
-                     c.filter((pl.col("method") == "beam") & (pl.col("prover") == prover))])
+                     c.filter((pl.col("method") == "beam") & (pl.col("prover") == prover) & (pl.col("verifier") != MC_VERIFIER))])
     return sel if sel.height else None
 
 
@@ -271,24 +278,32 @@ def rl_metric(rl: pl.DataFrame) -> str:
     return "test_acc_sampled" if rl["test_acc_sampled"].fill_nan(None).drop_nulls().len() else "test_acc_greedy"
 
 
-def rl_efficiency(rl: pl.DataFrame | None, baseline: str = "outcome", treated: str = "pav") -> dict | None:
+RL_COSTS = {"samples": None, "tokens": ("gen_tokens", "verifier_tokens")}  # generated + verifier/rollout tokens
+
+
+def rl_efficiency(rl: pl.DataFrame | None, baseline: str = "outcome", treated: str = "pav",
+                  cost: str = "samples") -> dict | None:
     """stats.sample_efficiency of `treated` over `baseline` on sampled test accuracy (greedy when no
-    samples were drawn), seeds as rows; None unless both arms ran."""
+    samples were drawn), seeds as rows, in policy samples or in tokens (RL_COSTS: the policy's own
+    generated tokens plus what its progress source spent, an oracle prover's MC rollouts included);
+    None unless both arms ran."""
     if missing(rl) or not {baseline, treated} <= set(rl["arm"]):
         return None
     metric = rl_metric(rl)
     x = np.array(sorted(set(rl["samples_seen"].to_list())), dtype=np.float64)
+    spent = None if RL_COSTS[cost] is None else sum(pl.col(c).cast(pl.Float64) for c in RL_COSTS[cost])
 
-    def matrix(arm: str) -> np.ndarray:  # (seeds, points); nan where a seed has no evaluation
-        g = rl.filter(pl.col("arm") == arm)
+    def matrix(arm: str, value) -> np.ndarray:  # (seeds, points); nan where a seed has no evaluation
+        g = rl.filter(pl.col("arm") == arm).with_columns(value=value)
         seeds = sorted(set(g["seed"].to_list()))
         out = np.full((len(seeds), len(x)), np.nan)
         for r in g.iter_rows(named=True):
-            out[seeds.index(r["seed"]), np.searchsorted(x, r["samples_seen"])] = r[metric]
+            out[seeds.index(r["seed"]), np.searchsorted(x, r["samples_seen"])] = r["value"]
         return out
 
-    return {**sample_efficiency(x, matrix(baseline), matrix(treated)), "metric": metric,
-            "baseline": baseline, "treated": treated}
+    costs = {} if spent is None else {"baseline_cost": matrix(baseline, spent), "treated_cost": matrix(treated, spent)}
+    return {**sample_efficiency(x, matrix(baseline, pl.col(metric)), matrix(treated, pl.col(metric)), **costs),
+            "metric": metric, "baseline": baseline, "treated": treated, "cost": cost}
 
 
 # ----------------------------------------------------------------------------- verifiers

@@ -9,7 +9,7 @@ from pavflow.data import (CALIBRATION, CURVES, METRICS, RL_CURVE, SAMPLES, SCORE
                           read_table, write_text)
 from pavflow.registry import headline as headline_prover
 from pavflow.report import (StudyTables, headline, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha,
-                            plot_bon_diagnosis, plot_calibration, plot_headline, plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
+                            plot_bon_diagnosis, plot_calibration, plot_headline, plot_oracle_k, plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
                             plot_verifier_quality, prover_rows, rl_final, rl_seed_bands, save, search_curves,
                             write_summary)
 from pavflow.search.select import choose_on_val
@@ -57,7 +57,8 @@ def main(cfg, job, tracker) -> dict:
              plot_alpha(curves, prover, s.k_budget),
              plot_rl_curves(rl_seed_bands(rl)), plot_verifier_quality(quality), plot_calibration(calib),
              plot_success_histogram(numbers.pool, numbers.histogram), plot_train_logs(logs),
-             plot_bon_diagnosis(numbers.top_picks, numbers.deciles)]
+             plot_bon_diagnosis(numbers.top_picks, numbers.deciles),
+             plot_oracle_k(numbers.oracle_k, cfg.sweep.policy, s.k_budget)]
     figures = [path for fig in drawn if fig is not None for path in save(fig, out)]
     config = OmegaConf.to_yaml(cfg, resolve=True)
     write_text(job.output.config, config)

@@ -4,7 +4,7 @@ the base policy's for Q^pi, the prover's policy's for V^mu = BoK_K. No verifier 
 prover-K curve of these runs is the prover effect itself. The answer is the pool's candidate with the
 highest Q^pi of its last state, which for a finished candidate is its grade: compare with pass@N."""
 from pavflow.names import Prover
-from pavflow.oracle import MCOracle, effective_reward
+from pavflow.oracle import MC_VERIFIER, MCOracle, effective_reward
 from pavflow.seeds import derive_seed
 from pavflow.stages.common import load_problems, stage_main
 from pavflow.stages.sampling import policy_sampler
@@ -26,7 +26,7 @@ def main(cfg, job, tracker) -> dict:
     q_pi = oracle(sampler, cfg.sweep.policy)
     mu = q_pi if job.input.prover_policy == job.input.policy else \
         oracle(policy_sampler(cfg, job.input.prover_policy, task, prover.policy), prover.policy)
-    config = {"method": "beam", "verifier": "mc", "prover": str(prover), "k": prover.k, "alpha": float(s.alpha)}
+    config = {"method": "beam", "verifier": MC_VERIFIER, "prover": str(prover), "k": prover.k, "alpha": float(s.alpha)}
     res = run_beam(cfg, sampler, task, problems, budgets=[s.k_budget], step_score=effective_reward(q_pi, mu, prover.k, s.alpha),
                    final_score=q_pi.last_value(), split=s.split, config=config)
     acc = write_search(res, job.output.search, tracker)
