@@ -101,6 +101,15 @@ def test_arm_rejects(name):
     assert not re.fullmatch(WILDCARDS["arm"], name)
 
 
+def test_orm_rollouts():
+    v = Verifier.parse("orm.rollouts")
+    assert v.kind == "orm" and v.rollouts and str(v) == "orm.rollouts" and str(v.base) == "orm" and v.trained
+    assert re.fullmatch(VERIFIER, "orm.rollouts") and not re.fullmatch(VERIFIER, "pqv.rollouts")
+    for bad in ("pqv.rollouts", "orm.rollouts.hard", "orm.hard.rollouts", "pav_base_k4.rollouts"):
+        with pytest.raises(ValueError, match="orm.rollouts"):
+            Verifier.parse(bad)
+
+
 def test_data_scaling_variants():
     v = Verifier.parse("pav_base_k4.s2m8")
     assert v.data == (2, 8) and str(v.base) == "pav_base_k4" and str(v) == "pav_base_k4.s2m8"

@@ -12,6 +12,7 @@ from pavflow.paths import Layout
 # every output and the arguments that pick one instance of it
 ARGS = {
     "problems": (), "policy": ("base",), "policy_log": ("base",), "seeds": (), "mc": ("base",), "mc_fresh": ("base",),
+    "continuations": ("base",),
     "quality": (), "calibration": (),
     "labels": ("base_k4",), "verifier": ("pav_base_k4",), "verifier_metrics": ("pav_base_k4",),
     "verifier_log": ("pav_base_k4",), "pool": (), "search": ("beam_base_k4",), "rl": ("pav", 0),

@@ -141,7 +141,7 @@ def names(stage: str, cfg) -> list:
 def test_the_studys_jobs(didactic):
     provers_ = ["base_k1", "base_k2", "base_k4", "base_k8", "base_k16", "weak_k4", "strong_k4"]
     analytic = [f"analytic_k{k}" for k in (1, 2, 4, 8, 16)]
-    variants = ["pqv.hard", "pqv.random", "pqv.first_pit", "pqv.hard.first_pit", "pav_base_k4.first_pit"]
+    variants = ["pqv.hard", "pqv.random", "pqv.first_pit", "pqv.hard.first_pit", "pav_base_k4.first_pit", "orm.rollouts"]
     assert names("labels", didactic) == names("search_val", didactic) == provers_
     assert names("verifier", didactic) == ["orm", "pqv"] + [f"pav_{p}" for p in provers_] + \
         ["implicit_ce", "implicit_dpo"] + variants
@@ -153,11 +153,14 @@ def test_the_studys_jobs(didactic):
     assert names("rl", didactic) == [f"{arm}-{s}" for arm in arms for s in (0, 1, 2)]  # seed bands
     assert names("search_beam_mc", didactic) == provers_
     assert names("search_oracle", didactic) == [""] and names("rft", didactic) == []
+    L = registry.Layout("r")
+    assert registry.io("verifier", didactic, L, {"verifier": "orm.rollouts"})[0]["continuations"] == L.continuations("base")
+    assert "continuations" not in registry.io("verifier", didactic, L, {"verifier": "orm"})[0]
     quality = list(registry.io("quality", didactic, registry.Layout("r"), {})[0]["verifiers"])
     assert quality == names("verifier", didactic) + [f"pav_{a}" for a in analytic]
     smoke = compose("smoke", ["rl.seeds=[0,1]", "sweep.analytic=false", "search.oracle=false"])
     assert names("verifier", smoke) == ["orm", "pqv", "pav_base_k1", "pav_base_k4", "pav_weak_k1", "implicit_ce",
-                                        "pqv.hard.first_pit"]
+                                        "pqv.hard.first_pit", "orm.rollouts"]
     assert names("search_beam", smoke) == ["base_k1", "base_k4", "weak_k1"] and names("search_oracle", smoke) == []
     assert names("rl", smoke) == [f"{a}-{s}" for a in ("outcome", "pav", "pav_analytic", "implicit_ce", "pav_mc_base_k4")
                                  for s in (0, 1)]

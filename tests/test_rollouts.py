@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from pavflow.data import MC, SAMPLES, conform
+from pavflow.data import CONTINUATIONS, MC, SAMPLES, Rows, conform
 from pavflow.policy.sampler import Completion, Part, Sampler, Samples
-from pavflow.rollouts import mc_pool, sample_responses
+from pavflow.rollouts import continuation_table, mc_pool, sample_responses
 from pavflow.tasks import make_task
 
 TASK_CFG = {"name": "arith", "n_train": 4, "n_val": 2, "n_test": 2, "min_operands": 2, "max_operands": 4,
@@ -199,6 +199,28 @@ def test_mc_pool_states(task, problems, scripted, seeds):
         terminal = rows.row(-1, named=True)
         assert terminal["c"] == r["correct"] and terminal["gen_tokens"] == 0
         assert (rows["gen_tokens"][:-1] > 0).all()
+
+
+def test_mc_pool_keeps_its_continuations_as_graded_responses(task, problems, scripted, seeds):
+    """The continuations table holds every rollout the counts came from, each as prefix + continuation,
+    graded as the counts were; keeping it changes no MC row."""
+    kept = Rows(CONTINUATIONS)
+    mc = run_pool(scripted, problems, seeds, task, continuations=kept)
+    assert mc.equals(run_pool(scripted, problems, seeds, task))
+    cont = continuation_table(kept)
+    assert cont.schema == pl.Schema(CONTINUATIONS) and cont.equals(cont.sort("problem_id", "sample_id", "h", "rollout"))
+    sampled = mc.filter(pl.col("n") > 1)
+    assert cont.height == sampled["n"].sum()
+    per_state = cont.group_by("problem_id", "split", "sample_id", "h").agg(n=pl.len(), c=pl.col("correct").sum(),
+                                                                          r=pl.col("rollout").sort())
+    joined = sampled.join(per_state, on=["problem_id", "split", "sample_id", "h"], suffix="_kept")
+    assert joined.height == sampled.height and (joined["n"] == joined["n_kept"]).all()
+    assert (joined["c"] == joined["c_kept"]).all() and all(r.to_list() == list(range(N_MC)) for r in joined["r"])
+    by_id, seed_of = {p.problem_id: p for p in problems}, {(r["problem_id"], r["sample_id"]): r["response"]
+                                                            for r in seeds.iter_rows(named=True)}
+    for r in cont.iter_rows(named=True):
+        done = "".join(task.split_steps(seed_of[(r["problem_id"], r["sample_id"])])[:r["h"]])
+        assert r["response"].startswith(done) and task.grade(r["response"], by_id[r["problem_id"]].answer) == r["correct"]
 
 
 def test_mc_pool_samples_once_with_the_given_arguments(task, problems, scripted, seeds):

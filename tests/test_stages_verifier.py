@@ -32,3 +32,24 @@ def test_subsample_keeps_each_states_value_in_expectation_and_is_deterministic()
 def test_subsample_refuses_more_rollouts_than_the_pool_has():
     with pytest.raises(ValueError, match="16"):
         subsample(pool(50), 32, seed=0)
+
+
+def test_orm_rollouts_trains_on_the_train_splits_continuations_only():
+    """orm.rollouts never sees a val or test problem, whatever the continuation table holds; each
+    continuation carries its outcome on the finished state only."""
+    from pavflow.data import CONTINUATIONS
+    from pavflow.stages.verifier import continuation_examples
+    from pavflow.tasks import make_task
+    from pavflow.config import compose
+    cfg = compose("smoke", [])
+    task = make_task(cfg.task, 0, cfg.policy)
+    problems = {p.problem_id: p for split in ("train", "val", "test") for p in task.problems(split)}
+    rows = [{"problem_id": pid, "split": p.split, "sample_id": 0, "h": 1, "rollout": r, "response": p.solution,
+             "correct": r % 2} for pid, p in problems.items() for r in range(2)]
+    cont = conform(pl.DataFrame(rows), CONTINUATIONS, "continuations")
+    exs = continuation_examples(task, problems, cont)
+    train = [p for p in problems.values() if p.split == "train"]
+    assert len(exs) == 2 * len(train) and {e.prompt for e in exs} == {task.prompt(p.question) for p in train}
+    for e in exs:
+        assert e.targets[:-1] == [None] * len(e.steps) and e.targets[-1] in (0.0, 1.0)
+    assert sum(e.targets[-1] for e in exs) == len(train)  # rollout 1 of each is correct

@@ -125,7 +125,7 @@ class SweepConfig:
     prover_k: List[int] = setting([1, 2, 4, 8], ge=1, nonempty=True)
     cross_provers: List[ProverConfig] = setting([])  # BoK over other policies
     analytic: bool = True  # pav_analytic_k<K> (1 - (1 - pqv)^K, untrained) for every K of prover_k
-    label_variants: List[str] = setting([])  # extra pqv/pav verifiers, e.g. pqv.hard, pqv.first_pit
+    label_variants: List[str] = setting([])  # extra verifiers, e.g. pqv.hard, pqv.first_pit, orm.rollouts
     # K > n rollouts makes the Best-of-K estimate a plug-in 1 - (1 - c/n)^K, biased (about 1[c > 0] for
     # large K): refused unless opted in here, and such provers are marked in the report
     plugin_k: bool = False
@@ -482,7 +482,7 @@ def _relations(cfg) -> None:
             _bad(key, v, str(e))
         if "." not in v or str(spec.base) not in trained:
             _bad(key, v, f"expected <verifier>.<variant> of a trained pqv or pav (e.g. pqv.hard, "
-                 f"pqv.first_pit); the study's pqv/pav are {trained[1:len(names) + 2]}")
+                 f"pqv.first_pit), or orm.rollouts; the study's pqv/pav are {trained[1:len(names) + 2]}")
         if str(spec) != v:
             _bad(key, v, f"write it as {str(spec)!r} (targets variant first)")
         if spec.data is not None:

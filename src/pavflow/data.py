@@ -33,6 +33,12 @@ MC: Schema = {
     "problem_id": pl.String, "split": pl.String, "sample_id": pl.Int32, "rollout_policy": pl.String,
     "h": pl.Int32, "n": pl.Int32, "c": pl.Int32, "gen_tokens": pl.Int64,
 }
+# The MC pool's continuations as complete responses: seed (problem_id, sample_id)'s first h steps, then
+# continuation `rollout` (0..n-1) of the rollout policy, graded. The training set of the orm.rollouts ORM.
+CONTINUATIONS: Schema = {
+    "problem_id": pl.String, "split": pl.String, "sample_id": pl.Int32, "h": pl.Int32, "rollout": pl.Int32,
+    "response": pl.String, "correct": pl.Int8,
+}
 # Labels under prover mu = BoK(rho), per state s_h of each seed:
 #   q_pi = V^pi(s_h) (= Q^pi(s_{h-1}, a_h) for h >= 1), from the base policy's pool;
 #   v_mu = V^mu(s_h); a_mu = A^mu(s_{h-1}, a_h) = v_mu(s_h) - v_mu(s_{h-1}), null at h = 0.
@@ -154,7 +160,7 @@ ORACLE_K: Schema = {
 }
 
 SCHEMAS: dict[str, Schema] = {
-    "problems": PROBLEMS, "samples": SAMPLES, "mc": MC, "labels": LABELS, "train_log": TRAIN_LOG,
+    "problems": PROBLEMS, "samples": SAMPLES, "mc": MC, "continuations": CONTINUATIONS, "labels": LABELS, "train_log": TRAIN_LOG,
     "metrics": METRICS, "calibration": CALIBRATION, "search": SEARCH, "scores": SCORES, "rl_curve": RL_CURVE,
 }
 

@@ -9,7 +9,8 @@ grammar. Nothing else in pavflow splits a name.
     verifier   orm | pqv | pav_<prover> | implicit_ce | implicit_dpo,
                pqv and pav optionally with label variants .hard and .random or .first_pit, and
                .s<n>m<m>: trained on n seeds per problem and m of the rollouts of each state (the
-               verifier data-scaling curve)
+               verifier data-scaling curve); orm.rollouts: the ORM trained on the seeds and on every
+               continuation of the base policy's MC pool (many responses of both outcomes per problem)
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ VERIFIER_KINDS = ("orm", "pqv", "pav", "pav_analytic", "implicit")
 IMPLICIT_LOSSES = ("ce", "dpo")
 TARGETS = ("soft", "hard")  # label variant .hard: 1[c > 0] (Math-Shepherd)
 PREFIXES = ("all", "random", "first_pit")  # which states carry a target (verifiers.selection)
+ROLLOUTS = "rollouts"  # orm.rollouts: the ORM trained on the MC continuations too
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,14 @@ class Verifier:
     targets: str = "soft"
     prefixes: str = "all"
     data: tuple[int, int] | None = None  # (seeds per problem, rollouts per state) it trains on; None: all
+    rollouts: bool = False  # orm.rollouts: also trained on the MC continuations as graded responses
 
     def __str__(self) -> str:
         base = {"pav": f"pav_{self.prover}", "pav_analytic": f"pav_{self.prover}",
                 "implicit": f"implicit_{self.loss}"}.get(self.kind, self.kind)
         variants = ([self.targets] if self.targets != "soft" else []) + \
             ([self.prefixes] if self.prefixes != "all" else []) + \
-            ([f"s{self.data[0]}m{self.data[1]}"] if self.data else [])
+            ([f"s{self.data[0]}m{self.data[1]}"] if self.data else []) + ([ROLLOUTS] if self.rollouts else [])
         return ".".join([base, *variants])
 
     @property
@@ -92,9 +95,11 @@ class Verifier:
             raise ValueError(f"verifier {name!r}: {why}; expected orm, pqv, pav_<prover> (e.g. pav_base_k4), "
                              "pav_analytic_k<K>, implicit_ce or implicit_dpo, pqv/pav optionally with label "
                              "variants .hard and .random or .first_pit and .s<seeds>m<rollouts> "
-                             "(e.g. pqv.hard.first_pit, pav_base_k4.s2m8)")
+                             "(e.g. pqv.hard.first_pit, pav_base_k4.s2m8), or orm.rollouts")
 
         base, *variants = str(name).split(".")
+        if base == "orm" and variants == [ROLLOUTS]:
+            return cls("orm", rollouts=True)
         targets, prefixes, data = "soft", "all", None
         for v in variants:
             m = re.fullmatch(r"s([1-9][0-9]*)m([1-9][0-9]*)", v)
@@ -129,7 +134,7 @@ def pav(prover: Prover) -> Verifier:
 
 
 _VARIANT = "|".join(TARGETS[1:] + PREFIXES[1:] + ("s[1-9][0-9]*m[1-9][0-9]*",))
-VERIFIER = rf"(orm|pqv|pav_{PROVER}|implicit_(?:{'|'.join(IMPLICIT_LOSSES)}))(?:\.(?:{_VARIANT}))*"
+VERIFIER = rf"orm\.{ROLLOUTS}|(orm|pqv|pav_{PROVER}|implicit_(?:{'|'.join(IMPLICIT_LOSSES)}))(?:\.(?:{_VARIANT}))*"
 
 # RL arms: outcome reward alone, or plus alpha * the progress of every step from the trained pav of
 # rl.prover (pav), its analytic twin from the pqv (pav_analytic), an implicit PRM (implicit_<loss>), or

@@ -29,6 +29,10 @@ class Layout:
     def mc(self, rollout_policy: str) -> Path:
         return self.root / "rollouts" / f"mc_{rollout_policy}.parquet"
 
+    def continuations(self, rollout_policy: str) -> Path:
+        """The MC pool's continuations as complete graded responses."""
+        return self.root / "rollouts" / f"continuations_{rollout_policy}.parquet"
+
     def mc_fresh(self, rollout_policy: str) -> Path:
         """A second, independent MC pool on the val seeds' prefixes: the quality table's ground truth."""
         return self.root / "rollouts" / "fresh" / f"mc_{rollout_policy}.parquet"

@@ -141,13 +141,15 @@ def rl_config(cfg, arm: str) -> dict:
 
 def _verifier_inputs(cfg, L: Layout, job: Job) -> dict:
     """orm and implicit PRMs read the seeds; pqv the base policy's MC pool; pav_<prover> that prover's
-    labels (and its rollout pool, for label variants)."""
+    labels (and its rollout pool, for label variants); orm.rollouts the base policy's MC continuations."""
     v = Verifier.parse(job["verifier"])
     ins = {"problems": L.problems(), "seeds": L.seeds(), "policy": _policy(cfg, L)}
     if v.kind in ("pqv", "pav"):
         ins["mc_pi"] = L.mc(cfg.sweep.policy)
     if v.kind == "pav":
         ins |= {"labels": L.labels(str(v.prover)), "mc_rho": L.mc(v.prover.policy)}
+    if v.rollouts:
+        ins["continuations"] = L.continuations(cfg.sweep.policy)
     return ins
 
 
@@ -225,7 +227,7 @@ STAGES: dict[str, Stage] = _stages(
     Stage("mc", wildcards=("policy",), model=True,
           jobs=lambda c: [{"policy": p} for p in rollout_policies(c)],
           inputs=lambda c, L, j: {"problems": L.problems(), "seeds": L.seeds(), "policy": L.policy(j["policy"])},
-          outputs=lambda c, L, j: {"mc": L.mc(j["policy"])},
+          outputs=lambda c, L, j: {"mc": L.mc(j["policy"]), "continuations": L.continuations(j["policy"])},
           config=lambda c, j: {**_base(c), "rollouts": _plain(c.rollouts)}),
     # the quality table's ground truth: new rollouts from the val seeds' prefixes
     Stage("mc_fresh", wildcards=("policy",), model=True, module="pavflow.stages.mc",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pavflow.data import MC, SAMPLES, Rows, conform
+from pavflow.data import CONTINUATIONS, MC, SAMPLES, Rows, conform
 from pavflow.policy.sampler import Sampler
 from pavflow.tasks.base import Problem, Task
 
@@ -39,9 +39,11 @@ def correct_pairs(samples: pl.DataFrame, prompts: dict[str, str]) -> list[tuple[
 
 def mc_pool(sampler: Sampler, task: Task, problems: dict[str, Problem], seeds: pl.DataFrame, *,
             n_mc: int, seed: int, temperature: float, max_new_tokens: int,
-            rollout_policy: str) -> pl.DataFrame:
+            rollout_policy: str, continuations: Rows | None = None) -> pl.DataFrame:
     """MC rows for every state of every seed in `seeds` (a SAMPLES table). Streamed: a state's
-    continuations are graded and summed as they are drawn, so memory does not grow with n_mc."""
+    continuations are graded and summed as they are drawn, so memory does not grow with n_mc.
+    With `continuations` (Rows of CONTINUATIONS), every continuation is also kept there as a
+    complete graded response (the same draws: the MC rows do not change)."""
     seed_rows = seeds.select("problem_id", "split", "sample_id", "response", "correct").rows()
     states, prefixes = [], []  # (seed row, h) to sample from, and the prefix text of s_h
     rows = Rows(MC)
@@ -60,11 +62,21 @@ def mc_pool(sampler: Sampler, task: Task, problems: dict[str, Problem], seeds: p
         pid, split, sid, response, _ = seed_rows[s]
         done = "".join(task.split_steps(response)[:h])
         acc = open_states.setdefault(part.prompt, [0, 0, 0])
+        grades = [task.grade(done + c.text, problems[pid].answer) for c in part.completions]
         acc[0] += len(part.completions)
-        acc[1] += sum(task.grade(done + c.text, problems[pid].answer) for c in part.completions)
+        acc[1] += sum(grades)
         acc[2] += sum(c.gen_tokens for c in part.completions)
+        if continuations is not None:
+            for r, (c, g) in enumerate(zip(part.completions, grades), part.start):
+                continuations.append({"problem_id": pid, "split": split, "sample_id": sid, "h": h, "rollout": r,
+                                      "response": done + c.text, "correct": g})
         if acc[0] == n_mc:
             del open_states[part.prompt]
             rows.append({"problem_id": pid, "split": split, "sample_id": sid, "rollout_policy": rollout_policy,
                          "h": h, "n": n_mc, "c": acc[1], "gen_tokens": acc[2]})
     return conform(rows.frame(), MC, "mc").sort("problem_id", "sample_id", "h")
+
+
+def continuation_table(continuations: Rows) -> pl.DataFrame:
+    """CONTINUATIONS in a stable order, whatever order the sampler streamed them in."""
+    return conform(continuations.frame(), CONTINUATIONS, "continuations").sort("problem_id", "sample_id", "h", "rollout")

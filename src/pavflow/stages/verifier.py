@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 from transformers import AutoTokenizer
 
-from pavflow.data import LABELS, MC, METRICS, SAMPLES, TRAIN_LOG, atomic_dir, read_table, write_table
+from pavflow.data import CONTINUATIONS, LABELS, MC, METRICS, SAMPLES, TRAIN_LOG, atomic_dir, read_table, write_table
 from pavflow.labels import make_labels
 from pavflow.names import Verifier
 from pavflow.policy.device import resolve_device
@@ -16,7 +16,7 @@ from pavflow.stats import bootstrap_ci
 from pavflow.tasks import make_task
 from pavflow.train import TrainHooks
 from pavflow.verifiers.fit import FitSettings
-from pavflow.verifiers.metrics import auroc
+from pavflow.verifiers.metrics import auroc, within_auroc
 from pavflow.verifiers.selection import hard_targets, select_states
 from pavflow.verifiers.targets import state_targets
 from pavflow.verifiers.value import (StateExample, ValueVerifier, save_value_model, train_value, value_model_from_policy,
@@ -34,6 +34,17 @@ def examples(task, problems, seeds: pl.DataFrame, targets: pl.DataFrame) -> list
         t = by_seed.get((r["problem_id"], r["sample_id"]), {})
         out.append(StateExample(task.prompt(problems[r["problem_id"]].question), steps,
                                 [t.get(h) for h in range(len(steps) + 1)]))
+    return out
+
+
+def continuation_examples(task, problems, continuations: pl.DataFrame) -> list[StateExample]:
+    """The train split's MC continuations as ORM examples: the outcome on the finished state only. The
+    other splits' continuations are dropped here, whatever the pool holds."""
+    out = []
+    for r in continuations.filter(pl.col("split") == "train").iter_rows(named=True):
+        steps = task.split_steps(r["response"])
+        out.append(StateExample(task.prompt(problems[r["problem_id"]].question), steps,
+                                [None] * len(steps) + [float(r["correct"])]))
     return out
 
 
@@ -76,8 +87,9 @@ def subsample(pool: pl.DataFrame, m: int, seed: int) -> pl.DataFrame:
     return pool.with_columns(n=pl.Series(np.where(n > 1, m, n), dtype=pl.Int32), c=pl.Series(sub, dtype=pl.Int32))
 
 
-def quality(name: str, score, exs: list[StateExample], outcomes: np.ndarray) -> pl.DataFrame:
-    """Brier vs targets (per state, CI by bootstrap over states) and outcome AUROC of v(s_H)."""
+def quality(name: str, score, exs: list[StateExample], outcomes: np.ndarray, problems: list[str]) -> pl.DataFrame:
+    """Brier vs targets (per state, CI by bootstrap over states) and outcome AUROC of v(s_H), over all
+    responses and within each problem (`problems`: each example's problem; n = problems with both outcomes)."""
     values, _ = score([e.prompt for e in exs], [e.steps for e in exs])
     pred = np.array([v for vs, e in zip(values, exs) for v, t in zip(vs, e.targets) if t is not None])
     tgt = np.array([t for e in exs for t in e.targets if t is not None], dtype=np.float64)
@@ -86,9 +98,15 @@ def quality(name: str, score, exs: list[StateExample], outcomes: np.ndarray) -> 
     final = np.array([vs[-1] for vs in values])
     rows = [(name, "brier", float(sq.mean()), lo, hi, len(sq)),
             (name, "outcome_auroc", auroc(final, outcomes), None, None, len(final)),
+            (name, "outcome_auroc_within", *_within(final, outcomes, problems)),
             (name, "mean_pred_final", float(final.mean()), None, None, len(final)),
             (name, "outcome_rate", float(outcomes.mean()), None, None, len(final))]
     return pl.DataFrame(rows, schema=METRICS, orient="row")
+
+
+def _within(final: np.ndarray, outcomes: np.ndarray, problems: list[str]) -> tuple:
+    value, n = within_auroc(final, outcomes, problems)
+    return value, None, None, n
 
 
 def fit_settings(section, seed: int) -> FitSettings:
@@ -154,16 +172,20 @@ def main(cfg, job, tracker) -> dict:
     if spec.kind == "implicit":
         rows, score = train_implicit_prm(spec, cfg, job, task, problems, split["train"], tracker, ckpt)
     else:
-        rows, score = train_value_verifier(spec, cfg, job, examples(task, problems, split["train"], targets),
-                                           tracker, ckpt)
+        train = examples(task, problems, split["train"], targets)
+        if spec.rollouts:
+            extra = continuation_examples(task, problems, read_table(job.input.continuations, CONTINUATIONS))
+            train, label_rollouts = train + extra, len(extra)
+        rows, score = train_value_verifier(spec, cfg, job, train, tracker, ckpt)
     write_table(pl.DataFrame(rows).select(model=pl.lit(name), step="step", tokens_seen="tokens_seen",
                                           loss="loss", val_metric=pl.lit(None, pl.String),
                                           val_value=pl.lit(None, pl.Float64)),
                 job.output.log, TRAIN_LOG)
     n_train = int(targets.join(split["train"].select("problem_id", "sample_id"), on=["problem_id", "sample_id"]).height)
+    n_train += label_rollouts if spec.rollouts else 0  # one target (the outcome) per continuation
     val = examples(task, problems, split["val"], targets)
     metrics = pl.concat([
-        quality(name, score, val, split["val"]["correct"].to_numpy().astype(np.float64)),
+        quality(name, score, val, split["val"]["correct"].to_numpy().astype(np.float64), split["val"]["problem_id"].to_list()),
         pl.DataFrame([(name, "label_rollouts", float(label_rollouts), None, None, n_train),
                       (name, "label_states", float(n_train), None, None, n_train)], schema=METRICS, orient="row")])
     write_table(metrics, job.output.metrics, METRICS)
