@@ -147,7 +147,7 @@ def test_the_studys_jobs(didactic):
         ["implicit_ce", "implicit_dpo"] + variants
     assert names("search_beam", didactic) == provers_ + analytic  # the K curve of trained and analytic PAVs
     assert names("search_beamv", didactic) == ["implicit_ce", "implicit_dpo"]
-    assert names("search_prm", didactic) == ["pqv", "pav_base_k4", "implicit_ce", "implicit_dpo"]
+    assert names("search_prm", didactic) == ["pqv", "pav_base_k4", "implicit_ce", "implicit_dpo", "orm.rollouts"]
     assert names("sft", didactic) == names("mc", didactic) == names("mc_fresh", didactic) == ["base", "weak", "strong"]
     arms = ["outcome", "pav", "pav_analytic", "implicit_ce"] + [f"pav_mc_base_k{k}" for k in (1, 4, 16)]  # rl.mc_provers
     assert names("rl", didactic) == [f"{arm}-{s}" for arm in arms for s in (0, 1, 2)]  # seed bands

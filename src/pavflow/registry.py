@@ -106,7 +106,10 @@ def verifier_inputs(cfg, L: Layout, name: str) -> dict:
 
 
 def prm_verifiers(cfg) -> list[str]:
-    return ["pqv", str(pav(headline(cfg)))] + [f"implicit_{l}" for l in cfg.verifier.implicit.losses]
+    """The verifiers best-of-N runs with beside the ORM: the pqv, the headline pav, the implicit PRMs and
+    the ORM trained on rollouts (its :last aggregation is its outcome score)."""
+    return ["pqv", str(pav(headline(cfg)))] + [f"implicit_{l}" for l in cfg.verifier.implicit.losses] + \
+        [str(v) for v in trained_verifiers(cfg) if v.rollouts]
 
 
 def quality_verifiers(cfg) -> list[str]:

@@ -1,5 +1,5 @@
 """Stage `search_prm`: best-of-N and verifier-weighted majority vote with a process verifier
-(job.verifier: the pqv or the headline prover's pav) on the sampled pool, its step values
+(job.verifier: registry.prm_verifiers, e.g. the pqv or the headline prover's pav) on the sampled pool, its step values
 aggregated by each of last | min | prod | mean (verifier column "<verifier>:<aggregation>")."""
 import numpy as np
 import polars as pl
