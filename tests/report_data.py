@@ -178,3 +178,12 @@ def rl_finals(finals: dict[str, list[float]]) -> pl.DataFrame:
                                  response_tokens=20.0, n_steps=4.0, kl_ref=0.0, newly_solved=0.0, gen_tokens=0,
                                  verifier_tokens=0, stop_reason=None))
     return conform(pl.DataFrame(rows), RL_CURVE, "rl")
+
+
+def rl_curve(accs_by_seed: dict[int, list[float]], arm: str = "outcome") -> pl.DataFrame:
+    """RL_CURVE of one arm: an evaluation every 100 samples, accs_by_seed[seed][update]."""
+    rows = [dict(arm=arm, prover="", alpha=0.0, seed=s, update=u, samples_seen=100 * u, train_reward=a,
+                 test_acc_greedy=a, test_acc_sampled=a, pass_at_n=a, response_tokens=10.0, n_steps=3.0, kl_ref=0.0,
+                 newly_solved=0.0, gen_tokens=1000 * u, verifier_tokens=0, stop_reason=None)
+            for s, accs in accs_by_seed.items() for u, a in enumerate(accs)]
+    return conform(pl.DataFrame(rows), RL_CURVE, "rl")

@@ -7,7 +7,7 @@ from pavflow.report.headline import BON, BestProver, Comparison, Headline
 from pavflow.report.render import _claims_section, claim_rows, landing_rst, markdown_html, summary_markdown
 from pavflow.report.tables import StudyTables, beam_config, search_curves
 from report_data import (EQUAL_CHOICE, ci, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
-                         oracle_rl, oracle_search, quality, quality_with_analytic, rl, row, search, section,
+                         oracle_rl, oracle_search, quality, rl_curve, quality_with_analytic, rl, row, search, section,
                          summarize)
 
 
@@ -211,3 +211,13 @@ def test_no_compute_efficiency_from_zero_accuracy():
     assert rows[1] == ["Beam search with PAVs is 1.5–5× more compute-efficient",
                        "not computed: beam search at 0.0% (N=4), a ratio of zeros", "–", "inconclusive"]
     assert "not computed at N=4: beam search solves no problem there" in "\n".join(_claims_section(Headline("zero", comparison=c)))
+
+
+def test_the_rl_section_says_when_the_outcome_arm_is_still_rising(tmp_path):
+    rising = rl_curve({s: [(0.09 + 0.01 * s) * u for u in range(11)] for s in range(3)})  # +18, +20, +22 points
+    md, head = summarize(tmp_path, StudyTables("rl", rl=rising, prover="base_k4", k_budget=4))
+    assert "changed by +20.0 [" in md and "last 20% of samples (800→1000; mean over 3 seeds" in md
+    assert "**still rising**" in md and head["rl/outcome/change_over_last_20pct"] == pytest.approx(0.2)
+    flat = rl_curve({s: [0.5] * 9 + [0.5 + 0.01 * s, 0.5 - 0.01 * s] for s in range(3)})
+    md, _ = summarize(tmp_path, StudyTables("rl", rl=flat, prover="base_k4", k_budget=4))
+    assert "no rise the seeds resolve" in md and "still rising" not in md

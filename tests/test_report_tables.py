@@ -168,3 +168,18 @@ def test_metric_cells_best_verifiers_and_analytic(metrics):
     assert [m for m, _ in diffs] == ["brier", "outcome_auroc"]
     assert [d for _, d in diffs] == pytest.approx([0.03, 0.02])
     assert analytic_minus_trained(q, "weak") == []  # no trained pav_weak_k4
+
+
+def test_rl_plateau_tells_a_rising_curve_from_a_flat_one():
+    from pavflow.report.tables import rl_plateau
+    from report_data import rl_curve
+    rising = rl_curve({0: [0.1 * u for u in range(11)], 1: [0.1 * u + 0.02 for u in range(11)],
+                     2: [0.09 * u for u in range(11)]})
+    p = rl_plateau(rising)  # samples 0..1000: the last 20% run from 800 to 1000
+    assert (p["from_samples"], p["to_samples"], p["n_seeds"]) == (800, 1000, 3)
+    assert p["change"] == pytest.approx((0.2 + 0.2 + 0.18) / 3) and p["ci_low"] > 0
+    flat = rl_curve({0: [0.5] * 8 + [0.52, 0.5, 0.51], 1: [0.5] * 8 + [0.5, 0.49, 0.50]})
+    q = rl_plateau(flat)
+    assert q["change"] == pytest.approx(-0.005) and q["ci_low"] < 0 < q["ci_high"]
+    assert rl_plateau(rl_curve({0: [0.1, 0.2]})) is None  # no evaluation inside the last 20% but the last one
+    assert rl_plateau(rising, arm="pav") is None and rl_plateau(None) is None

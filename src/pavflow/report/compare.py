@@ -7,13 +7,12 @@ import math
 
 import numpy as np
 import polars as pl
-from scipy.stats import t as t_dist
 from scipy.stats import ttest_ind
 
 from pavflow.data import HEADLINE, ORACLE_K, PAIRED, RL_COMPARE, RL_EFFICIENCIES
 from pavflow.names import Arm
 from pavflow.oracle import MC_VERIFIER
-from pavflow.report.power import mde, n_for_half_width, se_from_ci, unpaired_se
+from pavflow.report.power import mde, n_for_half_width, se_from_ci, t_ci, unpaired_se
 from pavflow.report.tables import (config_label, curve_labels, missing, prover_rows, rl_efficiency, rl_final,
                                    rl_metric)
 from pavflow.search.select import choose_on_val
@@ -171,8 +170,7 @@ def oracle_k(curves: pl.DataFrame | None, rl: pl.DataFrame | None, compared: pl.
                 continue
             g = final.filter(pl.col("arm") == arm)
             acc = g[metric].fill_nan(None).drop_nulls().to_numpy()
-            lo, hi = (t_dist.interval(0.95, acc.size - 1, loc=acc.mean(), scale=acc.std(ddof=1) / math.sqrt(acc.size))
-                      if acc.size > 1 and acc.std() > 0 else (float("nan"),) * 2)
+            lo, hi = t_ci(acc)
             c = against.get(arm, {})
             rows.append({"source": "rl", "prover": str(a.prover), "policy": a.prover.policy, "K": a.prover.k,
                          "acc": float(acc.mean()) if acc.size else None, "ci_low": float(lo), "ci_high": float(hi),

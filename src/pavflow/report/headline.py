@@ -17,7 +17,7 @@ from pavflow.report.diagnosis import score_deciles, scored_pool, top_pick_kinds
 from pavflow.report.fmt import num, ok
 from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, analytic_minus_trained, at_alpha,
                                    beam_config, best_verifiers, config_label, eval_split, gains_vs_bon, headline_curves,
-                                   metric_cells, missing, pool_accuracy, prover_rows, rl_arms, rl_efficiency, rl_final,
+                                   metric_cells, missing, pool_accuracy, prover_rows, rl_arms, rl_efficiency, rl_final, rl_plateau,
                                    rl_stopped, search_curves, success_histogram, success_rates)
 
 BON = {"method": "bon", "verifier": "orm", "prover": ""}  # the paper's baseline: best-of-N with an ORM
@@ -69,6 +69,7 @@ class Headline:
     rl_arms: pl.DataFrame | None = None  # RL_ARMS
     rl_stopped: pl.DataFrame | None = None  # rl_stopped
     rl_efficiency: dict | None = None
+    rl_plateau: dict | None = None  # tables.rl_plateau of the outcome arm: did RL run long enough?
     rl_compare: pl.DataFrame | None = None  # RL_COMPARE: every arm against the outcome arm
     rl_best_prover: BestProver | None = None  # among the pav_mc arms of the base policy's provers
     oracle_k: pl.DataFrame | None = None  # ORACLE_K: the oracle provers' K curve (beam, RL); None: neither ran
@@ -128,6 +129,10 @@ class Headline:
             head |= {k: v for k, v in {"rl/sample_efficiency": e["sample_efficiency"], "rl/sample_efficiency_ci_low": e["ci_low"],
                                        "rl/sample_efficiency_ci_high": e["ci_high"],
                                        "rl/sample_efficiency_target_acc": e["target_acc"]}.items() if ok(v)}
+        if self.rl_plateau is not None:
+            p = self.rl_plateau
+            key = f"rl/{p['arm']}/change_over_last_{round(100 * p['tail'])}pct"
+            head |= {k: v for k, v in {key: p["change"], f"{key}_ci_low": p["ci_low"], f"{key}_ci_high": p["ci_high"]}.items() if ok(v)}
         for r in self.rl_compare.iter_rows(named=True) if self.rl_compare is not None else ():
             key = f"rl/{r['arm']}/minus_{r['baseline']}"
             head |= {f"{key}/{m}": r[m] for m in ("diff", "ci_low", "ci_high", "mde", *RL_EFFICIENCIES) if ok(r[m])}
@@ -192,7 +197,7 @@ def headline(t: StudyTables) -> Headline:
     if not missing(t.rl):
         h.rl_final = rl_final(t.rl)
         h.rl_arms, h.rl_stopped, h.rl_efficiency = rl_arms(h.rl_final), rl_stopped(t.rl), rl_efficiency(t.rl)
-        h.rl_compare = rl_comparisons(t.rl)
+        h.rl_compare, h.rl_plateau = rl_comparisons(t.rl), rl_plateau(t.rl)
         h.rl_best_prover = _rl_best_prover(t, h.rl_compare)
     oracle_rows = oracle_k(t.curves, t.rl, h.rl_compare, t.k_budget, t.prover_alpha)
     h.oracle_k = oracle_rows if oracle_rows.height else None

@@ -45,3 +45,12 @@ def unpaired_se(a, b) -> float:
 def n_for_half_width(sd: float, half_width: float, alpha: float = ALPHA) -> int:
     """Items a paired comparison with per-item difference SD `sd` needs for a CI of +-half_width."""
     return int(math.ceil((norm.ppf(1 - alpha / 2) * sd / half_width) ** 2))
+
+
+def t_ci(values, level: float = 1 - ALPHA) -> tuple[float, float]:
+    """Student-t CI of the mean of a few values (seeds); nan with fewer than 2 or no spread."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2 or x.std() == 0:
+        return float("nan"), float("nan")
+    lo, hi = t.interval(level, x.size - 1, loc=x.mean(), scale=x.std(ddof=1) / math.sqrt(x.size))
+    return float(lo), float(hi)

@@ -464,6 +464,16 @@ def _rl_section(h: Headline) -> list[str]:
     for r in h.rl_stopped.iter_rows(named=True):
         md += [f"- **{r['arm']} seed {r['seed']} stopped by a guardrail at update {r['update']}**: "
                f"{r['stop_reason']}", ""]
+    p = h.rl_plateau
+    if p is not None:
+        rising = ok(p["ci_low"]) and p["ci_low"] > 0
+        change = fmt_diff(p["change"], p["ci_low"], p["ci_high"]) if ok(p["ci_low"]) else f"{100 * p['change']:+.1f}"
+        md += [f"**Converged?** The {p['arm']} arm's {p['metric']} changed by {change} "
+               f"points over its last {round(100 * p['tail'])}% of samples ({p['from_samples']}→{p['to_samples']}; "
+               f"mean over {p['n_seeds']} seeds, t CI): "
+               + ("**still rising**: RL stopped before it converged, so the arms are compared mid-training (more "
+                  "rl.updates)." if rising else
+                  "no rise the seeds resolve." if ok(p["ci_low"]) else "no CI (it needs 2 seeds with some spread)."), ""]
     eff = h.rl_efficiency
     if eff is not None:
         reached = math.isfinite(eff["samples_needed"])

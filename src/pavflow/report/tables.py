@@ -12,6 +12,7 @@ from pavflow.data import CURVE_KEYS, CURVES, GAINS, HISTOGRAM, N_BINS, PASS_AT, 
 from pavflow.names import Prover, Verifier
 from pavflow.oracle import MC_VERIFIER
 from pavflow.report.fmt import num, ok
+from pavflow.report.power import t_ci
 from pavflow.stats import bootstrap_ci, mean_ci, pass_at_k, sample_efficiency
 
 QUALITY_PANELS = {  # metric -> (title, higher is better)
@@ -276,6 +277,31 @@ def rl_stopped(rl: pl.DataFrame) -> pl.DataFrame:
 def rl_metric(rl: pl.DataFrame) -> str:
     """The accuracy RL arms are compared on: sampled test accuracy, greedy when no samples were drawn."""
     return "test_acc_sampled" if rl["test_acc_sampled"].fill_nan(None).drop_nulls().len() else "test_acc_greedy"
+
+
+PLATEAU_TAIL = 0.2  # the share of training samples over which a converged RL curve is flat (#18: the outcome arm's)
+
+
+def rl_plateau(rl: pl.DataFrame | None, arm: str = "outcome", tail: float = PLATEAU_TAIL) -> dict | None:
+    """How much `arm` still gains over its last `tail` of training samples: per seed, the accuracy of its
+    last evaluation minus that of its first evaluation at or after (1 - tail) of the samples; the seed
+    mean with a t CI over seeds (nan with one seed). A CI above 0: the curve is still rising, and RL
+    stopped before it converged. None if the arm did not run or has no evaluation inside that window."""
+    if missing(rl) or arm not in set(rl["arm"]):
+        return None
+    metric, g = rl_metric(rl), rl.filter(pl.col("arm") == arm)
+    end = float(g["samples_seen"].max())
+    start = g.filter(pl.col("samples_seen") >= (1 - tail) * end)["samples_seen"].min()
+    if start is None or start >= end:
+        return None
+    at = lambda x: g.filter(pl.col("samples_seen") == x).select("seed", pl.col(metric).fill_nan(None).alias(str(x)))
+    both = at(start).join(at(end), on="seed").drop_nulls()
+    d = (both[str(end)] - both[str(start)]).to_numpy()
+    if not d.size:
+        return None
+    lo, hi = t_ci(d)
+    return {"arm": arm, "metric": metric, "tail": tail, "change": float(d.mean()), "ci_low": lo, "ci_high": hi,
+            "from_samples": int(start), "to_samples": int(end), "n_seeds": int(d.size)}
 
 
 RL_COSTS = {"samples": None, "tokens": ("gen_tokens", "verifier_tokens")}  # generated + verifier/rollout tokens
