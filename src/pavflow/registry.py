@@ -171,6 +171,8 @@ def _report_outputs(cfg, L: Layout, job: Job) -> dict:
                "alpha": f"alpha_N{k}", "verifier_quality": "verifier_quality", "calibration": "calibration",
                "rl_curves": "rl_curves", "success_histogram": "success_histogram", "train_logs": "train_logs",
                "bon_diagnosis": "bon_diagnosis"}
+    if any(v.data is not None for v in trained_verifiers(cfg)):  # the data-scaling curve needs a .s<n>m<m> variant
+        figures["data_scaling"] = "data_scaling"
     return {"summary": r / "summary.md", "headline": r / "headline.json", "tables": r / "summary.html",
             "landing": r / "landing.rst",  # the Snakemake report's landing text (workflow/report/workflow.rst)
             "config": r / "config.yaml", "curves": r / "curves.parquet",
@@ -195,6 +197,7 @@ _REPORT_ITEMS = {"tables": ("1. Summary", "tables with 95% CIs"), "config": ("1.
                  "prover_k": ("2. Test-time search", "search_beam per prover"),
                  "alpha": ("2. Test-time search", "search_alpha"),
                  "verifier_quality": ("3. Verifiers", "quality"), "calibration": ("3. Verifiers", "quality"),
+                 "data_scaling": ("3. Verifiers", "quality: verifiers trained on part of the data"),
                  "rl_curves": ("4. Online RL", "rl"), "success_histogram": ("5. Policies", "search_pool"),
                  "train_logs": ("5. Policies", "sft, verifier")}
 
