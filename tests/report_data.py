@@ -125,12 +125,31 @@ def metrics() -> pl.DataFrame:
     return conform(pl.DataFrame(rows), METRICS, "metrics")
 
 
-@pytest.fixture
-def quality() -> pl.DataFrame:
+# The pqv's data-scaling curve at rollouts.n_seed = 2, n_mc = 4 (the pqv itself is s2m4): s1m2 and s2m1
+# spend the same 2 rollouts per problem; pav_base_k4.first_pit.s1m4 has no full-data run of its base.
+N_SEED, N_MC = 2, 4
+SCALING = {  # verifier -> (outcome_auroc_within, its CI, brier, label_rollouts)
+    "pqv": (0.80, 0.70, 0.90, 0.15, 4096.0), "pqv.s1m2": (0.60, 0.55, 0.65, 0.25, 512.0),
+    "pqv.s2m1": (0.70, 0.60, 0.80, 0.22, 512.0), "pqv.s1m4": (0.65, 0.55, 0.75, 0.20, 1024.0),
+    "pav_base_k4.first_pit.s1m4": (0.75, 0.70, 0.80, 0.18, 256.0),
+}
+
+
+def quality_rows() -> pl.DataFrame:
     rows = [dict(subject=v, metric=m, value=x, ci_low=lo, ci_high=hi, n=40)
             for v, b, a in (("orm", 0.20, 0.71), ("pqv", 0.15, 0.66), ("pav_base_k4", 0.12, 0.78))
             for m, x, lo, hi in (("brier", b, b - 0.02, b + 0.03), ("outcome_auroc", a, None, None))]
+    rows += [dict(subject=v, metric=m, value=x, ci_low=lo, ci_high=hi, n=40)
+             for v, (w, wlo, whi, b, cost) in SCALING.items()
+             for m, x, lo, hi in (("outcome_auroc_within", w, wlo, whi), ("label_rollouts", cost, None, None))
+             + ((("brier", b, b - 0.02, b + 0.02),) if v != "pqv" else ())]
+    rows.append(dict(subject="oracle", metric="outcome_auroc_within", value=0.9, ci_low=0.8, ci_high=1.0, n=40))
     return conform(pl.DataFrame(rows), METRICS, "metrics")
+
+
+@pytest.fixture
+def quality() -> pl.DataFrame:
+    return quality_rows()
 
 
 def quality_with_analytic() -> pl.DataFrame:

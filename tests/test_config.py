@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from pavflow.config import Config, ConfigError, compose, provers, rl_arms, rollout_policies, validate
-from pavflow.names import Prover
+from pavflow.names import Prover, Verifier
 from pavflow.tasks import make_task
 
 
@@ -46,6 +46,10 @@ def test_didactic_has_its_documented_values(didactic):
         > didactic.sft.policies.weak.target_val_acc
     assert didactic.sweep.analytic and list(didactic.verifier.implicit.losses) == ["ce", "dpo"]
     assert {"pqv.hard", "pqv.random", "pqv.first_pit"} <= set(didactic.sweep.label_variants)
+    # the pqv's data-scaling curve: at least 3 points beside the pqv itself, an equal-budget pair among them
+    data = [Verifier.parse(v).data for v in didactic.sweep.label_variants if Verifier.parse(v).all_data == Verifier("pqv")]
+    budgets = [n * m for n, m in data]
+    assert len(data) >= 3 and len(budgets) > len(set(budgets))
     assert Prover.of(didactic.search.prover) == Prover.of(didactic.rl.prover) == Prover("base", 4)
     assert didactic.tracking.mode == "offline"
     # everything the schema declares is present after composition (no missing values)
@@ -138,6 +142,8 @@ def test_tracking_off(smoke):
     (["sweep.label_variants=[orm.hard]"], ["sweep.label_variants[0]='orm.hard'", "pqv and pav only"]),
     (["sweep.label_variants=[pav_base_k2.hard]"], ["sweep.label_variants[0]='pav_base_k2.hard'", "trained pqv or pav"]),
     (["sweep.label_variants=[pqv]"], ["sweep.label_variants[0]='pqv'"]),
+    (["sweep.label_variants=[pqv.s3m4]"], ["sweep.label_variants[0]='pqv.s3m4'", "rollouts.n_seed=2"]),
+    (["sweep.label_variants=[pqv.s2m4]"], ["sweep.label_variants[0]='pqv.s2m4'", "it is 'pqv' itself"]),
     (["search.beam_verifiers=[implicit_dpo]", "verifier.implicit.losses=[ce]"], ["search.beam_verifiers[0]='implicit_dpo'"]),
     (["resources.mem_mb=0"], ["resources.mem_mb=0", ">= 1"]),
     (["resources.runtime=-5"], ["resources.runtime=-5"]),

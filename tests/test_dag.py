@@ -88,6 +88,7 @@ def test_every_table_matches_its_schema(study):
         set(quality["metric"])
     cost = dict(quality.filter(pl.col("metric") == "label_rollouts").select("subject", "value").iter_rows())
     assert cost["orm"] == cost["implicit_ce"] == 0 and 0 < cost["pqv.hard.first_pit"] <= cost["pqv"]
+    assert 0 < cost["pqv.s1m2"] < cost["pqv"]  # half the seeds, half the rollouts per state
     assert "## Verifier quality (held-out val responses" in (L.report() / "summary.md").read_text()
     # every RL arm ran: the analytic arm's progress is that of the rl.prover's K, from the pqv
     arms = {str(a): data.read_table(L.rl(str(a), 0), data.RL_CURVE) for a in rl_arms(cfg)}
@@ -498,7 +499,7 @@ def test_wandb_report_panels_plot_what_the_runs_logged(study):
 # ----------------------------------------------------------------------------- the HTML report
 
 FIGURES = ["acc_vs_tokens", "acc_vs_budget", "prover_k_N{k}", "alpha_N{k}", "verifier_quality", "rl_curves",
-           "success_histogram", "train_logs", "bon_diagnosis", "oracle_k"]
+           "success_histogram", "train_logs", "bon_diagnosis", "oracle_k", "data_scaling"]
 
 
 def _chromium() -> str:

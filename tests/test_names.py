@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 
 from pavflow.config import analytic_provers, compose, provers, rl_arms, trained_verifiers
 from pavflow.names import (ANALYTIC, ARMS, Arm, POOL_METHODS, PROVER, SEARCH_METHODS, VERIFIER, WILDCARDS, Prover,
-                           Verifier, pav)
+                           Verifier, data_variant, pav)
 
 
 @pytest.mark.parametrize("name, policy, k", [("base_k4", "base", 4), ("weak_k16", "weak", 16),
@@ -114,6 +114,8 @@ def test_data_scaling_variants():
     v = Verifier.parse("pav_base_k4.s2m8")
     assert v.data == (2, 8) and str(v.base) == "pav_base_k4" and str(v) == "pav_base_k4.s2m8"
     assert str(Verifier.parse("pqv.hard.first_pit.s1m4")) == "pqv.hard.first_pit.s1m4"
+    assert Verifier.parse("pqv.hard.first_pit.s1m4").all_data == Verifier.parse("pqv.hard.first_pit")  # keeps the others
+    assert data_variant(2, 8) == "s2m8" and Verifier.parse(f"pqv.{data_variant(2, 8)}").data == (2, 8)
     for bad in ("pqv.s0m4", "pqv.s2", "pqv.s2m4.s1m4", "orm.s2m4"):
         with pytest.raises(ValueError):
             Verifier.parse(bad)

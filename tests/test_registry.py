@@ -117,7 +117,7 @@ def test_n_mc_changes_mc_not_seeds(didactic):
     assert params("mc", other) != params("mc", didactic)
     assert params("seeds", other) == params("seeds", didactic)
     # the seed count changes both
-    more_seeds = compose("didactic", ["rollouts.n_seed=3"])
+    more_seeds = compose("didactic", ["rollouts.n_seed=5"])  # more: the data-scaling variants need 4
     assert params("mc", more_seeds) != params("mc", didactic)
     assert params("seeds", more_seeds) != params("seeds", didactic)
 
@@ -141,7 +141,8 @@ def names(stage: str, cfg) -> list:
 def test_the_studys_jobs(didactic):
     provers_ = ["base_k1", "base_k2", "base_k4", "base_k8", "base_k16", "weak_k4", "strong_k4"]
     analytic = [f"analytic_k{k}" for k in (1, 2, 4, 8, 16)]
-    variants = ["pqv.hard", "pqv.random", "pqv.first_pit", "pqv.hard.first_pit", "pav_base_k4.first_pit", "orm.rollouts"]
+    variants = ["pqv.hard", "pqv.random", "pqv.first_pit", "pqv.hard.first_pit", "pav_base_k4.first_pit", "orm.rollouts",
+                "pqv.s1m4", "pqv.s1m16", "pqv.s2m8", "pqv.s4m4"]  # the pqv's data-scaling curve
     assert names("labels", didactic) == names("search_val", didactic) == provers_
     assert names("verifier", didactic) == ["orm", "pqv"] + [f"pav_{p}" for p in provers_] + \
         ["implicit_ce", "implicit_dpo"] + variants
@@ -160,7 +161,7 @@ def test_the_studys_jobs(didactic):
     assert quality == names("verifier", didactic) + [f"pav_{a}" for a in analytic]
     smoke = compose("smoke", ["rl.seeds=[0,1]", "sweep.analytic=false", "search.oracle=false"])
     assert names("verifier", smoke) == ["orm", "pqv", "pav_base_k1", "pav_base_k4", "pav_weak_k1", "implicit_ce",
-                                        "pqv.hard.first_pit", "orm.rollouts"]
+                                        "pqv.hard.first_pit", "orm.rollouts", "pqv.s1m2"]
     assert names("search_beam", smoke) == ["base_k1", "base_k4", "weak_k1"] and names("search_oracle", smoke) == []
     assert names("rl", smoke) == [f"{a}-{s}" for a in ("outcome", "pav", "pav_analytic", "implicit_ce", "pav_mc_base_k4")
                                  for s in (0, 1)]
@@ -206,6 +207,13 @@ def test_every_report_item_has_its_caption():
                 for name, path in s.outputs(cfg, registry.Layout("r"), j).items():
                     if name in s.report:
                         assert (captions / registry.caption(path)).is_file(), (s.name, name, registry.caption(path))
+
+
+def test_the_data_scaling_figure_is_a_report_output_only_with_a_data_variant():
+    L = registry.Layout("r")
+    outputs = lambda overrides: STAGES["report"].outputs(compose("smoke", overrides), L, {})  # noqa: E731
+    assert outputs([])["data_scaling"] == L.report() / "data_scaling.png"
+    assert "data_scaling" not in outputs(["sweep.label_variants=[pqv.hard]"])  # nothing to draw: no missing output
 
 
 def test_a_job_runs_before_every_job_that_reads_it(didactic):

@@ -6,13 +6,13 @@ import pytest
 from matplotlib.figure import Figure
 
 from pavflow.data import METRICS, TRAIN_LOG
-from pavflow.report.figures import (RL_PANELS, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha,
-                                    plot_headline,
+from pavflow.report.figures import (DATA_SCALING_PANELS, RL_PANELS, plot_accuracy_vs_budget, plot_accuracy_vs_tokens,
+                                    plot_alpha, plot_data_scaling, plot_headline,
                                     plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
                                     plot_verifier_quality, save)
 from pavflow.report.headline import headline
-from pavflow.report.tables import StudyTables, beam_config, rl_seed_bands, search_curves
-from report_data import equal_compute, pool, quality, rl, search, train_log  # noqa: F401
+from pavflow.report.tables import StudyTables, beam_config, data_scaling, rl_seed_bands, search_curves
+from report_data import N_MC, N_SEED, equal_compute, pool, quality, rl, search, train_log  # noqa: F401
 
 
 def _is_png(p: Path) -> bool:
@@ -196,3 +196,30 @@ def test_oracle_k_draws_each_source_over_k_and_says_why_a_panel_is_empty(search,
     empty = plot_oracle_k(None, "base", 4)
     assert isinstance(empty, Figure) and all(not ax.lines and ax.texts[0].get_text().startswith("nothing to draw")
                                              for ax in empty.axes)
+
+
+def test_plot_data_scaling(tmp_path, quality):
+    table = data_scaling(quality, N_SEED, N_MC)
+    fig = plot_data_scaling(table)
+    assert fig.get_label() == "data_scaling"
+    axes = fig.axes
+    assert [a.get_title() for a in axes] == list(DATA_SCALING_PANELS.values())
+    within = axes[0]
+    labels = [t.get_text() for t in within.texts]
+    assert sorted(labels) == ["s1m2", "s1m4", "s1m4", "s2m1", "s2m4 (all)"]  # the pqv's 4 points, the pav's 1
+    x = {t.get_text(): t.xy[0] for t in within.texts}
+    assert x["s1m2"] < 2 < x["s2m1"]  # equal budget side by side, fewer seeds left
+    assert x["s2m4 (all)"] == pytest.approx(8, rel=0.05)
+    s1m4 = [t.xy[0] for t in within.texts if t.get_text() == "s1m4"]
+    assert len(s1m4) == 2 and s1m4[0] != s1m4[1]  # two bases at the same point, drawn apart
+    assert within.get_xscale() == "log"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["pav_base_k4.first_pit", "pqv", "m = 1 rollouts per state", "m = 2 rollouts per state",
+                      "m = 4 rollouts per state"]
+    paths = save(fig, tmp_path)
+    assert _is_png(paths[0])
+
+
+def test_plot_data_scaling_missing(quality):
+    assert plot_data_scaling(None) is None
+    assert plot_data_scaling(data_scaling(quality.filter(pl.col("subject") == "orm"), N_SEED, N_MC)) is None

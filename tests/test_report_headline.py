@@ -9,7 +9,7 @@ from pavflow.data import HEADLINE, METRICS, PAIRED, RL_CURVE, SAMPLES, SEARCH, c
 from pavflow.report.claims import PROVER
 from pavflow.report.headline import BestProver, Comparison, Headline, headline
 from pavflow.report.tables import StudyTables, search_curves
-from report_data import (EQUAL_CHOICE, POOL_CORRECT, rl_finals, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
+from report_data import (EQUAL_CHOICE, N_MC, N_SEED, POOL_CORRECT, rl_finals, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
                          quality, quality_with_analytic, rl, search, search_rows)
 
 
@@ -54,6 +54,22 @@ def test_headline_quality_names_the_best():
     # the oracle (MC labels) is a reference, never "best"
     assert head["quality/best/brier"] == "pav_base_k4" and head["quality/best/outcome_auroc"] == "pav_analytic_k4"
     assert head["quality/pav_base_k4/label_rollouts"] == 4096.0 and head["quality/oracle/brier"] == 0.01
+
+
+def test_headline_data_scaling(quality):
+    h = headline(StudyTables("q", quality=quality, prover="base_k4", k_budget=4, n_seed=N_SEED, n_mc=N_MC))
+    assert h.data_scaling["verifier"].unique().len() == 5
+    head = h.as_dict()
+    # the full-data pqv under its own point, s<rollouts.n_seed>m<rollouts.n_mc>
+    assert head["data_scaling/pqv/s2m4/outcome_auroc_within"] == 0.80
+    assert (head["data_scaling/pqv/s2m4/outcome_auroc_within_ci_low"],
+            head["data_scaling/pqv/s2m4/outcome_auroc_within_ci_high"]) == (0.70, 0.90)
+    assert head["data_scaling/pqv/s1m2/brier"] == 0.25 and head["data_scaling/pqv/s2m1/brier"] == 0.22
+    assert head["data_scaling/pav_base_k4.first_pit/s1m4/outcome_auroc_within"] == 0.75
+    assert "data_scaling/pqv/s2m4/outcome_auroc_ci_low" not in head  # no CI: no key
+    assert not any(k.startswith(("data_scaling/orm/", "data_scaling/pav_base_k4/", "data_scaling/oracle")) for k in head)
+    no_variants = quality.filter(~pl.col("subject").str.contains(".s", literal=True))
+    assert headline(StudyTables("q", quality=no_variants, n_seed=N_SEED, n_mc=N_MC)).data_scaling is None
 
 
 def test_headline_at_equal_compute(equal_compute):

@@ -6,8 +6,8 @@ from pavflow.report.figures import plot_accuracy_vs_budget, save
 from pavflow.report.headline import BON, BestProver, Comparison, Headline
 from pavflow.report.render import _claims_section, claim_rows, landing_rst, markdown_html, summary_markdown
 from pavflow.report.tables import StudyTables, beam_config, search_curves
-from report_data import (EQUAL_CHOICE, ci, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
-                         oracle_rl, oracle_search, quality, rl_curve, quality_with_analytic, rl, row, search, section,
+from report_data import (EQUAL_CHOICE, N_MC, N_SEED, ci, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
+                         oracle_rl, oracle_search, quality, quality_with_analytic, rl, rl_curve, row, search, section,
                          summarize)
 
 
@@ -82,12 +82,32 @@ def test_write_summary(tmp_path, search, pool, rl, metrics, quality):
 
 def test_write_summary_missing(tmp_path):
     md, _ = summarize(tmp_path, StudyTables("empty", prover="base_k4", k_budget=4))
-    assert md.count("_not run_") == 9
+    assert md.count("_not run_") == 10
     md, _ = summarize(tmp_path, StudyTables("empty", curves=search_curves(None), pool=pl.DataFrame(schema=SAMPLES),
                                             rl=pl.DataFrame(schema=RL_CURVE),
                                             verifier_metrics=pl.DataFrame(schema=METRICS), prover="base_k4",
                                             k_budget=4, quality=pl.DataFrame(schema=METRICS)))
-    assert md.count("_not run_") == 9
+    assert md.count("_not run_") == 10
+
+
+def test_data_scaling_section(tmp_path, quality):
+    md, _ = summarize(tmp_path, StudyTables("q", quality=quality, prover="base_k4", k_budget=4, n_seed=N_SEED, n_mc=N_MC))
+    rows = section(md, "Verifier quality vs training data")
+    assert rows[0][:6] == ["base", "verifier", "seeds n", "rollouts per state m", "n·m", "label rollouts"]
+    assert rows[0][6] == "outcome_auroc_within [95% CI]"
+    assert [r[1] for r in rows[1:]] == ["pav_base_k4.first_pit.s1m4", "pqv.s1m2", "pqv.s2m1", "pqv.s1m4", "pqv (all data)"]
+    assert rows[-1][2:7] == ["2", "4", "8", "4,096", "0.800 [0.700, 0.900]"]
+    body = md.split("## Verifier quality vs training data", 1)[1].split("\n## ", 1)[0]
+    # from the fewest-seeds point at the smallest budget to the full data; the equal-budget pair at n·m = 2
+    assert ("**pqv**: outcome_auroc_within rises from 0.600 at n·m = 2 (s1m2) to 0.800 at n·m = 8 (s2m4) "
+            "(+0.200; 95% CIs disjoint).") in body
+    assert "pqv at n·m = 2: s1m2 0.600 vs s2m1 0.700: more seeds ranks better (95% CIs overlap)." in body
+    assert "**pav_base_k4.first_pit**: 1 point(s) with outcome_auroc_within; the curve needs at least 3" in body
+    # a curve falling with data is said to fall
+    worse = quality.with_columns(value=pl.when((pl.col("subject") == "pqv") & (pl.col("metric") == "outcome_auroc_within"))
+                                 .then(0.5).otherwise("value"))
+    md, _ = summarize(tmp_path, StudyTables("q", quality=worse, prover="base_k4", k_budget=4, n_seed=N_SEED, n_mc=N_MC))
+    assert "**pqv**: outcome_auroc_within falls from 0.600 at n·m = 2 (s1m2) to 0.500 at n·m = 8 (s2m4)" in md
 
 
 def test_quality_section_names_the_best_and_compares_analytic_with_trained(tmp_path):

@@ -2,13 +2,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pavflow.data import CURVES, GAINS, PASS_AT, POOL, RL_ARMS, RL_METRICS
+from pavflow.data import CURVES, DATA_SCALING, GAINS, PASS_AT, POOL, RL_ARMS, RL_METRICS
 from pavflow.report.tables import (alpha_rows, analytic_minus_trained, at_alpha, best_verifiers, config_label,
-                                   curve_labels, gains_vs_bon, headline_curves, metric_cells, parse_prover,
+                                   curve_labels, data_scaling, gains_vs_bon, headline_curves, metric_cells, parse_prover,
                                    pool_accuracy, prover_rows, rl_arms, rl_final, rl_seed_bands, rl_stopped,
                                    search_curves, success_histogram, success_rates)
-from report_data import (POOL_CORRECT, equal_compute, metrics, pool, quality_with_analytic, rl, row,  # noqa: F401
-                         search)
+from report_data import (N_MC, N_SEED, POOL_CORRECT, SCALING, equal_compute, metrics, pool,  # noqa: F401
+                         quality_rows, quality_with_analytic, rl, row, search)
 
 
 def test_search_curves(search):
@@ -183,3 +183,28 @@ def test_rl_plateau_tells_a_rising_curve_from_a_flat_one():
     assert q["change"] == pytest.approx(-0.005) and q["ci_low"] < 0 < q["ci_high"]
     assert rl_plateau(rl_curve({0: [0.1, 0.2]})) is None  # no evaluation inside the last 20% but the last one
     assert rl_plateau(rising, arm="pav") is None and rl_plateau(None) is None
+
+
+def test_data_scaling_places_the_full_data_verifier_at_n_seed_n_mc():
+    t = data_scaling(quality_rows(), N_SEED, N_MC)
+    assert t.schema == pl.Schema(DATA_SCALING)
+    within = t.filter(pl.col("metric") == "outcome_auroc_within")
+    # orm, pav_base_k4 and the oracle have no data variant: left out; the pqv is its own s2m4 point
+    assert within.select("base", "verifier", "n_seed", "n_mc", "budget").rows() == [
+        ("pav_base_k4.first_pit", "pav_base_k4.first_pit.s1m4", 1, 4, 4),
+        ("pqv", "pqv.s1m2", 1, 2, 2), ("pqv", "pqv.s2m1", 2, 1, 2), ("pqv", "pqv.s1m4", 1, 4, 4),
+        ("pqv", "pqv", 2, 4, 8)]
+    full = row(within, verifier="pqv")
+    assert (full["value"], full["ci_low"], full["ci_high"], full["label_rollouts"]) == (0.80, 0.70, 0.90, 4096.0)
+    # one row per point and metric it has (the pqv's Brier row comes from the original fixture)
+    brier = t.filter(pl.col("metric") == "brier")
+    assert row(brier, verifier="pqv")["value"] == 0.15 and row(brier, verifier="pqv.s2m1")["value"] == SCALING["pqv.s2m1"][3]
+    assert set(t["metric"]) == {"outcome_auroc_within", "brier", "outcome_auroc"}
+
+
+def test_data_scaling_without_variants_or_rollout_counts():
+    q = quality_rows()
+    # rollouts.n_seed / n_mc unknown: the full-data points are left out, the variants stay
+    assert "pqv" not in data_scaling(q, None, None)["verifier"].to_list()
+    assert data_scaling(q.filter(~pl.col("subject").str.contains(r"\.s\d+m\d+$")), N_SEED, N_MC).height == 0
+    assert data_scaling(None, N_SEED, N_MC).schema == pl.Schema(DATA_SCALING)

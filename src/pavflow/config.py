@@ -490,6 +490,8 @@ def _relations(cfg) -> None:
             if seeds_ > cfg.rollouts.n_seed or m > cfg.rollouts.n_mc:
                 _bad(key, v, f"trains on {seeds_} seeds and {m} rollouts per state; the study has "
                      f"rollouts.n_seed={cfg.rollouts.n_seed}, rollouts.n_mc={cfg.rollouts.n_mc}")
+            if spec.data == (cfg.rollouts.n_seed, cfg.rollouts.n_mc):
+                _bad(key, v, f"trains on all the data: it is {str(spec.all_data)!r} itself")
             if spec.prover is not None and spec.prover.k > m and not sw.plugin_k:
                 _bad(key, v, f"K={spec.prover.k} > {m} rollouts: a biased plug-in estimate (sweep.plugin_k=true to allow)")
     known = [str(v) for v in trained_verifiers(cfg)]

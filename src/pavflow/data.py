@@ -159,6 +159,18 @@ ORACLE_K: Schema = {
     "diff_ci_high": pl.Float64, **{c: pl.Float64 for c in RL_EFFICIENCIES},
 }
 
+# The verifier data-scaling curve: a verifier's quality (a METRICS metric of stages/quality) per training-
+# data point of one `base` verifier (its name without the .s<n>m<m> variant): trained on the first
+# n_seed seeds of each train problem and n_mc rollouts of each of their states; the base itself is the
+# point (rollouts.n_seed, rollouts.n_mc). budget = n_seed * n_mc, the MC rollouts per train problem at
+# each step depth (equal-budget points trade seeds for rollouts); label_rollouts: the MC rollouts its
+# train targets actually cost (null if not recorded).
+DATA_SCALING: Schema = {
+    "base": pl.String, "verifier": pl.String, "n_seed": pl.Int64, "n_mc": pl.Int64, "budget": pl.Int64,
+    "label_rollouts": pl.Float64, "metric": pl.String, "value": pl.Float64, "ci_low": pl.Float64,
+    "ci_high": pl.Float64, "n": pl.Int64,
+}
+
 SCHEMAS: dict[str, Schema] = {
     "problems": PROBLEMS, "samples": SAMPLES, "mc": MC, "continuations": CONTINUATIONS, "labels": LABELS, "train_log": TRAIN_LOG,
     "metrics": METRICS, "calibration": CALIBRATION, "search": SEARCH, "scores": SCORES, "rl_curve": RL_CURVE,

@@ -15,7 +15,7 @@ grammar. Nothing else in pavflow splits a name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 ANALYTIC = "analytic"  # pseudo rollout policy of the analytic provers: analytic_k4 = BoK(pi) from the pqv
 POLICY = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -57,6 +57,11 @@ PREFIXES = ("all", "random", "first_pit")  # which states carry a target (verifi
 ROLLOUTS = "rollouts"  # orm.rollouts: the ORM trained on the MC continuations too
 
 
+def data_variant(n_seed: int, n_mc: int) -> str:
+    """The label variant of a verifier trained on n_seed seeds per problem and n_mc rollouts per state: s<n>m<m>."""
+    return f"s{n_seed}m{n_mc}"
+
+
 @dataclass(frozen=True)
 class Verifier:
     kind: str  # one of VERIFIER_KINDS
@@ -72,7 +77,7 @@ class Verifier:
                 "implicit": f"implicit_{self.loss}"}.get(self.kind, self.kind)
         variants = ([self.targets] if self.targets != "soft" else []) + \
             ([self.prefixes] if self.prefixes != "all" else []) + \
-            ([f"s{self.data[0]}m{self.data[1]}"] if self.data else []) + ([ROLLOUTS] if self.rollouts else [])
+            ([data_variant(*self.data)] if self.data else []) + ([ROLLOUTS] if self.rollouts else [])
         return ".".join([base, *variants])
 
     @property
@@ -87,6 +92,11 @@ class Verifier:
     def base(self) -> Verifier:
         """The verifier without its label variants (pqv.hard -> pqv)."""
         return Verifier(self.kind, self.prover, self.loss)
+
+    @property
+    def all_data(self) -> Verifier:
+        """The verifier without its data-scaling variant (pqv.hard.s2m8 -> pqv.hard)."""
+        return replace(self, data=None)
 
     @classmethod
     def parse(cls, name: str) -> Verifier:

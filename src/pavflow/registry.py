@@ -176,6 +176,8 @@ def _report_outputs(cfg, L: Layout, job: Job) -> dict:
                "alpha": f"alpha_N{k}", "verifier_quality": "verifier_quality", "calibration": "calibration",
                "rl_curves": "rl_curves", "success_histogram": "success_histogram", "train_logs": "train_logs",
                "bon_diagnosis": "bon_diagnosis", "oracle_k": "oracle_k"}
+    if any(v.data is not None for v in trained_verifiers(cfg)):  # the data-scaling curve needs a .s<n>m<m> variant
+        figures["data_scaling"] = "data_scaling"
     return {"summary": r / "summary.md", "headline": r / "headline.json", "tables": r / "summary.html",
             "landing": r / "landing.rst",  # the Snakemake report's landing text (workflow/report/workflow.rst)
             "config": r / "config.yaml", "curves": r / "curves.parquet",
@@ -201,6 +203,7 @@ _REPORT_ITEMS = {"tables": ("1. Summary", "tables with 95% CIs"), "config": ("1.
                  "alpha": ("2. Test-time search", "search_alpha"),
                  "oracle_k": ("4. Online RL", "oracle provers: search_beam_mc, rl pav_mc"),
                  "verifier_quality": ("3. Verifiers", "quality"), "calibration": ("3. Verifiers", "quality"),
+                 "data_scaling": ("3. Verifiers", "quality: verifiers trained on part of the data"),
                  "rl_curves": ("4. Online RL", "rl"), "success_histogram": ("5. Policies", "search_pool"),
                  "train_logs": ("5. Policies", "sft, verifier")}
 

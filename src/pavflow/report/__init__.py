@@ -6,7 +6,7 @@ the paper's search claims on them, figures.py draws Figures, render.py writes ma
 Accuracies are fractions in tables and percentages in figures and markdown; CIs are 95% bootstraps.
 """
 from pavflow.report.figures import (plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha, plot_bon_diagnosis,
-                                    plot_calibration, plot_headline, plot_oracle_k,
+                                    plot_calibration, plot_data_scaling, plot_headline, plot_oracle_k,
                                     plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
                                     plot_verifier_quality, save)
 from pavflow.report.headline import headline

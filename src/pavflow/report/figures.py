@@ -14,12 +14,13 @@ import numpy as np
 import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from pavflow.data import N_BINS, ORACLE_K, atomic_file
 from pavflow.report.fmt import num, ok, range_str
 from pavflow.report.tables import QUALITY_PANELS, alpha_rows, config_label, curve_labels, missing, prover_rows
-from pavflow.names import ANALYTIC
+from pavflow.names import ANALYTIC, data_variant
 
 STYLE = {
     "figure.figsize": (6.4, 4.2), "figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight",
@@ -43,6 +44,11 @@ PERCENT = {"test_acc_sampled", "test_acc_greedy", "pass_at_n", "newly_solved"}
 # why a verifier-quality cell is nan (pavflow.verifiers.metrics): shown instead of a bar
 QUALITY_NA = {"brier": "no states", "spearman_progress": "progress constant",
               "outcome_auroc": "one outcome only", "first_error_f1": "no first-error threshold"}
+
+DATA_SCALING_PANELS = {  # DATA_SCALING metric -> title
+    "outcome_auroc_within": "Within-problem outcome AUROC of v(s_H)\n(what search needs)",
+    "brier": "Brier score vs fresh MC values\n(lower is better)",
+}
 
 
 def _empty(ax, why: str) -> None:
@@ -511,4 +517,56 @@ def plot_oracle_k(rows: pl.DataFrame | None, base_policy: str, budget: int) -> F
                 _percent_axis(ax, 100 * np.concatenate([g[c].drop_nulls().drop_nans().to_numpy() for c in ("acc", "ci_low", "ci_high")]
                                                        + [g["baseline_acc"].drop_nulls().to_numpy()]))
         fig.suptitle("Oracle provers: the prover-K curve without verifier error")
+    return fig
+
+
+def plot_data_scaling(table: pl.DataFrame | None) -> Figure | None:
+    """Verifier quality vs training data (report.tables.data_scaling): DATA_SCALING_PANELS against the
+    budget n·m (seeds × rollouts per state, log2), one colour and line per base verifier; marker by
+    rollouts per state m, every point labelled s<n>m<m>; points of equal budget side by side, fewer
+    seeds to the left; 95% CI bars."""
+    if missing(table):
+        return None
+    bases = table["base"].unique(maintain_order=True).to_list()
+    colors = _colors(bases)
+    marker = {m: _MARKERS[i % len(_MARKERS)] for i, m in enumerate(sorted(table["n_mc"].unique().to_list()))}
+    # the x of each (base, n, m): equal-budget points of a base spread along log2 x, in order of seeds, and
+    # each base a little apart from the others, so no point hides another's bars
+    points = table.select("base", "n_seed", "n_mc", "budget").unique().sort("base", "budget", "n_seed")
+    points = points.with_columns(i=pl.int_range(pl.len()).over("base", "budget"), k=pl.len().over("base", "budget"))
+    shift = {b: 0.04 * (j - (len(bases) - 1) / 2) for j, b in enumerate(bases)}
+    x_of = {(b, n, m): budget * 2 ** (0.15 * (i - (k - 1) / 2) + shift[b])
+            for b, n, m, budget, i, k in points.iter_rows()}
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure("data_scaling", 1, len(DATA_SCALING_PANELS))
+        for ax, (metric, title) in zip(axes, DATA_SCALING_PANELS.items()):
+            d = table.filter(pl.col("metric") == metric)
+            ax.set(title=title, xlabel="n·m: seeds per problem × rollouts per state (log2 scale)", ylabel=metric)
+            if d.height == 0:
+                _empty(ax, f"{metric} not computed")
+                continue
+            for base in bases:
+                g = d.filter(pl.col("base") == base).sort("budget", "n_seed")
+                xs = [x_of[(base, n, m)] for n, m in g.select("n_seed", "n_mc").iter_rows()]
+                ax.plot(xs, g["value"].to_numpy(), color=colors[base], lw=1, alpha=0.6)
+                for x, r in zip(xs, g.iter_rows(named=True)):
+                    err = None
+                    if ok(r["value"]) and ok(r["ci_low"]) and ok(r["ci_high"]):
+                        err = [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]
+                    ax.errorbar([x], [r["value"]], yerr=err, marker=marker[r["n_mc"]], ms=6, ls="none", capsize=2,
+                                color=colors[base], clip_on=False)
+                    if ok(r["value"]):
+                        all_data = " (all)" if r["verifier"] == base else ""
+                        ax.annotate(data_variant(r["n_seed"], r["n_mc"]) + all_data, (x, r["value"]), xytext=(4, 3),
+                                    textcoords="offset points", fontsize=6, color=colors[base])
+            ax.set_xscale("log", base=2)
+            _log2_ticks(ax, d["budget"].to_list())
+            if metric.startswith("outcome_auroc"):
+                ax.axhline(0.5, color="k", lw=0.8, ls=":")
+        handles = [Line2D([], [], color=c, label=b) for b, c in colors.items()]
+        handles += [Line2D([], [], color="0.3", marker=mk, ls="none", label=f"m = {m} rollouts per state")
+                    for m, mk in marker.items()]
+        fig.legend(handles=handles, loc="outside right upper", title="base verifier; marker: m\n(bars: 95% CI)",
+                   title_fontsize=8)
+        fig.suptitle("Verifier quality vs training data (held-out val responses, fresh MC labels)")
     return fig

@@ -1,6 +1,7 @@
 """The summary's numbers, computed once: `headline(study)` -> Headline (tables and small records) that
 render.py formats and claims.py judges; `Headline.as_dict()` is headline.json, a flat dict with keys
-like 'pool/base/acc', 'search/beam/pqv+pav/base_k4/acc@64', 'rl/<arm>/final_acc_sampled'."""
+like 'pool/base/acc', 'search/beam/pqv+pav/base_k4/acc@64', 'rl/<arm>/final_acc_sampled',
+'data_scaling/pqv/s2m8/outcome_auroc_within'."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,16 +10,17 @@ import numpy as np
 import polars as pl
 
 from pavflow.data import N_BINS, RL_EFFICIENCIES, RL_METRICS
-from pavflow.names import Arm
+from pavflow.names import Arm, data_variant
 from pavflow.oracle import MC_VERIFIER
 from pavflow.report.compare import (beam_scorers, headline_comparisons, oracle_k, paired_comparisons, rl_comparisons,
                                     val_margin)
 from pavflow.report.diagnosis import score_deciles, scored_pool, top_pick_kinds
 from pavflow.report.fmt import num, ok
 from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, analytic_minus_trained, at_alpha,
-                                   beam_config, best_verifiers, config_label, eval_split, gains_vs_bon, headline_curves,
-                                   metric_cells, missing, pool_accuracy, prover_rows, rl_arms, rl_efficiency, rl_final, rl_plateau,
-                                   rl_stopped, search_curves, success_histogram, success_rates)
+                                   beam_config, best_verifiers, config_label, data_scaling, eval_split, gains_vs_bon,
+                                   headline_curves, metric_cells, missing, pool_accuracy, prover_rows, rl_arms,
+                                   rl_efficiency, rl_final, rl_plateau, rl_stopped, search_curves, success_histogram,
+                                   success_rates)
 
 BON = {"method": "bon", "verifier": "orm", "prover": ""}  # the paper's baseline: best-of-N with an ORM
 
@@ -76,6 +78,7 @@ class Headline:
     quality: dict | None = None  # metric_cells of the quality table; None: no quality table
     best_quality: dict = field(default_factory=dict)  # best_verifiers
     analytic: list = field(default_factory=list)  # analytic_minus_trained
+    data_scaling: pl.DataFrame | None = None  # DATA_SCALING; None: no verifier trained on part of the data
     verifiers: dict | None = None  # metric_cells of the verifier jobs' metrics
     top_picks: pl.DataFrame | None = None  # diagnosis.TOP_PICK_KINDS of best-of-N (ORM); None: no kinds or scores
     deciles: pl.DataFrame | None = None  # diagnosis.DECILES of the ORM on the pool
@@ -144,6 +147,10 @@ class Headline:
         head |= {f"quality/{s}/{m}": r["value"] for (s, m), r in (self.quality or {}).items()
                  if m in QUALITY_COLUMNS and ok(r["value"])}
         head |= {f"quality/best/{m}": r["subject"] for m, r in self.best_quality.items()}
+        for r in self.data_scaling.iter_rows(named=True) if self.data_scaling is not None else ():
+            key = f"data_scaling/{r['base']}/{data_variant(r['n_seed'], r['n_mc'])}/{r['metric']}"
+            head |= {f"{key}{s}": r[c] for s, c in (("", "value"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high"))
+                     if ok(r[c])}
         head |= {f"verifier/{s}/{m}": r["value"] for (s, m), r in (self.verifiers or {}).items() if ok(r["value"])}
         for r in self.top_picks.iter_rows(named=True) if self.top_picks is not None else ():
             head[f"diagnosis/bon_orm/{r['kind']}@{r['budget'] if r['budget'] is not None else 'pool'}"] = r["fraction"]
@@ -204,6 +211,8 @@ def headline(t: StudyTables) -> Headline:
     if not missing(t.quality):
         h.quality = metric_cells(t.quality)
         h.best_quality, h.analytic = best_verifiers(t.quality), analytic_minus_trained(t.quality, t.base_policy)
+        scaling = data_scaling(t.quality, t.n_seed, t.n_mc)
+        h.data_scaling = scaling if scaling.height else None
     if not missing(t.verifier_metrics):
         h.verifiers = metric_cells(t.verifier_metrics)
     bon = None if missing(t.curves) else t.curves.filter((pl.col("method") == "bon") & (pl.col("verifier") == "orm"))

@@ -18,8 +18,9 @@ from pavflow.report.claims import ACCURACY, EFFICIENCY, PROVER, RL_ACCURACY, RL_
 from pavflow.report.power import ALPHA, POWER, mde, se_from_ci
 from pavflow.report.fmt import acc_ci, fmt_diff, fmt_eff, num, ok, pct, range_str, tok
 from pavflow.report.headline import BestProver, Comparison, Headline, chosen_prover
-from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, beam_config, config_label, curve_labels, missing,
-                                   parse_prover)
+from pavflow.names import data_variant
+from pavflow.report.tables import (DATA_SCALING_METRICS, QUALITY_COLUMNS, StudyTables, beam_config, config_label,
+                                   curve_labels, missing, parse_prover)
 
 NOT_RUN = ["_not run_", ""]
 
@@ -54,7 +55,8 @@ def summary_markdown(out_dir: Path, t: StudyTables, h: Headline, figures: Iterab
         md += _comparisons_sections(t, h)
     if h.scorers is not None:
         md += _beam_scorers_section(t, h)
-    md += _rl_section(h) + _oracle_k_section(h) + _quality_section(h) + _metrics_section(h) + _figures_section(out_dir, figures)
+    md += _rl_section(h) + _oracle_k_section(h) + _quality_section(h) + _data_scaling_section(h) + _metrics_section(h)
+    md += _figures_section(out_dir, figures)
     if config is not None:
         md += ["## Resolved configuration", "", "```yaml", config.rstrip("\n"), "```", ""]
     return "\n".join(md)
@@ -521,13 +523,17 @@ def _metric_rows(cells: dict, columns, counts=()) -> list[list[str]]:
         row = [s]
         for m in columns:
             r = cells.get((s, m))
-            if r is None or not ok(r["value"]):
-                row.append("–")
-                continue
-            ci = f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if ok(r["ci_low"]) and ok(r["ci_high"]) else ""
-            row.append(f"{int(r['value']):,}" if m in counts else f"{r['value']:.3f}{ci}")
+            row.append(f"{int(r['value']):,}" if m in counts and r is not None and ok(r["value"]) else _value_ci(r))
         rows.append(row)
     return rows
+
+
+def _value_ci(r: dict | None) -> str:
+    """A METRICS-like row's value [95% CI] to 3 decimals; '–' when absent."""
+    if r is None or not ok(r["value"]):
+        return "–"
+    ci = f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" if ok(r["ci_low"]) and ok(r["ci_high"]) else ""
+    return f"{r['value']:.3f}{ci}"
 
 
 def _quality_section(h: Headline) -> list[str]:
@@ -550,6 +556,62 @@ def _quality_section(h: Headline) -> list[str]:
         md += ["", "Analytic PAV (1 − (1 − pqv)^K, untrained) minus the trained pav of the same K "
                "(Brier: negative is better; the others: positive is better):", ""] + lines
     return md + [""]
+
+
+def _data_scaling_section(h: Headline) -> list[str]:
+    md = ["## Verifier quality vs training data (seeds × rollouts per state)", "",
+          "Verifiers trained on the first n seeds of each train problem and m of the MC rollouts of each of their "
+          "states (`.s<n>m<m>`), beside the same verifier on all the data; n·m: the rollouts per train problem at "
+          "each step depth (equal n·m: the same budget spent on more seeds or on more rollouts per state); label "
+          "rollouts: the MC rollouts its train targets cost. Quality as in the table above, 95% CIs over the val "
+          "responses (over problems for the within-problem AUROC); one training run per point, so training noise "
+          "is not in them.", ""]
+    d = h.data_scaling
+    if d is None:
+        return md + NOT_RUN
+    shown = DATA_SCALING_METRICS[:3]
+    cell = {(r["verifier"], r["metric"]): r for r in d.iter_rows(named=True)}
+    points = d.select("base", "verifier", "n_seed", "n_mc", "budget", "label_rollouts").unique(maintain_order=True)
+    md += _table(["base", "verifier", "seeds n", "rollouts per state m", "n·m", "label rollouts",
+                  *[f"{m} [95% CI]" for m in shown]],
+                 [[b, v + (" (all data)" if v == b else ""), n, m, budget, f"{int(cost):,}" if ok(cost) else "–",
+                   *[_value_ci(cell.get((v, x))) for x in shown]] for b, v, n, m, budget, cost in points.iter_rows()])
+    for base in d["base"].unique(maintain_order=True):
+        md += [f"- {line}" for line in _data_scaling_lines(d.filter(pl.col("base") == base), base)]
+    return md + [""]
+
+
+def _data_scaling_lines(d: pl.DataFrame, base: str) -> list[str]:
+    """What the curve of one base shows on DATA_SCALING_METRICS[0] (higher is better): its change from the
+    smallest to the largest budget, and at each budget run with several points, more seeds against more
+    rollouts per state."""
+    metric = DATA_SCALING_METRICS[0]
+    pts = [r for r in d.filter(pl.col("metric") == metric).sort("budget", "n_seed").iter_rows(named=True)
+           if ok(r["value"])]
+    name = lambda r: data_variant(r["n_seed"], r["n_mc"])  # noqa: E731
+    at = lambda r: f"{r['value']:.3f} at n·m = {r['budget']} ({name(r)})"  # noqa: E731
+    if len(pts) < 3:
+        return [f"**{base}**: {len(pts)} point(s) with {metric}; the curve needs at least 3 to show how quality "
+                "grows with data (more `.s<n>m<m>` variants in `sweep.label_variants`)."]
+    lo, hi = pts[0], pts[-1]
+    diff = hi["value"] - lo["value"]
+    trend = "rises" if diff > 0 else "falls" if diff < 0 else "does not change"
+    out = [f"**{base}**: {metric} {trend} from {at(lo)} to {at(hi)} ({diff:+.3f}; {_ci_overlap(lo, hi)})."]
+    for budget in dict.fromkeys(r["budget"] for r in pts):
+        same = [r for r in pts if r["budget"] == budget]
+        if len(same) > 1:
+            rollouts, seeds = same[0], same[-1]  # fewest and most seeds
+            better = ("more seeds" if seeds["value"] > rollouts["value"] else
+                      "more rollouts per state" if seeds["value"] < rollouts["value"] else "neither")
+            out.append(f"{base} at n·m = {budget}: {name(rollouts)} {rollouts['value']:.3f} vs {name(seeds)} "
+                       f"{seeds['value']:.3f}: {better} ranks better ({_ci_overlap(rollouts, seeds)}).")
+    return out
+
+
+def _ci_overlap(a: dict, b: dict) -> str:
+    if not all(ok(r[c]) for r in (a, b) for c in ("ci_low", "ci_high")):
+        return "no CI"
+    return "95% CIs disjoint" if a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"] else "95% CIs overlap"
 
 
 def _metrics_section(h: Headline) -> list[str]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pavflow.data import CURVE_KEYS, CURVES, GAINS, HISTOGRAM, N_BINS, PASS_AT, POOL, RATES, RL_ARMS, RL_METRICS
+from pavflow.data import (CURVE_KEYS, CURVES, DATA_SCALING, GAINS, HISTOGRAM, N_BINS, PASS_AT, POOL, RATES, RL_ARMS,
+                          RL_METRICS)
 from pavflow.names import Prover, Verifier
 from pavflow.oracle import MC_VERIFIER
 from pavflow.report.fmt import num, ok
@@ -22,6 +23,8 @@ QUALITY_PANELS = {  # metric -> (title, higher is better)
     "first_error_f1": ("First-error detection F1 (ProcessBench)", True),
 }
 QUALITY_COLUMNS = ("brier", "ece", "spearman_progress", "outcome_auroc", "first_error_f1", "label_rollouts")
+# quality metrics of the verifier data-scaling curve; the first is what search needs (within-problem ranking)
+DATA_SCALING_METRICS = ("outcome_auroc_within", "outcome_auroc", "brier", "spearman_progress", "first_error_f1")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class StudyTables:
     k_budget: int = 0  # search.k_budget: the budget of the prover, alpha and scorer sweeps
     alpha: float | None = None  # search.alpha
     aggregate: str = "last"  # search.aggregate: the PRM aggregation of the best-of-N baselines
+    n_seed: int | None = None  # rollouts.n_seed: the seeds per problem a verifier without .s<n>m<m> trains on
+    n_mc: int | None = None  # rollouts.n_mc: its rollouts per state
 
     @property
     def prover_alpha(self) -> float:
@@ -371,3 +376,28 @@ def analytic_minus_trained(quality: pl.DataFrame, base_policy: str) -> list[tupl
         if diffs:
             out.append((a, trained, diffs))
     return out
+
+
+def data_scaling(quality: pl.DataFrame | None, n_seed: int | None, n_mc: int | None) -> pl.DataFrame:
+    """Quality METRICS -> DATA_SCALING: DATA_SCALING_METRICS of every verifier trained on part of the data
+    (.s<n>m<m>) and of its base trained on all of it, the point (n_seed, n_mc) (left out when either is
+    None). Verifiers without a data variant of their own are left out."""
+    if missing(quality):
+        return pl.DataFrame(schema=DATA_SCALING)
+    subjects = quality["subject"].unique(maintain_order=True).to_list()
+    points = {}  # subject -> (base, seeds, rollouts per state)
+    for s in subjects:
+        try:
+            v = Verifier.parse(s)
+        except ValueError:  # the oracle rows
+            continue
+        if v.data is not None:
+            points[s] = (str(v.all_data), *v.data)
+    if n_seed and n_mc:
+        points |= {b: (b, int(n_seed), int(n_mc)) for b, _, _ in list(points.values()) if b in subjects}
+    cell, rows = metric_cells(quality), []
+    for s, (base, n, m) in points.items():
+        cost = cell.get((s, "label_rollouts"))
+        rows += [(base, s, n, m, n * m, cost["value"] if cost else None, metric, r["value"], r["ci_low"], r["ci_high"],
+                  r["n"]) for metric in DATA_SCALING_METRICS if (r := cell.get((s, metric)))]
+    return pl.DataFrame(rows, schema=DATA_SCALING, orient="row").sort(["base", "budget", "n_seed", "metric"])

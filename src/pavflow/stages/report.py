@@ -9,7 +9,8 @@ from pavflow.data import (CALIBRATION, CURVES, METRICS, RL_CURVE, SAMPLES, SCORE
                           read_table, write_text)
 from pavflow.registry import headline as headline_prover
 from pavflow.report import (StudyTables, headline, plot_accuracy_vs_budget, plot_accuracy_vs_tokens, plot_alpha,
-                            plot_bon_diagnosis, plot_calibration, plot_headline, plot_oracle_k, plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
+                            plot_bon_diagnosis, plot_calibration, plot_data_scaling, plot_headline, plot_oracle_k,
+                            plot_prover_k, plot_rl_curves, plot_success_histogram, plot_train_logs,
                             plot_verifier_quality, prover_rows, rl_final, rl_seed_bands, save, search_curves,
                             write_summary)
 from pavflow.search.select import choose_on_val
@@ -49,7 +50,8 @@ def main(cfg, job, tracker) -> dict:
     logs = pl.concat([read_table(p, TRAIN_LOG) for p in inp.logs])
     study = StudyTables(cfg.name, pool=pool, scores=read_table(inp.scores, SCORES), curves=curves, search=search, val=val, choice=choice, rl=rl,
                         verifier_metrics=metrics, quality=quality, prover=prover, k_budget=s.k_budget,
-                        alpha=float(s.alpha), aggregate=s.aggregate)
+                        alpha=float(s.alpha), aggregate=s.aggregate, n_seed=int(cfg.rollouts.n_seed),
+                        n_mc=int(cfg.rollouts.n_mc))
     numbers = headline(study)
     beam = numbers.comparison.beam if numbers.comparison is not None else None
     drawn = [plot_headline(curves, beam), plot_accuracy_vs_tokens(shown), plot_accuracy_vs_budget(shown),
@@ -57,7 +59,7 @@ def main(cfg, job, tracker) -> dict:
              plot_alpha(curves, prover, s.k_budget),
              plot_rl_curves(rl_seed_bands(rl)), plot_verifier_quality(quality), plot_calibration(calib),
              plot_success_histogram(numbers.pool, numbers.histogram), plot_train_logs(logs),
-             plot_bon_diagnosis(numbers.top_picks, numbers.deciles),
+             plot_bon_diagnosis(numbers.top_picks, numbers.deciles), plot_data_scaling(numbers.data_scaling),
              plot_oracle_k(numbers.oracle_k, cfg.sweep.policy, s.k_budget)]
     figures = [path for fig in drawn if fig is not None for path in save(fig, out)]
     config = OmegaConf.to_yaml(cfg, resolve=True)
@@ -70,6 +72,8 @@ def main(cfg, job, tracker) -> dict:
     tracker.table("report/per_k", per_k)  # beam search at N = search.k_budget per prover
     tracker.table("report/verifier_quality", quality)
     tracker.table("report/rl_final", rl_final(rl))
+    if numbers.data_scaling is not None:
+        tracker.table("report/data_scaling", numbers.data_scaling)
     tracker.summary({k: v for k, v in head.items() if isinstance(v, (int, float))})
     return {"n_figures": sum(f.suffix == ".png" for f in figures)}
 
