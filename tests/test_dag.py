@@ -84,7 +84,8 @@ def test_every_table_matches_its_schema(study):
     quality = data.read_table(L.quality(), data.METRICS)
     oracles = ["oracle"] + [f"oracle_{p}" for p in jobs["provers"]]
     assert set(quality.filter(pl.col("metric") == "brier")["subject"]) == set(jobs["quality_verifiers"] + oracles)
-    assert {"brier", "ece", "spearman_progress", "outcome_auroc", "first_error_f1", "label_rollouts"} <= \
+    assert {"brier", "ece", "spearman_progress", "outcome_auroc", "outcome_auroc_within", "first_error_f1",
+            "label_rollouts"} <= \
         set(quality["metric"])
     cost = dict(quality.filter(pl.col("metric") == "label_rollouts").select("subject", "value").iter_rows())
     assert cost["orm"] == cost["implicit_ce"] == 0 and 0 < cost["pqv.hard.first_pit"] <= cost["pqv"]

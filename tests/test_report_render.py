@@ -113,9 +113,9 @@ def test_data_scaling_section(tmp_path, quality):
 def test_quality_section_names_the_best_and_compares_analytic_with_trained(tmp_path):
     md, _ = summarize(tmp_path, StudyTables("q", prover="base_k4", k_budget=4, quality=quality_with_analytic()))
     table = section(md, "Verifier quality (held-out")
-    assert table[0] == ["verifier", "brier", "ece", "spearman_progress", "outcome_auroc", "first_error_f1",
-                        "label_rollouts"]
-    assert table[2] == ["pav_base_k4", "0.120 [0.100, 0.140]", "–", "–", "0.780 [0.700, 0.860]", "–", "4,096"]
+    assert table[0] == ["verifier", "brier", "ece", "spearman_progress", "outcome_auroc", "outcome_auroc_within",
+                        "first_error_f1", "label_rollouts"]
+    assert table[2] == ["pav_base_k4", "0.120 [0.100, 0.140]", "–", "–", "0.780 [0.700, 0.860]", "–", "–", "4,096"]
     assert "Best on brier: **pav_base_k4**" in md
     assert "- pav_analytic_k4 − pav_base_k4: brier +0.030, outcome_auroc +0.020" in md
 

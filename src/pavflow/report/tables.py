@@ -22,7 +22,8 @@ QUALITY_PANELS = {  # metric -> (title, higher is better)
     "outcome_auroc": ("Outcome AUROC of v(s_H)", True),
     "first_error_f1": ("First-error detection F1 (ProcessBench)", True),
 }
-QUALITY_COLUMNS = ("brier", "ece", "spearman_progress", "outcome_auroc", "first_error_f1", "label_rollouts")
+QUALITY_COLUMNS = ("brier", "ece", "spearman_progress", "outcome_auroc", "outcome_auroc_within", "first_error_f1",
+                   "label_rollouts")  # outcome_auroc_within: what search needs (ranking one problem's responses)
 # quality metrics of the verifier data-scaling curve; the first is what search needs (within-problem ranking)
 DATA_SCALING_METRICS = ("outcome_auroc_within", "outcome_auroc", "brier", "spearman_progress", "first_error_f1")
 
