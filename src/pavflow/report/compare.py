@@ -157,7 +157,7 @@ def oracle_k(curves: pl.DataFrame | None, rl: pl.DataFrame | None, compared: pl.
     (`compared`: their RL_COMPARE rows against the outcome arm), one row per prover."""
     rows = []
     if not missing(curves):
-        beam = prover_rows(curves, budget).filter((pl.col("verifier") == MC_VERIFIER) & ((pl.col("alpha") - alpha).abs() < 1e-12))
+        beam = prover_rows(curves, budget).filter(_is({"method": "beam", "verifier": MC_VERIFIER, "alpha": alpha}))
         rows += [{"source": "beam", "prover": r["prover"], "policy": r["policy"], "K": r["K"], "acc": r["acc"],
                   "ci_low": r["ci_low"], "ci_high": r["ci_high"], "n": r["n_problems"], "gen_tokens": r["gen_tokens"],
                   "verifier_tokens": r["verifier_tokens"]} for r in beam.iter_rows(named=True)]
@@ -173,7 +173,7 @@ def oracle_k(curves: pl.DataFrame | None, rl: pl.DataFrame | None, compared: pl.
             lo, hi = t_ci(acc)
             c = against.get(arm, {})
             rows.append({"source": "rl", "prover": str(a.prover), "policy": a.prover.policy, "K": a.prover.k,
-                         "acc": float(acc.mean()) if acc.size else None, "ci_low": float(lo), "ci_high": float(hi),
+                         "acc": float(acc.mean()) if acc.size else None, "ci_low": lo, "ci_high": hi,
                          "n": int(acc.size), "gen_tokens": g["gen_tokens"].cast(pl.Float64).mean(),
                          "verifier_tokens": g["verifier_tokens"].cast(pl.Float64).mean(),
                          "baseline_acc": c.get("baseline_acc"), "diff": c.get("diff"), "diff_ci_low": c.get("ci_low"),
