@@ -8,6 +8,7 @@ command it runs, so anything it does can be typed by hand, with more of Snakemak
     pavflow report smoke                               # snakemake --report results/smoke/report.html
     pavflow resume smoke                               # after a crash: unlock if no live run holds the lock, rerun incomplete jobs
     pavflow stage labels experiment=smoke job.prover=base_k4   # one stage by hand (python -m pavflow.stages)
+    pavflow spread didactic_seed0 didactic_seed1 didactic_seed2   # how much each headline moves across studies
 
 Arguments after `--` go to snakemake unchanged, e.g. `pavflow run smoke -- --keep-going`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -128,6 +130,35 @@ def cmd_stage(args) -> int:
     return subprocess.call(cmd)
 
 
+def study_dir(arg: str, directory: str = ".") -> Path:
+    """A study on the command line: a path (it has a '/' or is a directory) or a name, results/<name>."""
+    p = Path(directory, arg)
+    return p if "/" in arg or p.is_dir() else Path(directory, "results", arg)
+
+
+def spread_out(dirs: list[Path]) -> Path:
+    """`spread`'s default output: <results>/<the study names' common prefix, else the first name>_spread."""
+    prefix = os.path.commonprefix([d.name for d in dirs]).rstrip("_-.") or dirs[0].name
+    return dirs[0].parent / f"{prefix}_spread"
+
+
+def cmd_spread(args) -> int:
+    from pavflow.data import write_text
+    from pavflow.report.spread import SpreadError, spread_markdown, study_spread
+    dirs = [study_dir(a, args.directory) for a in args.studies]
+    try:
+        s = study_spread(dirs)
+    except SpreadError as e:
+        print(f"pavflow: {e}", file=sys.stderr)
+        return 1
+    out = Path(args.directory, args.out) if args.out else spread_out(dirs)
+    text = spread_markdown(s.spread, s.agreement, s.alone, s.settings)
+    write_text(out / "spread.md", text)
+    write_text(out / "spread.json", json.dumps(s.as_dict(), indent=2))
+    print(text + f"\nspread: {out.resolve()}/spread.md, spread.json")
+    return 0
+
+
 def stage_help_argv(name: str, argv: list[str]) -> list[str]:
     """`python -m pavflow.stages <stage> ... --help`: the argv that makes Hydra's help short, with the
     stage's name as the app name and a template naming the config its outputs depend on (registry
@@ -199,6 +230,14 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--watch", type=float, nargs="?", const=2.0, default=None, metavar="SECONDS",
                     help="redraw every SECONDS (default 2)")
     st.set_defaults(fn=cmd_status)
+    sp = sub.add_parser("spread", help="how much each headline.json number moves across studies (e.g. seeds)",
+                        description="Per headline of the studies' report/headline.json: mean, sd, range beside the "
+                        "studies' mean 95% CI half-width; per string headline: whether the studies agree. Writes "
+                        "spread.md and spread.json.")
+    sp.add_argument("studies", nargs="+", help="study names (results/<name>) or directories, at least two")
+    sp.add_argument("-d", "--directory", default=".", help="where results/ is (default: .)")
+    sp.add_argument("-o", "--out", help="output directory (default: results/<the names' common prefix>_spread)")
+    sp.set_defaults(fn=cmd_spread)
     sg = sub.add_parser("stage", help="run one stage by hand: pavflow stage <stage> [overrides] (--help: its keys)",
                         add_help=False)
     sg.add_argument("rest", nargs=argparse.REMAINDER)
