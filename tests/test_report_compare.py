@@ -127,3 +127,31 @@ def test_oracle_k_holds_the_mc_beam_and_pav_mc_rows_with_sample_and_token_effici
     assert k4["diff"] == pytest.approx(0.01) and k4["baseline_acc"] == pytest.approx(0.365)
     assert k4["verifier_tokens"] == 30000 and k4["gen_tokens"] == 15000
 
+
+
+def test_strongest_baseline_judges_a_degrading_best_of_n_by_its_best_point_at_equal_compute():
+    """Best-of-N falls from 50% (N=1) to 25% (N=4); majority reaches 75% at N=4 with no verifier; beam search
+    reaches 100% with few generated tokens but many verifier tokens. At equal generated tokens only best-of-N
+    at N=1 is as cheap as beam; counting verifier tokens too, majority at N=4 is, and it is the stronger."""
+    from report_data import search_rows
+    from pavflow.report.compare import COSTS, STRONGEST, strongest_baseline
+    rows = (search_rows("bon", "orm", "", 0, 0.0, 1, [1, 1, 0, 0], [100] * 4)
+            + search_rows("bon", "orm", "", 0, 0.0, 4, [1, 0, 0, 0], [400] * 4)
+            + search_rows("majority", "", "", 0, 0.0, 4, [1, 1, 1, 0], [400] * 4)
+            + search_rows("beam", "pqv+pav", "base_k4", 4, 0.5, 4, [1, 1, 1, 1], [200] * 4))
+    search = conform(pl.DataFrame(rows, infer_schema_length=None), SEARCH, "search").with_columns(
+        verifier_tokens=pl.when(pl.col("method") == "beam").then(1000).when(pl.col("method") == "majority")
+        .then(0).otherwise(pl.col("gen_tokens")))
+    majority = {"method": "majority", "verifier": "", "prover": ""}
+    s = strongest_baseline(search, BEAM, [BON, majority], n_boot=500)
+    assert s.schema == pl.Schema(STRONGEST) and s["cost"].to_list() == list(COSTS)
+    gen, total = s.rows(named=True)
+    assert (gen["baseline"], gen["baseline_budget"], gen["baseline_acc"], gen["n_candidates"]) == ("bon/orm", 1, 0.5, 1)
+    assert (gen["beam_tokens"], gen["diff"]) == (200.0, pytest.approx(0.5))
+    assert (total["baseline"], total["baseline_budget"], total["beam_tokens"]) == ("majority", 4, 1200.0)
+    assert total["diff"] == pytest.approx(0.25) and total["n_candidates"] == 3
+    assert total["ci_low"] <= total["diff"] <= total["ci_high"]
+    # no baseline as cheap as beam search: the row is kept, its baseline empty
+    cheap = strongest_baseline(search.filter(pl.col("method") != "bon"), BEAM, [majority], n_boot=100)
+    assert (cheap["baseline"][0], cheap["diff"][0], cheap["n_candidates"][0]) == (None, None, 0)
+    assert strongest_baseline(None, BEAM, [BON]).schema == pl.Schema(STRONGEST)

@@ -97,6 +97,15 @@ def test_headline_at_equal_compute(equal_compute):
     assert h.val_curves is not None and h.best_prover is None  # one prover K: no sweep
     assert set(h.scorers["label"]) == {"beam/pqv+pav/base_k4 α=0.5", "beam/pqv+pav/base_k4 α=2", "beam/pqv"}
     assert head["beam_scorers/beam/pqv/acc@4"] == 0.5
+    # judged against the strongest baseline as cheap: best-of-N at N=2 (200 tokens, 50%) for beam's N=4 (200)
+    assert head["headline/strongest_baseline/generated/baseline@4"] == "bon/orm"
+    assert head["headline/strongest_baseline/generated/baseline_budget@4"] == 2
+    assert head["headline/strongest_baseline/generated/diff@4"] == pytest.approx(0.5)
+    assert head["headline/strongest_baseline/generated_plus_verifier/baseline_budget@2"] == 1
+    # sized for +-4 points? from that comparison's CI on its 4 problems
+    lo, hi = head["headline/strongest_baseline/generated/ci_low@4"], head["headline/strongest_baseline/generated/ci_high@4"]
+    assert (head["power/search/n"], head["power/search/half_width"]) == (4, pytest.approx((hi - lo) / 2))
+    assert head["power/search/n_needed"] == math.ceil(4 * ((hi - lo) / 2 / 0.04) ** 2) > 4
 
 
 def test_headline_without_a_choice_compares_the_configured_beam(equal_compute):

@@ -40,3 +40,12 @@ def test_mde_with_few_seeds_uses_t_quantiles():
 def test_the_se_a_ci_implies():
     assert se_from_ci(-0.0196, 0.0196) == pytest.approx(0.01, abs=1e-5)
     assert se_from_ci(0.0, 0.0) == 0.0
+
+
+def test_n_for_ci_scales_the_width_as_one_over_root_n():
+    from pavflow.report.power import n_for_ci
+    # +-6 points on 256 problems: +-4 needs (6/4)^2 = 2.25 times as many
+    assert n_for_ci(-0.06, 0.06, 256) == 576
+    assert n_for_ci(0.0, 0.04, 3, half_width=0.04) == 1  # already narrower than asked
+    assert n_for_ci(0.1, 0.1, 10) is None and n_for_ci(float("nan"), 0.1, 10) is None
+    assert n_for_ci(-0.1, float("inf"), 10) is None

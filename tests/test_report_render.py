@@ -1,10 +1,10 @@
 import polars as pl
 import pytest
 
-from pavflow.data import HEADLINE, METRICS, RL_CURVE, SAMPLES
+from pavflow.data import HEADLINE, METRICS, RL_CURVE, SAMPLES, conform
 from pavflow.report.figures import plot_accuracy_vs_budget, save
 from pavflow.report.headline import BON, BestProver, Comparison, Headline
-from pavflow.report.render import _claims_section, claim_rows, landing_rst, markdown_html, summary_markdown
+from pavflow.report.render import _claims_section, _comparison_section, _sizing_lines, claim_rows, landing_rst, markdown_html, summary_markdown
 from pavflow.report.tables import StudyTables, beam_config, search_curves
 from report_data import (EQUAL_CHOICE, N_MC, N_SEED, ci, equal_compute, equal_compute_val, metrics, pool,  # noqa: F401
                          oracle_rl, oracle_search, quality, quality_with_analytic, rl, rl_curve, row, search, section,
@@ -241,3 +241,46 @@ def test_the_rl_section_says_when_the_outcome_arm_is_still_rising(tmp_path):
     flat = rl_curve({s: [0.5] * 9 + [0.5 + 0.01 * s, 0.5 - 0.01 * s] for s in range(3)})
     md, _ = summarize(tmp_path, StudyTables("rl", rl=flat, prover="base_k4", k_budget=4))
     assert "no rise the seeds resolve" in md and "still rising" not in md
+
+
+def test_a_search_claim_is_also_judged_against_the_strongest_baseline_at_equal_compute():
+    from pavflow.report.compare import STRONGEST
+    c = _comparison((16, 0.45, (0.20, 0.12, 0.28), (1.2, "=", 0.9, 1.4)))
+    c.strongest = pl.DataFrame([
+        ("generated", 16, 0.45, 1600.0, "bon/orm", 1, 0.50, 100.0, -0.05, -0.12, 0.02, 5, 10),
+        ("generated + verifier", 4, 0.60, 800.0, None, None, None, None, None, None, None, 0, 10),
+        ("generated + verifier", 16, 0.45, 9000.0, "majority", 16, 0.58, 1600.0, -0.13, -0.2, -0.06, 13, 10)],
+        schema=STRONGEST, orient="row")
+    rows = claim_rows(Headline("x", comparison=c))
+    # the paper's comparison (best-of-N at equal tokens) reproduces; against the strongest baseline it does not
+    assert rows[0][-1] == "reproduces"
+    assert rows[1] == ["Beam search with PAVs is > 8 points more accurate than best-of-N with an ORM: against the "
+                       "strongest baseline at equal generated tokens",
+                       "N=16 (45.0%) vs bon/orm at N=1 (50.0%): -5.0 [-12.0, +2.0] points", "10.0 points",
+                       "does not reproduce"]
+    assert rows[2][0].endswith("at equal generated + verifier tokens") and rows[2][-1] == "does not reproduce"
+    assert "vs majority at N=16 (58.0%): -13.0 [-20.0, -6.0] points" in rows[2][1]
+    text = "\n".join(_claims_section(Headline("x", comparison=c)))
+    assert "judged against the strongest baseline at equal generated + verifier tokens" in text
+    md = "\n".join(_comparison_section(c, "configured"))
+    assert "### Against the strongest baseline at equal compute" in md and "none as cheap" in md
+
+
+def test_the_data_scaling_section_names_the_best_of_three_points_at_one_budget(tmp_path):
+    rows = [dict(subject=v, metric="outcome_auroc_within", value=x, ci_low=x - 0.1, ci_high=x + 0.1, n=40)
+            for v, x in (("pqv", 0.8), ("pqv.s1m4", 0.55), ("pqv.s2m2", 0.62), ("pqv.s4m1", 0.5), ("pqv.s1m1", 0.5))]
+    quality = conform(pl.DataFrame(rows), METRICS, "metrics")
+    md, _ = summarize(tmp_path, StudyTables("q", quality=quality, prover="base_k4", k_budget=4, n_seed=4, n_mc=4))
+    line = next(x for x in md.splitlines() if x.startswith("- pqv at n·m = 4:"))
+    # the middle point is the best: the sentence must not compare only the two ends
+    assert line == "- pqv at n·m = 4: s1m4 0.550, s2m2 0.620, s4m1 0.500: s2m2 ranks best (against s4m1: 95% CIs overlap)."
+
+
+def test_the_answer_says_whether_the_study_is_sized_for_four_points():
+    power = {"search": {"what": "beam search N=32 − majority N=64", "half_width": 0.07, "n": 256, "n_needed": 784},
+             "rl": {"what": "RL pav − outcome", "half_width": 0.02, "n": 3, "n_needed": 1}}
+    (line, _) = _sizing_lines(Headline("x", power=power))
+    assert line.startswith("**Sized for ±4 points?** beam search N=32 − majority N=64: 95% CI ±7.0 points on 256 "
+                           "test problems; ±4 needs about 784 (`task.n_test`); RL pav − outcome: 95% CI ±2.0 points "
+                           "on 3 seeds per arm; ±4 needs about 1 (`rl.seeds`), so this study is sized for it")
+    assert _sizing_lines(Headline("x")) == []

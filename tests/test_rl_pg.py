@@ -263,6 +263,20 @@ def test_eval_kl_equals_two_forward_passes(task):
     assert math.isnan(evaluate(sampler, task, test, c, seed=0)[0]["kl_ref"])
 
 
+def test_reference_logprobs_do_not_depend_on_the_micro_batch():
+    from pavflow.rl.pg import reference_logprobs
+    model, tok = tiny()
+    g = torch.Generator().manual_seed(0)
+    prompts = [[1] + torch.randint(2, 9, (int(n),), generator=g).tolist() for n in torch.randint(1, 6, (9,), generator=g)]
+    gens = [torch.randint(2, 9, (int(n),), generator=g).tolist() for n in torch.randint(0, 7, (9,), generator=g)]
+    one_by_one = [sequence_logprobs(model, [p], [x], tok.pad_token_id)[0] for p, x in zip(prompts, gens)]
+    for micro_batch in (1, 4, 64):  # batched with others of any length: each sequence's values stay its own
+        got = reference_logprobs(model, prompts, gens, tok.pad_token_id, micro_batch)
+        assert [x.shape for x in got] == [(len(x),) for x in gens]
+        for a, b in zip(got, one_by_one):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_response_log_ratios_zero_for_the_same_model():
     model, tok = tiny()
     r = response_log_ratios(model, model, [[1, 5, 6], [1, 7]], [[8, 9], []], tok.pad_token_id, 64)

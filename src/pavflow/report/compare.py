@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import ttest_ind
 
-from pavflow.data import HEADLINE, ORACLE_K, PAIRED, RL_COMPARE, RL_EFFICIENCIES
+from pavflow.data import HEADLINE, ORACLE_K, PAIRED, RL_COMPARE, RL_EFFICIENCIES, Schema
 from pavflow.names import Arm
 from pavflow.oracle import MC_VERIFIER
 from pavflow.report.power import mde, n_for_half_width, se_from_ci, t_ci, unpaired_se
@@ -103,6 +103,58 @@ def paired_comparisons(search: pl.DataFrame | None, method: dict, baselines: lis
             rows.append((config_label(method), config_label(base), n, float(a.mean()), float(b.mean()),
                          d, lo, hi, len(problems)))
     return pl.DataFrame(rows, schema=PAIRED, orient="row")
+
+
+# What a search spends, as the comparisons at equal compute count it: the policy's generated tokens, or those
+# plus the verifier's (for beam search with a verifier as large as the policy, most of its compute).
+GENERATED, ALL_TOKENS = "generated", "generated + verifier"
+COSTS = {GENERATED: ("gen_tokens",), ALL_TOKENS: ("gen_tokens", "verifier_tokens")}
+# `beam` minus the most accurate baseline configuration and budget that spends at most beam's tokens (`cost`,
+# one of COSTS) at `budget`; baseline columns null when no baseline is that cheap. On the problems all ran.
+STRONGEST: Schema = {
+    "cost": pl.String, "budget": pl.Int32, "beam_acc": pl.Float64, "beam_tokens": pl.Float64,
+    "baseline": pl.String, "baseline_budget": pl.Int32, "baseline_acc": pl.Float64, "baseline_tokens": pl.Float64,
+    "diff": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "n_candidates": pl.Int64, "n_problems": pl.Int64,
+}
+
+
+def strongest_baseline(search: pl.DataFrame | None, beam: dict, baselines: list[dict], n_boot: int = 2000,
+                       seed: int = 0) -> pl.DataFrame:
+    """STRONGEST rows: at every budget of `beam` and for each cost of COSTS, beam minus the best baseline at
+    equal or less compute: the most accurate (configuration, budget) among `baselines` (best-of-N, majority,
+    weighted majority) whose mean tokens are at most beam's. So a baseline whose accuracy falls with N is
+    judged by its best point, not its degraded one. The pick is made on the problems it is compared on,
+    which favours the baseline (the maximum of noisy accuracies is biased up): a gain that survives it is
+    not an artefact of a weak baseline. 95% paired bootstrap CI over problems; ties go to the cheaper."""
+    if missing(search):
+        return pl.DataFrame(schema=STRONGEST)
+    per = {config_label(c): (search.filter(_is(c)).group_by("problem_id", "budget")
+                             .agg(pl.col("correct").cast(pl.Float64).mean(),
+                                  *[pl.col(t).cast(pl.Float64).mean() for t in COSTS[ALL_TOKENS]]))
+           for c in [beam, *baselines]}
+    label = config_label(beam)
+    problems = sorted(set.intersection(*(set(g["problem_id"]) for g in per.values() if g.height)))
+    if not per[label].height or not problems:
+        return pl.DataFrame(schema=STRONGEST)
+
+    def points(g: pl.DataFrame, cost: tuple[str, ...]) -> dict[int, tuple[np.ndarray, float]]:
+        """budget -> (correct per problem in `problems` order, mean tokens), budgets every problem ran."""
+        g = g.filter(pl.col("problem_id").is_in(problems)).with_columns(tokens=pl.sum_horizontal(cost))
+        return {n: (b.sort("problem_id")["correct"].to_numpy(), float(b["tokens"].mean()))
+                for (n,), b in g.group_by("budget") if b.height == len(problems)}
+
+    rows = []
+    for cost, cols in COSTS.items():
+        candidates = [(name, n, a, t) for name, g in per.items() if name != label
+                      for n, (a, t) in points(g, cols).items()]
+        for n, (a, t) in sorted(points(per[label], cols).items()):
+            cheap = [c for c in candidates if c[3] <= t]
+            base = max(cheap, key=lambda c: (c[2].mean(), -c[3]), default=None)
+            d = paired_bootstrap_ci(a, base[2], n_boot=n_boot, seed=seed) if base else (None, None, None)
+            rows.append((cost, n, float(a.mean()), t, *(base[:2] if base else (None, None)),
+                         float(base[2].mean()) if base else None, base[3] if base else None, *d, len(cheap),
+                         len(problems)))
+    return pl.DataFrame(rows, schema=STRONGEST, orient="row")
 
 
 def beam_scorers(curves: pl.DataFrame | None, search: pl.DataFrame | None, budget: int,

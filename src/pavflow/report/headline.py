@@ -12,10 +12,11 @@ import polars as pl
 from pavflow.data import N_BINS, RL_EFFICIENCIES, RL_METRICS
 from pavflow.names import Arm, data_variant
 from pavflow.oracle import MC_VERIFIER
-from pavflow.report.compare import (beam_scorers, headline_comparisons, oracle_k, paired_comparisons, rl_comparisons,
-                                    val_margin)
+from pavflow.report.compare import (COSTS, GENERATED, beam_scorers, headline_comparisons, oracle_k, paired_comparisons,
+                                    rl_comparisons, strongest_baseline, val_margin)
 from pavflow.report.diagnosis import score_deciles, scored_pool, top_pick_kinds
 from pavflow.report.fmt import num, ok
+from pavflow.report.power import n_for_ci
 from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, analytic_minus_trained, at_alpha,
                                    beam_config, best_verifiers, config_label, data_scaling, eval_split, gains_vs_bon,
                                    headline_curves, metric_cells, missing, pool_accuracy, prover_rows, rl_arms,
@@ -23,6 +24,10 @@ from pavflow.report.tables import (QUALITY_COLUMNS, StudyTables, alpha_rows, ana
                                    success_rates)
 
 BON = {"method": "bon", "verifier": "orm", "prover": ""}  # the paper's baseline: best-of-N with an ORM
+# the baselines a search claim is judged against at equal compute (compare.strongest_baseline): the paper's, and
+# the two votes that need no verifier search could over-optimise
+EQUAL_COMPUTE_BASELINES = (BON, {"method": "weighted_majority", "verifier": "orm", "prover": ""},
+                           {"method": "majority", "verifier": "", "prover": ""})
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Comparison:
     bon: dict
     rows: pl.DataFrame  # HEADLINE; empty: nothing to compare
     paired: pl.DataFrame | None = None  # PAIRED, beam minus each baseline; None: no baselines asked
+    strongest: pl.DataFrame | None = None  # compare.STRONGEST: beam minus the best baseline at equal compute
 
 
 @dataclass
@@ -80,6 +86,7 @@ class Headline:
     analytic: list = field(default_factory=list)  # analytic_minus_trained
     data_scaling: pl.DataFrame | None = None  # DATA_SCALING; None: no verifier trained on part of the data
     verifiers: dict | None = None  # metric_cells of the verifier jobs' metrics
+    power: dict = field(default_factory=dict)  # "search" / "rl" -> sizing(): is the study sized for +-4 points?
     top_picks: pl.DataFrame | None = None  # diagnosis.TOP_PICK_KINDS of best-of-N (ORM); None: no kinds or scores
     deciles: pl.DataFrame | None = None  # diagnosis.DECILES of the ORM on the pool
 
@@ -152,6 +159,8 @@ class Headline:
             head |= {f"{key}{s}": r[c] for s, c in (("", "value"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high"))
                      if ok(r[c])}
         head |= {f"verifier/{s}/{m}": r["value"] for (s, m), r in (self.verifiers or {}).items() if ok(r["value"])}
+        for kind, p in self.power.items():
+            head |= {f"power/{kind}/{m}": p[m] for m in ("half_width", "n", "n_needed")}
         for r in self.top_picks.iter_rows(named=True) if self.top_picks is not None else ():
             head[f"diagnosis/bon_orm/{r['kind']}@{r['budget'] if r['budget'] is not None else 'pool'}"] = r["fraction"]
         for r in self.deciles.iter_rows(named=True) if self.deciles is not None else ():
@@ -172,7 +181,53 @@ def _comparison_dict(prefix: str, c: Comparison) -> dict:
     for r in c.paired.iter_rows(named=True) if c.paired is not None else ():
         key = f"paired/{r['baseline']}@{r['budget']}"
         head |= {f"{key}/diff": r["diff"], f"{key}/ci_low": r["ci_low"], f"{key}/ci_high": r["ci_high"]}
+    for r in c.strongest.iter_rows(named=True) if c.strongest is not None else ():
+        if r["baseline"] is not None:
+            key = f"{prefix}/strongest_baseline/{cost_slug(r['cost'])}"
+            head |= {f"{key}/{m}@{r['budget']}": r[m] for m in ("baseline", "baseline_budget", "diff", "ci_low", "ci_high")}
     return head
+
+
+def cost_slug(cost: str) -> str:
+    """A compare.COSTS name as a headline.json key part: 'generated', 'generated_plus_verifier'."""
+    return cost.replace(" + ", "_plus_")
+
+
+def sizing(h: Headline) -> dict:
+    """Is the study sized for a 95% CI half-width of power.TARGET_HALF_WIDTH? "search": the paired CI of beam
+    search against the strongest baseline at equal generated tokens (else best-of-N at equal tokens) at the
+    largest budget that has one, over test problems; "rl": the widest Welch CI of an arm against the
+    outcome arm, over seeds per arm. Each {what, half_width, n, n_needed}."""
+    out = {}
+    c = h.comparison
+    rows = [r for r in strongest_rows_of(c) if r["cost"] == GENERATED] if c is not None else []
+    if rows:
+        r = rows[-1]
+        out["search"] = {"what": f"beam search N={r['budget']} − {r['baseline']} N={r['baseline_budget']}",
+                         "lo": r["ci_low"], "hi": r["ci_high"], "n": r["n_problems"]}
+    elif c is not None and c.rows.height:
+        m = [r for r in c.rows.iter_rows(named=True) if ok(r["gain_at_equal_tokens_ci_low"])]
+        if m:
+            out["search"] = {"what": f"beam search − best-of-N at equal tokens, N={m[-1]['budget']}",
+                             "lo": m[-1]["gain_at_equal_tokens_ci_low"], "hi": m[-1]["gain_at_equal_tokens_ci_high"],
+                             "n": m[-1]["n_problems"]}
+    arms = [r for r in h.rl_compare.iter_rows(named=True) if ok(r["ci_low"]) and ok(r["ci_high"])] \
+        if h.rl_compare is not None else []
+    if arms:
+        r = max(arms, key=lambda r: r["ci_high"] - r["ci_low"])
+        out["rl"] = {"what": f"RL {r['arm']} − {r['baseline']}", "lo": r["ci_low"], "hi": r["ci_high"],
+                     "n": min(r["n_seeds"], r["n_seeds_baseline"])}
+    return {k: {"what": v["what"], "half_width": (v["hi"] - v["lo"]) / 2, "n": v["n"],
+                "n_needed": n_for_ci(v["lo"], v["hi"], v["n"])} for k, v in out.items()}
+
+
+def strongest_rows_of(c: Comparison | None) -> list[dict]:
+    """Per cost (compare.COSTS), the STRONGEST row of the largest budget that has a baseline as cheap."""
+    if c is None or c.strongest is None:
+        return []
+    rows = [[r for r in c.strongest.iter_rows(named=True) if r["cost"] == cost and r["baseline"] is not None]
+            for cost in COSTS]
+    return [g[-1] for g in rows if g]
 
 
 def chosen_prover(choice: dict) -> str:
@@ -220,6 +275,7 @@ def headline(t: StudyTables) -> Headline:
         scored = scored_pool(eval_split(t.pool), t.scores)
         h.top_picks = top_pick_kinds(scored, sorted(bon["budget"].unique().to_list()))
         h.deciles = score_deciles(scored)
+    h.power = sizing(h)
     return h
 
 
@@ -236,8 +292,7 @@ def _comparisons(t: StudyTables) -> tuple[Comparison, Comparison | None]:
     """The headline beam search against best-of-N (ORM) and its paired baselines; the configured beam
     search against best-of-N, for reference, when validation chose another."""
     beam, configured = headline_beam(t), beam_config(t.prover, t.alpha)
-    baselines = [BON, {"method": "weighted_majority", "verifier": "orm", "prover": ""},
-                 {"method": "majority", "verifier": "", "prover": ""},
+    baselines = [*EQUAL_COMPUTE_BASELINES,
                  {"method": "bon", "verifier": f"pqv:{t.aggregate}", "prover": ""},
                  {"method": "bon", "verifier": f"pav_{t.prover}:{t.aggregate}", "prover": ""},
                  {"method": "beam", "verifier": "pqv", "prover": ""}]
@@ -245,9 +300,10 @@ def _comparisons(t: StudyTables) -> tuple[Comparison, Comparison | None]:
     baselines = [b for b in baselines + ([configured] if other else []) if config_label(b) != config_label(beam)]
     rows = headline_comparisons(t.search, beam, BON)
     paired = paired_comparisons(t.search, beam, baselines) if rows.height and baselines else None
+    strongest = strongest_baseline(t.search, beam, list(EQUAL_COMPUTE_BASELINES)) if rows.height else None
     ref = (Comparison(configured, BON, headline_comparisons(t.search, configured, BON))
            if t.choice is not None and other else None)
-    return Comparison(beam, BON, rows, paired), ref
+    return Comparison(beam, BON, rows, paired, strongest), ref
 
 
 def _best_prover(t: StudyTables, verifier: str = "pqv+pav") -> BestProver | None:

@@ -54,3 +54,14 @@ def t_ci(values, level: float = 1 - ALPHA) -> tuple[float, float]:
         return float("nan"), float("nan")
     lo, hi = t.interval(level, x.size - 1, loc=x.mean(), scale=x.std(ddof=1) / math.sqrt(x.size))
     return float(lo), float(hi)
+
+
+TARGET_HALF_WIDTH = 0.04  # the 95% CI half-width of an accuracy difference a study should be sized for
+
+
+def n_for_ci(ci_low: float, ci_high: float, n: int, half_width: float = TARGET_HALF_WIDTH) -> int | None:
+    """Items (problems, or seeds per arm) a comparison whose 95% CI on n items is [ci_low, ci_high] would
+    need for a CI of +-half_width: the width shrinks as 1/sqrt(n). None without a CI of positive width."""
+    if not all(map(math.isfinite, (ci_low, ci_high))) or ci_high <= ci_low or n < 1:
+        return None
+    return int(math.ceil(n * ((ci_high - ci_low) / 2 / half_width) ** 2))

@@ -15,9 +15,9 @@ import polars as pl
 
 from pavflow.data import N_BINS, RL_METRICS, write_text
 from pavflow.report.claims import ACCURACY, EFFICIENCY, PROVER, RL_ACCURACY, RL_EFFICIENCY, at_bound
-from pavflow.report.power import ALPHA, POWER, mde, se_from_ci
+from pavflow.report.power import ALPHA, POWER, TARGET_HALF_WIDTH, mde, se_from_ci
 from pavflow.report.fmt import acc_ci, fmt_diff, fmt_eff, num, ok, pct, range_str, tok
-from pavflow.report.headline import BestProver, Comparison, Headline, chosen_prover
+from pavflow.report.headline import BestProver, Comparison, Headline, chosen_prover, strongest_rows_of
 from pavflow.names import data_variant
 from pavflow.report.tables import (DATA_SCALING_METRICS, QUALITY_COLUMNS, StudyTables, beam_config, config_label,
                                    curve_labels, missing, parse_prover)
@@ -77,6 +77,12 @@ def claim_rows(h: Headline) -> list[list[str]]:
     elif rows:
         out.append([ACCURACY.statement, "not measurable: no beam budget inside best-of-N's token range", "–",
                     "inconclusive"])
+    for r in strongest_rows_of(h.comparison):
+        out.append([f"{ACCURACY.statement}: against the strongest baseline at equal {r['cost']} tokens",
+                    f"N={r['budget']} ({pct(r['beam_acc'])}%) vs {r['baseline']} at N={r['baseline_budget']} "
+                    f"({pct(r['baseline_acc'])}%): {fmt_diff(r['diff'], r['ci_low'], r['ci_high'])} points",
+                    _mde_points(r["ci_low"], r["ci_high"]),
+                    ACCURACY.verdict(r["diff"], r["ci_low"], r["ci_high"], r["beam_acc"], r["baseline_acc"])])
     if rows:
         r = rows[-1]
         ratio, bound, lo, hi = (r[f"compute_efficiency{s}"] for s in ("", "_bound", "_ci_low", "_ci_high"))
@@ -145,9 +151,25 @@ def _answer_section(h: Headline, out_dir: Path) -> list[str]:
         md += [f"Smallest detectable effect: the true difference this study detects with {100 * POWER:g}% power at a "
                f"{100 * ALPHA:g}% two-sided level (MDE); a claimed effect below it cannot be resolved here, which is "
                "not evidence that it is absent. A comparison whose sides are all at 0% (or all at 100%) is inconclusive.", ""]
+        md += _sizing_lines(h)
     if (out_dir / "headline_search.png").exists():
         md += ["![headline](headline_search.png)", ""]
     return md + ["Rules and details: *The paper's claims at this scale* below.", ""]
+
+
+def _sizing_lines(h: Headline) -> list[str]:
+    """Is the study sized for a 95% CI of +-TARGET_HALF_WIDTH on an accuracy difference (headline.sizing)?"""
+    where = {"search": ("test problems", "`task.n_test`"), "rl": ("seeds per arm", "`rl.seeds`")}
+    out = []
+    for kind, p in h.power.items():
+        items, key = where[kind]
+        need = (f"±{100 * TARGET_HALF_WIDTH:g} needs about {p['n_needed']:,} ({key})" if p["n_needed"] else "no CI width to scale")
+        out.append(f"{p['what']}: 95% CI ±{100 * p['half_width']:.1f} points on {p['n']} {items}; " + need
+                   + (", so this study is sized for it" if p["n_needed"] and p["n_needed"] <= p["n"] else ""))
+    if not out:
+        return []
+    return [f"**Sized for ±{100 * TARGET_HALF_WIDTH:g} points?** " + "; ".join(out) + " (the width shrinks as "
+            "1/√n).", ""]
 
 
 def landing_rst(h: Headline, experiment: str) -> str:
@@ -304,9 +326,13 @@ def _comparison_section(c: Comparison, chosen_by: str,
     md += _table(["N", "beam acc %", "beam gen tokens", "BoN acc % (same N)", "BoN gen tokens", "gain same N (points) "
                   "[95% CI]", "gain_at_equal_tokens [95% CI]", "compute_efficiency [95% CI]"], rows)
     md += [f"Problems: {c.rows['n_problems'][0]}.", ""]
+    return md + _paired_section(c) + _strongest_section(c)
+
+
+def _paired_section(c: Comparison) -> list[str]:
     if c.paired is None:
-        return md
-    md += ["### Paired comparisons", ""]
+        return []
+    md = ["### Paired comparisons", ""]
     if c.paired.height == 0:
         return md + NOT_RUN
     md += _table(["method − baseline", "N", "method acc %", "baseline acc %", "difference (points) [95% CI]",
@@ -315,6 +341,23 @@ def _comparison_section(c: Comparison, chosen_by: str,
                    fmt_diff(r["diff"], r["ci_low"], r["ci_high"]), r["n_problems"]]
                   for r in c.paired.iter_rows(named=True)])
     return md + ["Same budget N, same problems; the pqv alone (α = 0) is run at the prover-K budget only.", ""]
+
+
+def _strongest_section(c: Comparison) -> list[str]:
+    if c.strongest is None or c.strongest.height == 0:
+        return []
+    md = ["### Against the strongest baseline at equal compute", "",
+          "At each N, beam search minus the most accurate of best-of-N (ORM), weighted majority (ORM) and majority "
+          "at any budget whose mean tokens are at most beam search's: a baseline whose accuracy falls with N is "
+          "judged by its best point. Tokens are the policy's generated tokens, or those plus the verifier's. "
+          "The strongest is picked on the same test problems, which if anything favours the baseline.", ""]
+    rows = [[r["cost"], r["budget"], pct(r["beam_acc"]), tok(r["beam_tokens"]),
+             f"{r['baseline']} N={r['baseline_budget']}" if r["baseline"] else "none as cheap",
+             pct(r["baseline_acc"]) if r["baseline"] else "–", tok(r["baseline_tokens"]) if r["baseline"] else "–",
+             fmt_diff(r["diff"], r["ci_low"], r["ci_high"]) if r["baseline"] else "–", r["n_candidates"]]
+            for r in c.strongest.iter_rows(named=True)]
+    return md + _table(["tokens counted", "N", "beam acc %", "beam tokens", "strongest baseline", "its acc %",
+                        "its tokens", "beam − it (points) [95% CI]", "baselines as cheap"], rows)
 
 
 def _alpha_section(t: StudyTables, h: Headline) -> list[str]:
@@ -378,6 +421,13 @@ def _claims_section(h: Headline) -> list[str]:
         md.append(f"- Caveat: beam search accuracy falls as N grows ({pct(rows[0]['beam_acc'])}% at "
                   f"N={rows[0]['budget']}, {pct(rows[-1]['beam_acc'])}% at N={rows[-1]['budget']}): the verifiers "
                   "lose to plain sampling here, and a gain over best-of-N at large N compares two degrading curves.")
+    for r in strongest_rows_of(h.comparison):
+        v = ACCURACY.verdict(r["diff"], r["ci_low"], r["ci_high"], r["beam_acc"], r["baseline_acc"])
+        md.append(f"- **{ACCURACY.statement}**, judged against the strongest baseline at equal {r['cost']} tokens "
+                  f"(the most accurate of best-of-N, weighted majority and majority at any budget as cheap as beam "
+                  f"search): at N={r['budget']}, beam search {pct(r['beam_acc'])}% minus {r['baseline']} at "
+                  f"N={r['baseline_budget']} {pct(r['baseline_acc'])}% = {fmt_diff(r['diff'], r['ci_low'], r['ci_high'])} "
+                  f"points: **{v}** (the same rule).")
     if rows:
         r = rows[-1]
         ratio, bound, lo, hi = (r[f"compute_efficiency{s}"] for s in ("", "_bound", "_ci_low", "_ci_high"))
@@ -599,8 +649,12 @@ def _data_scaling_lines(d: pl.DataFrame, base: str) -> list[str]:
     out = [f"**{base}**: {metric} {trend} from {at(lo)} to {at(hi)} ({diff:+.3f}; {_ci_overlap(lo, hi)})."]
     for budget in dict.fromkeys(r["budget"] for r in pts):
         same = [r for r in pts if r["budget"] == budget]
-        if len(same) > 1:
-            rollouts, seeds = same[0], same[-1]  # fewest and most seeds
+        if len(same) > 2:  # name every point and the best, not only the two ends
+            best, worst = max(same, key=lambda r: r["value"]), min(same, key=lambda r: r["value"])
+            out.append(f"{base} at n·m = {budget}: " + ", ".join(f"{name(r)} {r['value']:.3f}" for r in same)
+                       + f": {name(best)} ranks best (against {name(worst)}: {_ci_overlap(best, worst)}).")
+        elif len(same) == 2:
+            rollouts, seeds = same  # fewer and more seeds
             better = ("more seeds" if seeds["value"] > rollouts["value"] else
                       "more rollouts per state" if seeds["value"] < rollouts["value"] else "neither")
             out.append(f"{base} at n·m = {budget}: {name(rollouts)} {rollouts['value']:.3f} vs {name(seeds)} "
