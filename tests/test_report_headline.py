@@ -206,3 +206,16 @@ def test_the_oracle_provers_beam_search_is_its_own_prover_claim():
     assert (b.best["K"], b.best["verifier"], b.ks, sorted(b.minus)) == (1, "mc", (1, 4, 16), [4, 16])
     assert b.minus[4]["diff"] == 0.5 and b.minus[4]["method"] == "beam/mc/base_k1"
     assert h.as_dict()["headline/best_mc_prover_k"] == 1
+
+
+def test_rl_sizing_reads_the_arm_of_median_ci_width_not_a_collapsed_one():
+    from pavflow.data import RL_COMPARE
+    from pavflow.report.headline import sizing
+    rows = [dict(arm=a, baseline="outcome", metric="test_acc_sampled", n_seeds=3, n_seeds_baseline=3, acc=0.5,
+                 baseline_acc=0.5, diff=0.0, ci_low=-w, ci_high=w) for a, w in (("pav", 0.02), ("collapsed", 0.3),
+                                                                               ("pav_mc_base_k4", 0.06))]
+    h = Headline("x", rl_compare=pl.DataFrame(rows, schema=RL_COMPARE))
+    p = sizing(h)["rl"]
+    # +-6 points on 3 seeds: +-4 needs 3 * (6/4)^2 = 6.75 -> 7 seeds per arm
+    assert (p["what"], p["n"], p["n_needed"]) == ("RL pav_mc_base_k4 − outcome", 3, 7)
+    assert p["half_width"] == pytest.approx(0.06) and "search" not in sizing(h)

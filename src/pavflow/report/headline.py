@@ -196,8 +196,8 @@ def cost_slug(cost: str) -> str:
 def sizing(h: Headline) -> dict:
     """Is the study sized for a 95% CI half-width of power.TARGET_HALF_WIDTH? "search": the paired CI of beam
     search against the strongest baseline at equal generated tokens (else best-of-N at equal tokens) at the
-    largest budget that has one, over test problems; "rl": the widest Welch CI of an arm against the
-    outcome arm, over seeds per arm. Each {what, half_width, n, n_needed}."""
+    largest budget that has one, over test problems; "rl": the Welch CI of median width among the arms
+    against the outcome arm, over seeds per arm. Each {what, half_width, n, n_needed}."""
     out = {}
     c = h.comparison
     rows = [r for r in strongest_rows_of(c) if r["cost"] == GENERATED] if c is not None else []
@@ -213,8 +213,8 @@ def sizing(h: Headline) -> dict:
                              "n": m[-1]["n_problems"]}
     arms = [r for r in h.rl_compare.iter_rows(named=True) if ok(r["ci_low"]) and ok(r["ci_high"])] \
         if h.rl_compare is not None else []
-    if arms:
-        r = max(arms, key=lambda r: r["ci_high"] - r["ci_low"])
+    if arms:  # the arm of median CI width: a collapsed arm's wide CI says nothing of the others
+        r = sorted(arms, key=lambda r: r["ci_high"] - r["ci_low"])[(len(arms) - 1) // 2]
         out["rl"] = {"what": f"RL {r['arm']} − {r['baseline']}", "lo": r["ci_low"], "hi": r["ci_high"],
                      "n": min(r["n_seeds"], r["n_seeds_baseline"])}
     return {k: {"what": v["what"], "half_width": (v["hi"] - v["lo"]) / 2, "n": v["n"],
