@@ -262,6 +262,7 @@ def test_a_search_claim_is_also_judged_against_the_strongest_baseline_at_equal_c
     assert "vs majority at N=16 (58.0%): -13.0 [-20.0, -6.0] points" in rows[2][1]
     text = "\n".join(_claims_section(Headline("x", comparison=c)))
     assert "judged against the strongest baseline at equal generated + verifier tokens" in text
+    assert "(the most accurate of bon/orm, weighted_majority/orm, majority at any budget as cheap as beam search)" in text
     md = "\n".join(_comparison_section(c, "configured"))
     assert "### Against the strongest baseline at equal compute" in md and "none as cheap" in md
 

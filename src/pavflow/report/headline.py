@@ -205,12 +205,10 @@ def sizing(h: Headline) -> dict:
         r = rows[-1]
         out["search"] = {"what": f"beam search N={r['budget']} − {r['baseline']} N={r['baseline_budget']}",
                          "lo": r["ci_low"], "hi": r["ci_high"], "n": r["n_problems"]}
-    elif c is not None and c.rows.height:
-        m = [r for r in c.rows.iter_rows(named=True) if ok(r["gain_at_equal_tokens_ci_low"])]
-        if m:
-            out["search"] = {"what": f"beam search − best-of-N at equal tokens, N={m[-1]['budget']}",
-                             "lo": m[-1]["gain_at_equal_tokens_ci_low"], "hi": m[-1]["gain_at_equal_tokens_ci_high"],
-                             "n": m[-1]["n_problems"]}
+    elif (m := largest_matched(c)) is not None and ok(m["gain_at_equal_tokens_ci_low"]):
+        out["search"] = {"what": f"beam search − best-of-N at equal tokens, N={m['budget']}",
+                         "lo": m["gain_at_equal_tokens_ci_low"], "hi": m["gain_at_equal_tokens_ci_high"],
+                         "n": m["n_problems"]}
     arms = [r for r in h.rl_compare.iter_rows(named=True) if ok(r["ci_low"]) and ok(r["ci_high"])] \
         if h.rl_compare is not None else []
     if arms:  # the arm of median CI width: a collapsed arm's wide CI says nothing of the others
@@ -219,6 +217,12 @@ def sizing(h: Headline) -> dict:
                      "n": min(r["n_seeds"], r["n_seeds_baseline"])}
     return {k: {"what": v["what"], "half_width": (v["hi"] - v["lo"]) / 2, "n": v["n"],
                 "n_needed": n_for_ci(v["lo"], v["hi"], v["n"])} for k, v in out.items()}
+
+
+def largest_matched(c: Comparison | None) -> dict | None:
+    """The HEADLINE row of the largest budget with a gain at equal tokens (beam inside best-of-N's token range)."""
+    matched = [r for r in c.rows.iter_rows(named=True) if ok(r["gain_at_equal_tokens"])] if c is not None else []
+    return matched[-1] if matched else None
 
 
 def strongest_rows_of(c: Comparison | None) -> list[dict]:

@@ -17,7 +17,8 @@ from pavflow.data import N_BINS, RL_METRICS, write_text
 from pavflow.report.claims import ACCURACY, EFFICIENCY, PROVER, RL_ACCURACY, RL_EFFICIENCY, at_bound
 from pavflow.report.power import ALPHA, POWER, TARGET_HALF_WIDTH, mde, se_from_ci
 from pavflow.report.fmt import acc_ci, fmt_diff, fmt_eff, num, ok, pct, range_str, tok
-from pavflow.report.headline import BestProver, Comparison, Headline, chosen_prover, strongest_rows_of
+from pavflow.report.headline import (EQUAL_COMPUTE_BASELINES, BestProver, Comparison, Headline, chosen_prover,
+                                    largest_matched, strongest_rows_of)
 from pavflow.names import data_variant
 from pavflow.report.tables import (DATA_SCALING_METRICS, QUALITY_COLUMNS, StudyTables, beam_config, config_label,
                                    curve_labels, missing, parse_prover)
@@ -68,9 +69,8 @@ def claim_rows(h: Headline) -> list[list[str]]:
     in the claims section."""
     out = []
     rows = list(h.comparison.rows.iter_rows(named=True)) if h.comparison is not None else []
-    matched = [r for r in rows if ok(r["gain_at_equal_tokens"])]
-    if matched:
-        r = matched[-1]
+    r = largest_matched(h.comparison)
+    if r is not None:
         g, lo, hi = r["gain_at_equal_tokens"], r["gain_at_equal_tokens_ci_low"], r["gain_at_equal_tokens_ci_high"]
         out.append([ACCURACY.statement, f"gain at equal tokens, N={r['budget']}: {fmt_diff(g, lo, hi)} points",
                     _mde_points(lo, hi), ACCURACY.verdict(g, lo, hi, r["beam_acc"], r["beam_acc"] - g)])
@@ -343,14 +343,19 @@ def _paired_section(c: Comparison) -> list[str]:
     return md + ["Same budget N, same problems; the pqv alone (α = 0) is run at the prover-K budget only.", ""]
 
 
+def _baselines() -> str:
+    """The configurations a search claim is judged against at equal compute, as the tables label them."""
+    return ", ".join(config_label(b) for b in EQUAL_COMPUTE_BASELINES)
+
+
 def _strongest_section(c: Comparison) -> list[str]:
     if c.strongest is None or c.strongest.height == 0:
         return []
     md = ["### Against the strongest baseline at equal compute", "",
-          "At each N, beam search minus the most accurate of best-of-N (ORM), weighted majority (ORM) and majority "
-          "at any budget whose mean tokens are at most beam search's: a baseline whose accuracy falls with N is "
-          "judged by its best point. Tokens are the policy's generated tokens, or those plus the verifier's. "
-          "The strongest is picked on the same test problems, which if anything favours the baseline.", ""]
+          f"At each N, beam search minus the most accurate of {_baselines()} at any budget whose mean tokens are at "
+          "most beam search's: a baseline whose accuracy falls with N is judged by its best point. Tokens are the "
+          "policy's generated tokens, or those plus the verifier's. The strongest is picked on the same test "
+          "problems, which if anything favours the baseline.", ""]
     rows = [[r["cost"], r["budget"], pct(r["beam_acc"]), tok(r["beam_tokens"]),
              f"{r['baseline']} N={r['baseline_budget']}" if r["baseline"] else "none as cheap",
              pct(r["baseline_acc"]) if r["baseline"] else "–", tok(r["baseline_tokens"]) if r["baseline"] else "–",
@@ -407,9 +412,8 @@ def _claims_section(h: Headline) -> list[str]:
                   "so the 'beam search with PAVs' below is beam search on the PQV alone (the configured PAV's "
                   "comparison is in the reference table above).")
     rows = list(h.comparison.rows.iter_rows(named=True))  # by budget
-    matched = [r for r in rows if ok(r["gain_at_equal_tokens"])]
-    if matched:
-        r = matched[-1]
+    r = largest_matched(h.comparison)
+    if r is not None:
         g, lo, hi = r["gain_at_equal_tokens"], r["gain_at_equal_tokens_ci_low"], r["gain_at_equal_tokens_ci_high"]
         md.append(f"- **{ACCURACY.statement}**: at the largest budget with matched tokens (N={r['budget']}) "
                   f"gain_at_equal_tokens = {fmt_diff(g, lo, hi)} points: **{ACCURACY.verdict(g, lo, hi, r['beam_acc'], r['beam_acc'] - g)}** "
@@ -424,8 +428,8 @@ def _claims_section(h: Headline) -> list[str]:
     for r in strongest_rows_of(h.comparison):
         v = ACCURACY.verdict(r["diff"], r["ci_low"], r["ci_high"], r["beam_acc"], r["baseline_acc"])
         md.append(f"- **{ACCURACY.statement}**, judged against the strongest baseline at equal {r['cost']} tokens "
-                  f"(the most accurate of best-of-N, weighted majority and majority at any budget as cheap as beam "
-                  f"search): at N={r['budget']}, beam search {pct(r['beam_acc'])}% minus {r['baseline']} at "
+                  f"(the most accurate of {_baselines()} at any budget as cheap as beam search): at N={r['budget']}, "
+                  f"beam search {pct(r['beam_acc'])}% minus {r['baseline']} at "
                   f"N={r['baseline_budget']} {pct(r['baseline_acc'])}% = {fmt_diff(r['diff'], r['ci_low'], r['ci_high'])} "
                   f"points: **{v}** (the same rule).")
     if rows:
