@@ -76,7 +76,10 @@ def test_countdown_studies_the_oracle_arms_on_countdown(didactic):
     # didactic's prover sweep, every K unbiased in the labels, the oracle search and the pav_mc arms
     assert provers(cfg) == provers(didactic)
     assert cfg.rollouts.n_mc == cfg.search.oracle_rollouts == cfg.rl.mc_rollouts == max(cfg.sweep.prover_k) == 16
-    assert cfg.search.oracle and "pav_mc" in cfg.rl.arms and not cfg.rl.mc_provers  # pav_mc: every prover
+    assert cfg.search.oracle and "pav_mc" in cfg.rl.arms
+    # pav_mc: too weak, in between and too strong a Best-of-K of the base policy, and the weaker policy's
+    assert [str(Prover.of(p)) for p in cfg.rl.mc_provers] == ["base_k1", "base_k4", "base_k16", "weak_k4"]
+    assert cfg.rl.updates == didactic.rl.updates
     assert set(cfg.sft.policies) == {"base", "weak", "strong"}
     # the sizes fit the task's question space (each split has only ~500 distinct val/test questions)
     task = make_task(cfg.task, cfg.seed, cfg.policy)
